@@ -1,0 +1,11 @@
+"""glassnet: a convolutional neural network library in NumPy, every pass written out by hand."""
+from . import init
+from .errors import GlassnetError, GradcheckError, ShapeError
+from .gradcheck import gradcheck
+from .layers import (AvgPool2D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, Identity, Layer,
+                     LeakyReLU, MaxPool2D, ReLU, Sigmoid, Softmax, Tanh)
+from .losses import MSE, BinaryCrossEntropy, CrossEntropy, Loss, SoftmaxCrossEntropy
+from .optim import SGD, Adam, Optimizer
+from .sequential import Sequential
+
+__version__ = "0.1.0"

@@ -1,0 +1,12 @@
+"""glassnet layers: each a forward and a hand-written backward."""
+from .activations import Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .base import Layer
+from .conv import Conv2D
+from .dense import Dense, Flatten
+from .pooling import AvgPool2D, MaxPool2D
+from .regularization import BatchNorm2D, Dropout
+
+__all__ = [
+    "Layer", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "Dense", "Dropout", "BatchNorm2D",
+    "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "Softmax",
+]

@@ -1,0 +1,115 @@
+"""Element-wise activations and softmax. Each works on any input shape."""
+import numpy as np
+
+from ..validation import as_float_array, non_negative_number
+from .base import Layer
+
+
+class _Activation(Layer):
+    """Shared plumbing: check the input, cache what the derivative needs."""
+
+    def __init__(self, dtype=np.float64):
+        super().__init__(dtype)
+        self._cache = None
+
+    def forward(self, x):
+        x = as_float_array(x, type(self).__name__, self.dtype)
+        y, self._cache = self._apply(x)
+        return y
+
+    def backward(self, dy):
+        self._require_cache(self._cache)
+        dy = np.asarray(dy, dtype=self.dtype)
+        self._check_grad_shape(dy, self._cache.shape)
+        return self._input_grad(dy, self._cache)
+
+
+class ReLU(_Activation):
+    """``y = max(x, 0)``; the derivative at 0 is taken as 0 (as PyTorch)."""
+
+    def _apply(self, x):
+        return np.maximum(x, 0), x
+
+    def _input_grad(self, dy, x):
+        return dy * (x > 0)  # dy/dx = 1 where x > 0, else 0
+
+
+class LeakyReLU(_Activation):
+    """``y = x`` for x > 0, ``alpha * x`` otherwise (derivative alpha at 0, as PyTorch)."""
+
+    def __init__(self, alpha=0.01, dtype=np.float64):
+        super().__init__(dtype)
+        self.alpha = non_negative_number(alpha, "alpha", "LeakyReLU")
+
+    def get_config(self):
+        return {"alpha": self.alpha}
+
+    def _apply(self, x):
+        return np.where(x > 0, x, x * self.dtype.type(self.alpha)), x
+
+    def _input_grad(self, dy, x):
+        return np.where(x > 0, dy, dy * self.dtype.type(self.alpha))  # dy/dx = 1 or alpha
+
+
+class Sigmoid(_Activation):
+    """``y = 1 / (1 + exp(-x))``, computed without overflow for large |x|."""
+
+    def _apply(self, x):
+        y = np.empty_like(x)
+        positive = x >= 0
+        y[positive] = 1.0 / (1.0 + np.exp(-x[positive]))
+        exp_x = np.exp(x[~positive])
+        y[~positive] = exp_x / (1.0 + exp_x)
+        return y, y
+
+    def _input_grad(self, dy, y):
+        return dy * y * (1.0 - y)  # dy/dx = s (1 - s)
+
+
+class Tanh(_Activation):
+    """``y = tanh(x)``."""
+
+    def _apply(self, x):
+        y = np.tanh(x)
+        return y, y
+
+    def _input_grad(self, dy, y):
+        return dy * (1.0 - y * y)  # dy/dx = 1 - tanh^2
+
+
+class Identity(_Activation):
+    """``y = x`` (the 'linear' activation)."""
+
+    def _apply(self, x):
+        return x, x
+
+    def _input_grad(self, dy, x):
+        return dy
+
+
+class Softmax(_Activation):
+    """Softmax over axis 1 (classes of (N, K), or channels of (N, C, H, W), as PyTorch's dim=1).
+
+    ``y_k = exp(x_k - max_j x_j) / sum_j exp(x_j - max_j x_j)``; stable for logits of +-1000.
+    """
+
+    def _apply(self, x):
+        y = softmax(x, axis=1)
+        return y, y
+
+    def _input_grad(self, dy, y):
+        # dy_k/dx_j = y_k (delta_kj - y_j)  =>  dx = y * (dy - sum_k dy_k y_k)
+        return y * (dy - (dy * y).sum(axis=1, keepdims=True))
+
+
+def softmax(x, axis=1):
+    """Numerically stable softmax of ``x`` along ``axis``."""
+    shifted = x - x.max(axis=axis, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=axis, keepdims=True)
+
+
+def log_softmax(x, axis=1):
+    """Numerically stable log-softmax of ``x`` along ``axis``."""
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))

@@ -1,0 +1,142 @@
+"""2-D convolution (cross-correlation, as in PyTorch and Keras)."""
+import numpy as np
+
+from .. import init
+from ..errors import GlassnetError
+from ..validation import check_batch, as_float_array, int_pair, make_rng, positive_int
+from .base import Layer
+from .windows import add_windows_back, crop_padding, output_size, pad_images, windows
+
+
+def resolve_padding(padding, kernel, stride, owner):
+    """Turn ``padding`` (int, pair, "valid" or "same") into (top, bottom, left, right).
+
+    "same" keeps H and W for stride 1; for an even kernel the extra row/column goes
+    at the bottom/right, as in PyTorch.
+    """
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            return (0, 0, 0, 0)
+        if mode == "same":
+            if stride != (1, 1):
+                raise GlassnetError(
+                    f"{owner}: padding='same' needs stride 1 (as in PyTorch). Received: stride={stride}"
+                )
+            (kh, kw) = kernel
+            top, left = (kh - 1) // 2, (kw - 1) // 2
+            return (top, kh - 1 - top, left, kw - 1 - left)
+        raise GlassnetError(
+            f"{owner}: padding must be an int, a pair, 'valid' or 'same'. Received: padding={padding!r}"
+        )
+    ph, pw = int_pair(padding, "padding", owner, minimum=0)
+    return (ph, ph, pw, pw)
+
+
+class Conv2D(Layer):
+    """2-D convolution over a batch of images.
+
+    ``y[n, f, i, j] = bias[f] + sum_{c, u, v} weight[f, c, u, v] * x_pad[n, c, i*sh + u, j*sw + v]``
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    kernel_size : int or (kh, kw)
+    stride : int or (sh, sw), default 1
+    padding : int, (ph, pw), "valid" or "same", default 0
+        Zero padding. "same" (stride 1 only) keeps the spatial size.
+    bias : bool, default True
+    weight_init : "torch" (default, PyTorch's kaiming_uniform(a=sqrt(5))), "he" or "glorot"
+    rng : np.random.Generator, int seed or None
+    dtype : float64 (default) or float32
+
+    Shapes
+    ------
+    Input (N, in_channels, H, W); output (N, out_channels, OH, OW) with
+    ``OH = floor((H + pad_top + pad_bottom - kh) / sh) + 1`` and likewise OW.
+    weight (out_channels, in_channels, kh, kw); bias (out_channels,).
+
+    Example
+    -------
+    >>> conv = Conv2D(1, 8, kernel_size=3, padding="same", rng=0)
+    >>> conv(np.zeros((2, 1, 28, 28))).shape
+    (2, 8, 28, 28)
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 bias=True, weight_init="torch", rng=None, dtype=np.float64):
+        super().__init__(dtype)
+        name = "Conv2D"
+        self.in_channels = positive_int(in_channels, "in_channels", name)
+        self.out_channels = positive_int(out_channels, "out_channels", name)
+        self.kernel_size = int_pair(kernel_size, "kernel_size", name)
+        self.stride = int_pair(stride, "stride", name)
+        self.padding = padding if isinstance(padding, str) else int_pair(padding, "padding", name, minimum=0)
+        self.pads = resolve_padding(padding, self.kernel_size, self.stride, name)
+        self.use_bias = bool(bias)
+        self.weight_init = weight_init
+        kh, kw = self.kernel_size
+        shape = (self.out_channels, self.in_channels, kh, kw)
+        fan_in, fan_out = self.in_channels * kh * kw, self.out_channels * kh * kw
+        generator = make_rng(rng, name)
+        self.params["weight"] = init.initial_weight(weight_init, shape, fan_in, fan_out, generator, self.dtype, name)
+        if self.use_bias:
+            self.params["bias"] = init.initial_bias(weight_init, (self.out_channels,), fan_in, generator, self.dtype)
+        self._cache = None
+
+    def get_config(self):
+        return {
+            "in_channels": self.in_channels, "out_channels": self.out_channels,
+            "kernel_size": list(self.kernel_size), "stride": list(self.stride),
+            "padding": self.padding if isinstance(self.padding, str) else list(self.padding),
+            "bias": self.use_bias,
+        }
+
+    def output_shape(self, input_shape):
+        _, H, W = input_shape
+        OH, OW = self._spatial_output(H, W)
+        return (self.out_channels, OH, OW)
+
+    def _spatial_output(self, H, W):
+        (kh, kw), (sh, sw), (top, bottom, left, right) = self.kernel_size, self.stride, self.pads
+        if H + top + bottom < kh or W + left + right < kw:
+            raise GlassnetError(
+                f"Conv2D: kernel_size={self.kernel_size} is larger than the padded input "
+                f"({H + top + bottom}, {W + left + right}) (input H, W = ({H}, {W}), padding={self.padding!r})"
+            )
+        return output_size(H, kh, sh, top, bottom), output_size(W, kw, sw, left, right)
+
+    def forward(self, x):
+        """x: (N, C, H, W) -> (N, F, OH, OW)."""
+        x = as_float_array(x, "Conv2D", self.dtype)
+        check_batch(x, "Conv2D", f"(N, {self.in_channels}, H, W)", channels_axis=1, channels=self.in_channels)
+        N, C, H, W = x.shape
+        OH, OW = self._spatial_output(H, W)
+        weight = self.params["weight"]
+        F = self.out_channels
+        x_padded = pad_images(x, self.pads)
+        patches = windows(x_padded, self.kernel_size, self.stride)          # (N, C, OH, OW, kh, kw) view
+        cols = patches.transpose(0, 2, 3, 1, 4, 5).reshape(N * OH * OW, -1)  # (N*OH*OW, C*kh*kw) copy
+        out = cols @ weight.reshape(F, -1).T                                 # (N*OH*OW, F)
+        if self.use_bias:
+            out += self.params["bias"]
+        self._cache = (cols, x_padded.shape, (N, OH, OW))
+        return out.reshape(N, OH, OW, F).transpose(0, 3, 1, 2)              # (N, F, OH, OW)
+
+    def backward(self, dy):
+        """dy: (N, F, OH, OW) -> dL/dx: (N, C, H, W); fills grads["weight"], grads["bias"]."""
+        self._require_cache(self._cache)
+        cols, padded_shape, (N, OH, OW) = self._cache
+        F, C, kh, kw = self.params["weight"].shape
+        dy = np.asarray(dy, dtype=self.dtype)
+        self._check_grad_shape(dy, (N, F, OH, OW))
+        dy_rows = dy.transpose(0, 2, 3, 1).reshape(N * OH * OW, F)             # (N*OH*OW, F)
+        # out = cols @ W^T + b  =>  dW = dy^T @ cols,  db = sum over rows of dy
+        self.grads["weight"] = (dy_rows.T @ cols).reshape(F, C, kh, kw)
+        if self.use_bias:
+            self.grads["bias"] = dy_rows.sum(axis=0)
+        # dcols = dy @ W, then every patch entry flows back to the pixel it was read from
+        dcols = (dy_rows @ self.params["weight"].reshape(F, -1))               # (N*OH*OW, C*kh*kw)
+        dpatches = dcols.reshape(N, OH, OW, C, kh, kw).transpose(0, 3, 1, 2, 4, 5)  # (N, C, OH, OW, kh, kw)
+        dx_padded = add_windows_back(dpatches, padded_shape, self.stride)
+        return crop_padding(dx_padded, self.pads)

@@ -1,0 +1,116 @@
+"""Dropout and batch normalisation: the layers that behave differently in training and evaluation."""
+import numpy as np
+
+from ..validation import as_float_array, check_batch, make_rng, positive_int, probability, positive_number
+from .base import Layer
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, zero each element with probability ``p`` and scale
+    the survivors by ``1 / (1 - p)``; in evaluation, the identity.
+
+    Parameters
+    ----------
+    p : float in [0, 1), default 0.5
+    rng : np.random.Generator, int seed or None (draws the masks)
+
+    Shapes: any input shape; output has the same shape.
+    """
+
+    def __init__(self, p=0.5, rng=None, dtype=np.float64):
+        super().__init__(dtype)
+        self.p = probability(p, "p", "Dropout")
+        self.rng = make_rng(rng, "Dropout")
+        self._scaled_mask = None
+
+    def get_config(self):
+        return {"p": self.p}
+
+    def forward(self, x):
+        x = as_float_array(x, "Dropout", self.dtype)
+        if not self.training or self.p == 0.0:
+            self._scaled_mask = None
+            return x
+        keep = self.rng.random(x.shape) >= self.p
+        self._scaled_mask = keep.astype(self.dtype) / self.dtype.type(1.0 - self.p)
+        return x * self._scaled_mask
+
+    def backward(self, dy):
+        dy = np.asarray(dy, dtype=self.dtype)
+        if self._scaled_mask is None:  # evaluation mode or p == 0: identity
+            return dy
+        self._check_grad_shape(dy, self._scaled_mask.shape)
+        # y = x * mask / (1 - p)  =>  dx = dy * mask / (1 - p)
+        return dy * self._scaled_mask
+
+
+class BatchNorm2D(Layer):
+    """Batch normalisation over (N, H, W) for each channel (PyTorch's BatchNorm2d).
+
+    Training: ``y = weight * (x - mean_B) / sqrt(var_B + eps) + bias`` with the batch's
+    mean and biased variance; the running statistics move by ``momentum`` towards the
+    batch mean and the *unbiased* batch variance. Evaluation uses the running statistics.
+
+    Parameters
+    ----------
+    num_features : int (channels C)
+    eps : float, default 1e-5
+    momentum : float, default 0.1
+
+    Shapes
+    ------
+    Input (N, C, H, W); output (N, C, H, W). weight, bias, running_mean, running_var: (C,).
+    """
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype=np.float64):
+        super().__init__(dtype)
+        self.num_features = positive_int(num_features, "num_features", "BatchNorm2D")
+        self.eps = positive_number(eps, "eps", "BatchNorm2D")
+        self.momentum = probability(momentum, "momentum", "BatchNorm2D", allow_one=True)
+        C = self.num_features
+        self.params["weight"] = np.ones(C, dtype=self.dtype)
+        self.params["bias"] = np.zeros(C, dtype=self.dtype)
+        self.buffers["running_mean"] = np.zeros(C, dtype=self.dtype)
+        self.buffers["running_var"] = np.ones(C, dtype=self.dtype)
+        self._cache = None
+
+    def get_config(self):
+        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum}
+
+    def forward(self, x):
+        """x: (N, C, H, W) -> (N, C, H, W)."""
+        x = as_float_array(x, "BatchNorm2D", self.dtype)
+        C = self.num_features
+        check_batch(x, "BatchNorm2D", f"(N, {C}, H, W)", channels_axis=1, channels=C)
+        if self.training:
+            count = x.shape[0] * x.shape[2] * x.shape[3]
+            mean = x.mean(axis=(0, 2, 3))                       # (C,)
+            var = x.var(axis=(0, 2, 3))                         # (C,) biased, used to normalise
+            unbiased = var * (count / max(count - 1, 1))
+            m = self.momentum
+            self.buffers["running_mean"] = (1 - m) * self.buffers["running_mean"] + m * mean
+            self.buffers["running_var"] = (1 - m) * self.buffers["running_var"] + m * unbiased
+        else:
+            mean, var = self.buffers["running_mean"], self.buffers["running_var"]
+        inv_std = 1.0 / np.sqrt(var + self.eps)                 # (C,)
+        x_hat = (x - mean[:, None, None]) * inv_std[:, None, None]
+        self._cache = (x_hat, inv_std, self.training)
+        return x_hat * self.params["weight"][:, None, None] + self.params["bias"][:, None, None]
+
+    def backward(self, dy):
+        """dy: (N, C, H, W) -> dL/dx: (N, C, H, W)."""
+        self._require_cache(self._cache)
+        x_hat, inv_std, used_batch_stats = self._cache
+        dy = np.asarray(dy, dtype=self.dtype)
+        self._check_grad_shape(dy, x_hat.shape)
+        # y = w * x_hat + b  =>  dw = sum dy * x_hat,  db = sum dy
+        self.grads["weight"] = (dy * x_hat).sum(axis=(0, 2, 3))
+        self.grads["bias"] = dy.sum(axis=(0, 2, 3))
+        scale = (self.params["weight"] * inv_std)[:, None, None]   # (C, 1, 1)
+        if not used_batch_stats:
+            # fixed mean and variance: x_hat is affine in x
+            return dy * scale
+        # mean and variance depend on x: dx = w/sigma * (dy - mean(dy) - x_hat * mean(dy * x_hat))
+        mean_dy = dy.mean(axis=(0, 2, 3))[:, None, None]
+        mean_dy_xhat = (dy * x_hat).mean(axis=(0, 2, 3))[:, None, None]
+        return scale * (dy - mean_dy - x_hat * mean_dy_xhat)

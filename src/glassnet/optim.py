@@ -1,0 +1,94 @@
+"""Optimizers with PyTorch's update rules (``torch.optim.SGD`` and ``torch.optim.Adam``).
+
+An optimizer walks the model's ``(name, layer, key)`` triples: it reads
+``layer.grads[key]`` and updates ``layer.params[key]`` in place, so references held
+by the user stay valid. Its state is keyed by the same names ("0.weight", ...).
+"""
+import math
+
+import numpy as np
+
+from .errors import GlassnetError
+from .validation import non_negative_number, positive_number, probability
+
+
+class Optimizer:
+    def __init__(self, model, lr):
+        if not hasattr(model, "named_parameters"):
+            raise GlassnetError(f"{type(self).__name__}: expected a Sequential model. Received: {type(model).__name__}")
+        self.model = model
+        self.lr = positive_number(lr, "lr", type(self).__name__)
+        self.state = {}
+        self.steps = 0
+
+    def step(self):
+        """Apply one update to every parameter from its current gradient."""
+        for name, layer, key in self.model.named_parameters():
+            if key not in layer.grads:
+                raise GlassnetError(f"{type(self).__name__}.step: no gradient for {name}; call model.backward first")
+            param, grad = layer.params[key], layer.grads[key]
+            param -= self._update(name, param, grad.astype(param.dtype, copy=False))
+        self.steps += 1
+
+    def zero_grad(self):
+        """Forget the stored gradients (backward overwrites them anyway)."""
+        for _, layer, key in self.model.named_parameters():
+            layer.grads.pop(key, None)
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, as ``torch.optim.SGD``.
+
+    With g = grad + weight_decay * param:
+    ``buf = g`` (first step) or ``momentum * buf + (1 - dampening) * g``;
+    ``direction = g + momentum * buf`` if nesterov else ``buf`` (or ``g`` without momentum);
+    ``param -= lr * direction``.
+    """
+
+    def __init__(self, model, lr=0.01, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+        super().__init__(model, lr)
+        self.momentum = probability(momentum, "momentum", "SGD")
+        self.dampening = probability(dampening, "dampening", "SGD", allow_one=True)
+        self.weight_decay = non_negative_number(weight_decay, "weight_decay", "SGD")
+        self.nesterov = bool(nesterov)
+        if self.nesterov and (self.momentum == 0 or self.dampening != 0):
+            raise GlassnetError("SGD: nesterov needs momentum > 0 and dampening = 0. "
+                                f"Received: momentum={momentum}, dampening={dampening}")
+
+    def _update(self, name, param, grad):
+        g = grad + self.weight_decay * param if self.weight_decay else grad
+        if self.momentum == 0:
+            return self.lr * g
+        buf = self.state.get(name)
+        buf = g.copy() if buf is None else self.momentum * buf + (1 - self.dampening) * g
+        self.state[name] = buf
+        direction = g + self.momentum * buf if self.nesterov else buf
+        return self.lr * direction
+
+
+class Adam(Optimizer):
+    """Adam, as ``torch.optim.Adam`` (L2 weight decay added to the gradient, not AdamW).
+
+    ``m = b1 m + (1 - b1) g``; ``v = b2 v + (1 - b2) g^2``;
+    ``param -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
+    """
+
+    def __init__(self, model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(model, lr)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise GlassnetError(f"Adam: betas must be a pair. Received: betas={betas!r}")
+        self.betas = (probability(betas[0], "betas[0]", "Adam"), probability(betas[1], "betas[1]", "Adam"))
+        self.eps = positive_number(eps, "eps", "Adam")
+        self.weight_decay = non_negative_number(weight_decay, "weight_decay", "Adam")
+
+    def _update(self, name, param, grad):
+        b1, b2 = self.betas
+        g = grad + self.weight_decay * param if self.weight_decay else grad
+        m, v, t = self.state.get(name, (np.zeros_like(param), np.zeros_like(param), 0))
+        t += 1
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * (g * g)
+        self.state[name] = (m, v, t)
+        step_size = self.lr / (1 - b1 ** t)
+        denom = np.sqrt(v) / math.sqrt(1 - b2 ** t) + self.eps
+        return step_size * (m / denom)

@@ -1,0 +1,104 @@
+"""A stack of layers applied in order, with backpropagation in reverse order."""
+import numpy as np
+
+from .errors import GlassnetError
+from .layers.base import Layer
+from .validation import resolve_dtype
+
+
+class Sequential:
+    """Layers applied one after the other.
+
+    Parameters
+    ----------
+    layers : list of Layer
+    dtype : None (keep each layer's dtype, float64 by default) or float32 / float64
+        to convert every layer.
+
+    Example
+    -------
+    >>> model = Sequential([Dense(4, 8, rng=0), ReLU(), Dense(8, 3, rng=1)])
+    >>> model(np.ones((2, 4))).shape
+    (2, 3)
+    """
+
+    def __init__(self, layers, dtype=None):
+        layers = list(layers)
+        if not layers:
+            raise GlassnetError("Sequential: needs at least one layer. Received: layers=[]")
+        for index, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise GlassnetError(f"Sequential: item {index} is not a glassnet layer. Received: {layer!r}")
+        if len({id(layer) for layer in layers}) != len(layers):
+            raise GlassnetError("Sequential: the same layer object appears twice; create a new layer instead")
+        self.layers = layers
+        if dtype is not None:
+            self.astype(dtype)
+        self.training = True
+
+    # -- passes -------------------------------------------------------------------
+    def forward(self, x):
+        """x: the first layer's input (e.g. (N, C, H, W)) -> the last layer's output."""
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    __call__ = forward
+
+    def backward(self, dy):
+        """dy: dL/d(output) -> dL/dx; fills every layer's ``grads`` on the way down."""
+        for layer in reversed(self.layers):
+            dy = layer.backward(dy)
+        return dy
+
+    # -- modes and dtype ------------------------------------------------------------
+    def train(self, mode=True):
+        self.training = bool(mode)
+        for layer in self.layers:
+            layer.train(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    @property
+    def dtype(self):
+        return self.layers[0].dtype
+
+    def astype(self, dtype):
+        """Convert every layer to float32 or float64 in place; returns self."""
+        dtype = resolve_dtype(dtype, "Sequential")
+        for layer in self.layers:
+            layer.astype(dtype)
+        return self
+
+    # -- parameters -------------------------------------------------------------------
+    def named_parameters(self):
+        """Yield ``(name, layer, key)`` for every trainable array, e.g. ``("0.weight", conv, "weight")``.
+
+        The array is ``layer.params[key]`` and its gradient ``layer.grads[key]``.
+        """
+        for index, layer in enumerate(self.layers):
+            for key in layer.params:
+                yield f"{index}.{key}", layer, key
+
+    def parameters(self):
+        """Dict ``name -> parameter array`` (the live arrays, not copies)."""
+        return {name: layer.params[key] for name, layer, key in self.named_parameters()}
+
+    def gradients(self):
+        """Dict ``name -> gradient array`` from the latest backward."""
+        return {name: layer.grads[key] for name, layer, key in self.named_parameters() if key in layer.grads}
+
+    def num_params(self):
+        return sum(layer.num_params() for layer in self.layers)
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __getitem__(self, index):
+        return self.layers[index]
+
+    def __repr__(self):
+        inner = ",\n".join(f"    {layer!r}" for layer in self.layers)
+        return f"Sequential([\n{inner}\n])"
