@@ -7,5 +7,7 @@ from .layers import (AvgPool2D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, Id
 from .losses import MSE, BinaryCrossEntropy, CrossEntropy, Loss, SoftmaxCrossEntropy
 from .optim import SGD, Adam, Optimizer
 from .sequential import Sequential
+from .serialization import load, save
+from . import datasets, presets
 
 __version__ = "0.1.0"

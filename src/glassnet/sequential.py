@@ -1,6 +1,7 @@
 """A stack of layers applied in order, with backpropagation in reverse order."""
 import numpy as np
 
+from . import training
 from .errors import GlassnetError
 from .layers.base import Layer
 from .validation import resolve_dtype
@@ -32,6 +33,8 @@ class Sequential:
         if len({id(layer) for layer in layers}) != len(layers):
             raise GlassnetError("Sequential: the same layer object appears twice; create a new layer instead")
         self.layers = layers
+        # what predict needs beyond the weights: input shape, preprocessing, class names, loss
+        self.metadata = {}
         if dtype is not None:
             self.astype(dtype)
         self.training = True
@@ -92,6 +95,27 @@ class Sequential:
 
     def num_params(self):
         return sum(layer.num_params() for layer in self.layers)
+
+    # -- training and inference (see training.py) --------------------------------------
+    def fit(self, x, y, **kwargs):
+        """Train on (x, y); see ``glassnet.training.fit`` for the arguments. Returns the history."""
+        return training.fit(self, x, y, **kwargs)
+
+    def evaluate(self, x, y, **kwargs):
+        """(mean loss, accuracy) on (x, y) in evaluation mode."""
+        return training.evaluate(self, x, y, **kwargs)
+
+    def predict(self, x, batch_size=256):
+        """Outputs for x in evaluation mode: (N, ...) -> (N, outputs)."""
+        return training.predict(self, x, batch_size)
+
+    def predict_proba(self, x):
+        """Class probabilities (softmax of logits unless the model ends in Softmax/Sigmoid)."""
+        return training.probabilities(self, x)
+
+    def summary(self, input_shape=None, print_fn=print):
+        """Print the layer table (layer, output shape, parameter count, total)."""
+        print_fn(training.summary_text(self, input_shape))
 
     def __len__(self):
         return len(self.layers)

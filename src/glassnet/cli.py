@@ -1,0 +1,162 @@
+"""The ``glassnet`` command: train, evaluate, predict, summary, datasets.
+
+Exit status: 0 on success, 2 on usage errors (argparse), 1 with a one-line message on
+any user error (missing file, not an image, damaged model file, ...).
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import datasets, presets
+from .errors import GlassnetError
+from .images import load_image
+from .serialization import load, save
+from .training import accuracy, resolve_loss
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="glassnet", description="Train, save and use NumPy CNNs.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model on a dataset and save it")
+    train.add_argument("--dataset", required=True, choices=sorted(datasets.LOADERS))
+    train.add_argument("--arch", choices=sorted(presets.ARCHITECTURES))
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--lr", type=float)
+    train.add_argument("--optimizer", choices=["sgd", "momentum", "adam"])
+    train.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--data-dir", help="folder holding the IDX files (fashion_mnist, mnist)")
+    train.add_argument("--quiet", action="store_true", help="no progress output")
+    train.add_argument("--out", required=True, help="where to save the model file")
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a saved model on a dataset's test split")
+    evaluate.add_argument("model")
+    evaluate.add_argument("--dataset", required=True, choices=sorted(datasets.LOADERS))
+    evaluate.add_argument("--data-dir")
+
+    predict = commands.add_parser("predict", help="classify image files with a saved model")
+    predict.add_argument("model")
+    predict.add_argument("images", nargs="+")
+    predict.add_argument("--top-k", type=int, default=1)
+    predict.add_argument("--json", action="store_true")
+
+    summary = commands.add_parser("summary", help="print a saved model's layers and parameter counts")
+    summary.add_argument("model")
+
+    commands.add_parser("datasets", help="list the datasets and whether they are available here")
+    return parser
+
+
+def result_line(task, loss_value, accuracy_value):
+    return f"test mse: {loss_value:.4f}" if task == "regression" else f"test accuracy: {accuracy_value:.4f}"
+
+
+def command_train(args):
+    dataset = datasets.load(args.dataset, data_dir=args.data_dir)
+    settings = dict(presets.DEFAULTS[args.dataset])
+    for key in ("arch", "epochs", "batch_size", "lr", "optimizer"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    outputs = dataset.y_train.shape[1] if dataset.y_train.ndim == 2 else len(dataset.class_names)
+    model = presets.build(settings["arch"], dataset.input_shape, outputs, seed=settings.get("seed", args.seed),
+                          dtype=args.dtype)
+    model.metadata.update({"dataset": dataset.name, "task": dataset.task, "class_names": dataset.class_names,
+                           "preprocessing": dataset.preprocessing, "loss": settings["loss"]})
+    log = (lambda line: None) if args.quiet else print
+    log(f"training {settings['arch']} on {dataset.description}: {settings['epochs']} epochs, batch "
+        f"{settings['batch_size']}, {settings['optimizer']} lr {settings['lr']}, {args.dtype}")
+    started = time.perf_counter()
+    model.fit(dataset.x_train, dataset.y_train, epochs=settings["epochs"], batch_size=settings["batch_size"],
+              loss=settings["loss"], optimizer=settings["optimizer"], lr=settings["lr"], seed=args.seed,
+              verbose=not args.quiet, log=log)
+    seconds = time.perf_counter() - started
+    loss_value, accuracy_value = model.evaluate(dataset.x_test, dataset.y_test, loss=settings["loss"])
+    if args.dataset == "xor":
+        accuracy_value = accuracy(resolve_loss("binary_cross_entropy"), model.predict(dataset.x_test), dataset.y_test)
+        model.metadata["task"] = "classification"
+    path = save(model, args.out)
+    print(f"trained in {seconds:.1f} s; model saved to {path}")
+    print(result_line(model.metadata["task"], loss_value, accuracy_value))
+
+
+def command_evaluate(args):
+    model = load(args.model)
+    dataset = datasets.load(args.dataset, data_dir=args.data_dir)
+    if tuple(model.metadata.get("input_shape", dataset.input_shape)) != dataset.input_shape:
+        raise GlassnetError(f"model expects inputs of shape {tuple(model.metadata['input_shape'])}, dataset "
+                            f"{dataset.name} has {dataset.input_shape}")
+    loss_name = model.metadata.get("loss", "softmax_cross_entropy")
+    loss_value, accuracy_value = model.evaluate(dataset.x_test, dataset.y_test, loss=loss_name)
+    if dataset.name == "xor":
+        accuracy_value = accuracy(resolve_loss("binary_cross_entropy"), model.predict(dataset.x_test), dataset.y_test)
+    print(result_line(model.metadata.get("task", dataset.task), loss_value, accuracy_value))
+
+
+def command_predict(args):
+    model = load(args.model)
+    preprocessing = model.metadata.get("preprocessing", {})
+    class_names = model.metadata.get("class_names") or []
+    if args.top_k < 1:
+        raise GlassnetError(f"--top-k must be at least 1. Received: {args.top_k}")
+    results = []
+    for path in args.images:
+        probs = model.predict_proba(load_image(path, preprocessing)[None])[0]
+        order = np.argsort(-probs, kind="stable")[:args.top_k]
+        name = lambda i: class_names[i] if i < len(class_names) else str(i)
+        top = [{"class": name(i), "probability": float(probs[i])} for i in order]
+        results.append({"path": path, "class": top[0]["class"], "probability": top[0]["probability"], "top_k": top})
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for result in results:
+            extra = "".join(f"\t{t['class']}:{t['probability']:.4f}" for t in result["top_k"][1:])
+            print(f"{result['path']}\t{result['class']}\t{result['probability']:.4f}{extra}")
+
+
+def command_summary(args):
+    model = load(args.model)
+    model.summary()
+
+
+def command_datasets(args):
+    for name, loader in datasets.LOADERS.items():
+        try:
+            if name == "mnist":
+                folder = datasets.cache_dir() / "mnist"
+                status = "cached" if folder.is_dir() and any(folder.iterdir()) else "downloads on first use"
+            else:
+                dataset = loader()
+                status = f"available: {dataset.description}"
+        except GlassnetError as error:
+            status = f"not available: {error}"
+        print(f"{name}\t{status}")
+
+
+COMMANDS = {"train": command_train, "evaluate": command_evaluate, "predict": command_predict,
+            "summary": command_summary, "datasets": command_datasets}
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except GlassnetError as error:
+        print(f"glassnet: error: {error}", file=sys.stderr)
+        return 1
+    except (OSError, MemoryError) as error:
+        print(f"glassnet: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("glassnet: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

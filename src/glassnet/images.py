@@ -1,0 +1,103 @@
+"""Turn an image file into the input a model was trained on.
+
+For digit models this is the MNIST convention: grey, dark-on-light detected and
+inverted (ink is bright), cropped to the ink, fitted into a ``box`` x ``box`` square
+keeping the aspect ratio, centred by centre of mass in the ``size`` canvas, then
+scaled like the training pixels (``ink * max_value * scale + offset``).
+"""
+import numpy as np
+
+from .errors import GlassnetError
+
+MAX_PIXELS = 50_000_000  # larger images are refused before decoding
+
+
+def _pillow():
+    try:
+        from PIL import Image
+    except ImportError:
+        raise GlassnetError("reading images needs Pillow: pip install 'glassnet[image]'") from None
+    return Image
+
+
+def read_grey(path):
+    """Image file -> float array (H, W) in [0, 1]; transparent areas become white paper."""
+    Image = _pillow()
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise GlassnetError(f"{path}: image of {width}x{height} pixels exceeds the limit of "
+                                    f"{MAX_PIXELS:,} pixels")
+            image.load()
+            if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+                rgba = image.convert("RGBA")
+                paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                image = Image.alpha_composite(paper, rgba)
+            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+                pixels = np.asarray(image, dtype=np.float64)
+                top = 65535.0 if pixels.max() > 255 else 255.0
+                return np.clip(pixels / top, 0.0, 1.0)
+            return np.asarray(image.convert("L"), dtype=np.float64) / 255.0
+    except GlassnetError:
+        raise
+    except FileNotFoundError:
+        raise GlassnetError(f"{path}: no such file") from None
+    except Image.DecompressionBombError as error:
+        raise GlassnetError(f"{path}: refused as a decompression bomb ({error})") from None
+    except (OSError, ValueError, SyntaxError) as error:
+        raise GlassnetError(f"{path}: not a readable image ({error.__class__.__name__}: {error})") from None
+
+
+def ink_of(grey):
+    """Bright-on-dark ink in [0, 1]: invert dark-on-light images (judged by the border), stretch contrast."""
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    background = float(np.median(border))
+    ink = 1.0 - grey if background > 0.5 else grey.copy()
+    ink_background = 1.0 - background if background > 0.5 else background
+    peak = float(ink.max())
+    if peak - ink_background < 1e-6:
+        raise GlassnetError("image is blank: no ink found")
+    return np.clip((ink - ink_background) / (peak - ink_background), 0.0, 1.0)
+
+
+def _resize(array, width, height):
+    Image = _pillow()
+    image = Image.fromarray(array.astype(np.float32), mode="F")
+    return np.asarray(image.resize((max(width, 1), max(height, 1)), Image.Resampling.LANCZOS), dtype=np.float64)
+
+
+def fit_digit(ink, size, box, centre):
+    """Crop to the ink, fit into box x box keeping the aspect ratio, place in a size x size canvas.
+
+    centre="mass": shift so the centre of mass sits at the canvas centre (MNIST);
+    centre="box": centre the bounding box (scikit-learn digits); "none": resize the whole image.
+    """
+    height, width = size
+    if centre == "none":
+        return np.clip(_resize(ink, width, height), 0.0, 1.0)
+    rows, cols = np.flatnonzero((ink > 0.2).any(axis=1)), np.flatnonzero((ink > 0.2).any(axis=0))
+    crop = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    factor = box / max(crop.shape)
+    new_h, new_w = max(1, round(crop.shape[0] * factor)), max(1, round(crop.shape[1] * factor))
+    digit = np.clip(_resize(crop, new_w, new_h), 0.0, 1.0)
+    canvas = np.zeros((height, width))
+    top, left = (height - new_h) // 2, (width - new_w) // 2
+    if centre == "mass":
+        total = digit.sum()
+        mass_row = (digit.sum(axis=1) @ np.arange(new_h)) / total
+        mass_col = (digit.sum(axis=0) @ np.arange(new_w)) / total
+        top = int(np.clip(round((height - 1) / 2 - mass_row), 0, height - new_h))
+        left = int(np.clip(round((width - 1) / 2 - mass_col), 0, width - new_w))
+    canvas[top:top + new_h, left:left + new_w] = digit
+    return canvas
+
+
+def load_image(path, preprocessing):
+    """Image file -> model input (1, H, W) following a dataset's ``preprocessing`` record."""
+    if preprocessing.get("kind") != "image":
+        raise GlassnetError("this model was not trained on images, it cannot predict on an image file")
+    ink = ink_of(read_grey(path))
+    canvas = fit_digit(ink, tuple(preprocessing["size"]), preprocessing["box"], preprocessing["centre"])
+    pixels = canvas * preprocessing["max_value"] * preprocessing["scale"] + preprocessing["offset"]
+    return pixels[None, :, :]

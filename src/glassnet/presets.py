@@ -1,0 +1,90 @@
+"""Named architectures (used by the ``glassnet`` command) and each dataset's defaults."""
+import numpy as np
+
+from .errors import GlassnetError
+from .layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, Tanh
+from .sequential import Sequential
+
+
+def _image_shape(input_shape, arch):
+    if len(input_shape) != 3:
+        raise GlassnetError(f"architecture '{arch}' needs image inputs (C, H, W), this dataset has "
+                            f"inputs of shape {tuple(input_shape)}; try --arch mlp")
+    return input_shape
+
+
+def mlp(input_shape, outputs, rng, hidden=128):
+    """Flatten, Dense(hidden), ReLU, Dense(outputs)."""
+    features = int(np.prod(input_shape))
+    return [Flatten(), Dense(features, hidden, rng=rng), ReLU(), Dense(hidden, outputs, rng=rng)]
+
+
+def linear(input_shape, outputs, rng):
+    """One Dense layer: linear (or, with softmax cross-entropy, multinomial logistic) regression."""
+    return [Flatten(), Dense(int(np.prod(input_shape)), outputs, rng=rng)]
+
+
+def xor_net(input_shape, outputs, rng):
+    """Seed 002's 2-2-1 network with sigmoids (trained with MSE)."""
+    return [Dense(int(np.prod(input_shape)), 2, weight_init="glorot", rng=rng), Sigmoid(),
+            Dense(2, outputs, weight_init="glorot", rng=rng), Sigmoid()]
+
+
+def seed(input_shape, outputs, rng):
+    """Seed 004's CNN: Conv 16x3x3, tanh, Dense to outputs."""
+    C, H, W = _image_shape(input_shape, "seed")
+    return [Conv2D(C, 16, 3, rng=rng), Tanh(), Flatten(), Dense(16 * (H - 2) * (W - 2), outputs, rng=rng)]
+
+
+def vz(input_shape, outputs, rng):
+    """Seed 001's network: Conv 8x3x3 (no activation), max pool 2, Dense to outputs."""
+    C, H, W = _image_shape(input_shape, "vz")
+    return [Conv2D(C, 8, 3, rng=rng), MaxPool2D(2), Flatten(), Dense(8 * ((H - 2) // 2) * ((W - 2) // 2), outputs,
+                                                                     rng=rng)]
+
+
+def lenet(input_shape, outputs, rng):
+    """Conv 16x3x3 (same) - ReLU - pool 2, Conv 32x3x3 (same) - ReLU - pool 2, Dense 128, ReLU, Dense."""
+    C, H, W = _image_shape(input_shape, "lenet")
+    flat = 32 * (H // 2 // 2) * (W // 2 // 2)
+    return [Conv2D(C, 16, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2),
+            Conv2D(16, 32, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2),
+            Flatten(), Dense(flat, 128, rng=rng), ReLU(), Dense(128, outputs, rng=rng)]
+
+
+def simple(input_shape, outputs, rng):
+    """Conv 30x5x5, ReLU, max pool 2, Dense 100, ReLU, Dense."""
+    C, H, W = _image_shape(input_shape, "simple")
+    flat = 30 * ((H - 4) // 2) * ((W - 4) // 2)
+    return [Conv2D(C, 30, 5, rng=rng), ReLU(), MaxPool2D(2), Flatten(),
+            Dense(flat, 100, rng=rng), ReLU(), Dense(100, outputs, rng=rng)]
+
+
+ARCHITECTURES = {"mlp": mlp, "linear": linear, "xor": xor_net, "seed": seed, "vz": vz, "lenet": lenet,
+                 "simple": simple}
+
+# per dataset: architecture, loss, optimizer, learning rate, epochs, batch size
+DEFAULTS = {
+    "xor": dict(arch="xor", loss="mse", optimizer="sgd", lr=2.0, epochs=3000, batch_size=4, seed=1),
+    "iris": dict(arch="linear", loss="softmax_cross_entropy", optimizer="adam", lr=0.05, epochs=100, batch_size=16),
+    "boston": dict(arch="mlp", loss="mse", optimizer="adam", lr=0.01, epochs=150, batch_size=16),
+    "digits": dict(arch="lenet", loss="softmax_cross_entropy", optimizer="adam", lr=0.001, epochs=24,
+                   batch_size=16),
+    "mnist5k": dict(arch="lenet", loss="softmax_cross_entropy", optimizer="adam", lr=0.001, epochs=10,
+                    batch_size=32),
+    "fashion_mnist": dict(arch="simple", loss="softmax_cross_entropy", optimizer="adam", lr=0.001, epochs=5,
+                          batch_size=100),
+    "mnist": dict(arch="lenet", loss="softmax_cross_entropy", optimizer="adam", lr=0.001, epochs=3,
+                  batch_size=64),
+}
+
+
+def build(arch, input_shape, outputs, seed=0, dtype=np.float64):
+    """A Sequential for architecture ``arch`` with weights drawn from ``seed``."""
+    if arch not in ARCHITECTURES:
+        raise GlassnetError(f"unknown architecture {arch!r}; available: {', '.join(ARCHITECTURES)}")
+    rng = np.random.default_rng(seed)
+    model = Sequential(ARCHITECTURES[arch](tuple(input_shape), outputs, rng), dtype=dtype)
+    model.metadata["arch"] = arch
+    model.metadata["input_shape"] = list(input_shape)
+    return model
