@@ -73,7 +73,11 @@ def mnist(base_url=None, data_dir=None, checksums=None):
     base_url = base_url or os.environ.get("GLASSNET_MNIST_URL") or MNIST_URL
     folder = Path(data_dir) if data_dir else cache_dir() / "mnist"
     checksums = checksums or MNIST_MD5
-    paths = [fetch(base_url.rstrip("/") + "/" + name, folder / name, checksums[name]) for name in checksums]
+    names = [name + ".gz" for name in IDX_NAMES]  # train images, train labels, test images, test labels
+    missing = [name for name in names if name not in checksums]
+    if missing:
+        raise GlassnetError(f"mnist: no checksum given for {missing}")
+    paths = [fetch(base_url.rstrip("/") + "/" + name, folder / name, checksums[name]) for name in names]
     return _idx_dataset("mnist", paths, [str(d) for d in range(10)], mnist_preprocessing(), "MNIST")
 
 
