@@ -110,25 +110,17 @@ def test_batchnorm_training_matches_torch(shape):
         torch_bn.weight.copy_(tensor(bn.params["weight"]))
         torch_bn.bias.copy_(tensor(bn.params["bias"]))
     for step in range(3):  # running statistics accumulate over several batches
-        x = 2 + 3 * rng.standard_normal(shape)
-        out = bn.forward(x)
-        dy = rng.standard_normal(shape)
-        dx = bn.backward(dy)
-        x_t = tensor(x, grad=True)
-        torch_bn.zero_grad()
-        ref = torch_bn(x_t)
-        ref.backward(tensor(dy))
-        assert_matches(out, ref)
-        assert_matches(dx, x_t.grad)
-        assert_matches(bn.grads["weight"], torch_bn.weight.grad)
-        assert_matches(bn.grads["bias"], torch_bn.bias.grad)
+        compare_batchnorm_step(bn, torch_bn, 2 + 3 * rng.standard_normal(shape), rng.standard_normal(shape))
         assert_matches(bn.buffers["running_mean"], torch_bn.running_mean)
         assert_matches(bn.buffers["running_var"], torch_bn.running_var)
     # evaluation mode: running statistics, affine in x
     bn.eval()
     torch_bn.eval()
-    x = rng.standard_normal(shape)
-    dy = rng.standard_normal(shape)
+    compare_batchnorm_step(bn, torch_bn, rng.standard_normal(shape), rng.standard_normal(shape))
+
+
+def compare_batchnorm_step(bn, torch_bn, x, dy):
+    """One forward and backward of glassnet's and torch's BatchNorm on the same x and dy."""
     out = bn.forward(x)
     dx = bn.backward(dy)
     x_t = tensor(x, grad=True)

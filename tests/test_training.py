@@ -83,19 +83,11 @@ def test_xor_is_solved():
     assert np.all((outputs > 0.5) == (data.y_test[:, 0] == 1)), outputs
 
 
-def test_iris_accuracy_floor():
-    data = gn.datasets.iris()
-    s = gn.presets.DEFAULTS["iris"]
-    model = gn.presets.build(s["arch"], data.input_shape, 3, seed=0)
+@pytest.mark.parametrize("name, floor", [("iris", 0.93), ("digits", 0.98)])
+def test_accuracy_floor_with_the_dataset_defaults(name, floor):
+    data = gn.datasets.load(name)
+    s = gn.presets.DEFAULTS[name]
+    model = gn.presets.build(s["arch"], data.input_shape, len(data.class_names), seed=0)
     model.fit(data.x_train, data.y_train, epochs=s["epochs"], batch_size=s["batch_size"], optimizer=s["optimizer"],
               lr=s["lr"], seed=0, verbose=False)
-    assert model.evaluate(data.x_test, data.y_test)[1] >= 0.93
-
-
-def test_digits_accuracy_floor():
-    data = gn.datasets.digits()
-    s = gn.presets.DEFAULTS["digits"]
-    model = gn.presets.build(s["arch"], data.input_shape, 10, seed=0)
-    model.fit(data.x_train, data.y_train, epochs=s["epochs"], batch_size=s["batch_size"], optimizer=s["optimizer"],
-              lr=s["lr"], seed=0, verbose=False)
-    assert model.evaluate(data.x_test, data.y_test)[1] >= 0.98
+    assert model.evaluate(data.x_test, data.y_test)[1] >= floor
