@@ -113,13 +113,14 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
     loss = resolve_loss(loss)
     optimizer = resolve_optimizer(model, optimizer, lr)
     rng = make_rng(seed, "fit")
+    tracks_accuracy = not isinstance(loss, MSE)
     history = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
     n = x.shape[0]
     for epoch in range(1, epochs + 1):
         model.train()
         order = rng.permutation(n) if shuffle else np.arange(n)
         progress = _Progress(n, f"epoch {epoch}/{epochs}", verbose)
-        total_loss, correct, counted = 0.0, 0.0, True
+        total_loss, correct = 0.0, 0.0
         for start in range(0, n, batch_size):
             batch = order[start:start + batch_size]
             outputs = model.forward(x[batch])
@@ -127,13 +128,12 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
             model.backward(loss.backward())
             optimizer.step()
             total_loss += batch_loss * len(batch)
-            batch_accuracy = accuracy(loss, outputs, y[batch])
-            counted = batch_accuracy is not None
-            correct += (batch_accuracy or 0.0) * len(batch)
+            if tracks_accuracy:
+                correct += accuracy(loss, outputs, y[batch]) * len(batch)
             progress.update(len(batch), batch_loss)
         progress.close()
         history["loss"].append(total_loss / n)
-        history["accuracy"].append(correct / n if counted else None)
+        history["accuracy"].append(correct / n if tracks_accuracy else None)
         if validation_data is not None:
             val_loss, val_accuracy = evaluate(model, *validation_data, loss=loss)
         else:

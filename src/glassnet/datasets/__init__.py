@@ -1,5 +1,6 @@
 """Datasets: each loader returns a ``Dataset`` with train/test arrays, labels, class names
 and the preprocessing it applied."""
+from ..errors import GlassnetError
 from .base import Dataset
 from .builtin import boston, digits, iris, mnist5k, xor
 from .folder import image_folder
@@ -12,7 +13,6 @@ LOADERS = {"xor": xor, "iris": iris, "boston": boston, "digits": digits, "mnist5
 
 def load(name, data_dir=None):
     """Load a dataset by name (see ``LOADERS``); ``data_dir`` for fashion_mnist / mnist."""
-    from ..errors import GlassnetError
     if name not in LOADERS:
         raise GlassnetError(f"unknown dataset {name!r}; available: {', '.join(LOADERS)}")
     if name in ("fashion_mnist", "mnist") and data_dir is not None:

@@ -76,7 +76,7 @@ class MaxPool2D(_Pool2D):
         OH, OW = self._spatial_output(H, W)
         kh, kw = self.kernel_size
         x_padded = pad_images(x, self.pads, value=-np.inf)
-        patches = windows(x_padded, self.kernel_size, self.stride)[:, :, :OH, :OW]  # (N, C, OH, OW, kh, kw)
+        patches = windows(x_padded, self.kernel_size, self.stride)  # (N, C, OH, OW, kh, kw)
         flat = patches.reshape(N, C, OH, OW, kh * kw)                                # copy
         winner = flat.argmax(axis=-1)                                                # (N, C, OH, OW), first max
         out = np.take_along_axis(flat, winner[..., None], axis=-1)[..., 0]
@@ -113,20 +113,18 @@ class AvgPool2D(_Pool2D):
         N, C, H, W = x.shape
         OH, OW = self._spatial_output(H, W)
         x_padded = pad_images(x, self.pads)
-        patches = windows(x_padded, self.kernel_size, self.stride)[:, :, :OH, :OW]  # (N, C, OH, OW, kh, kw)
-        self._cache = x_padded.shape
+        patches = windows(x_padded, self.kernel_size, self.stride)  # (N, C, OH, OW, kh, kw)
+        self._cache = (x_padded.shape, (N, C, OH, OW))
         return patches.mean(axis=(4, 5))
 
     def backward(self, dy):
         """dy: (N, C, OH, OW) -> dL/dx: (N, C, H, W)."""
         self._require_cache(self._cache)
-        padded_shape = self._cache
+        padded_shape, out_shape = self._cache
         dy = np.asarray(dy, dtype=self.dtype)
-        N, C = padded_shape[:2]
+        self._check_grad_shape(dy, out_shape)
         kh, kw = self.kernel_size
-        OH, OW = self._spatial_output(padded_shape[2] - 2 * self.padding[0], padded_shape[3] - 2 * self.padding[1])
-        self._check_grad_shape(dy, (N, C, OH, OW))
         # d mean / d x_k = 1 / (kh * kw) for every k in the window
         share = dy / (kh * kw)
-        dpatches = np.broadcast_to(share[..., None, None], (N, C, OH, OW, kh, kw))
+        dpatches = np.broadcast_to(share[..., None, None], out_shape + (kh, kw))
         return crop_padding(add_windows_back(dpatches, padded_shape, self.stride), self.pads)
