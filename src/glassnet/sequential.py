@@ -48,11 +48,17 @@ class Sequential:
 
     __call__ = forward
 
-    def backward(self, dy):
-        """dy: dL/d(output) -> dL/dx; fills every layer's ``grads`` on the way down."""
-        for layer in reversed(self.layers):
+    def backward(self, dy, input_grad=True):
+        """dy: dL/d(output) -> dL/dx; fills every layer's ``grads`` on the way down.
+
+        With ``input_grad=False`` (training) the first layer skips dL/dx and None is returned.
+        """
+        for layer in reversed(self.layers[1:]):
             dy = layer.backward(dy)
-        return dy
+        if input_grad:
+            return self.layers[0].backward(dy)
+        self.layers[0].backward_parameters(dy)
+        return None
 
     # -- modes and dtype ------------------------------------------------------------
     def train(self, mode=True):

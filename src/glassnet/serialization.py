@@ -10,14 +10,13 @@ arrays are read with ``allow_pickle=False``. Saving writes a temporary file in t
 folder and moves it into place, so an interrupted save never damages an existing file.
 """
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from . import layers as layer_module
+from .files import atomic_write
 from .errors import GlassnetError
 from .sequential import Sequential
 
@@ -60,17 +59,8 @@ def save(model, path):
             for key, value in store.items():
                 arrays[f"{index}.{key}"] = value
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.",
-                                         suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            np.savez(out, **arrays)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    with atomic_write(path) as out:
+        np.savez(out, **arrays)
     return path
 
 

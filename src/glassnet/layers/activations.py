@@ -28,10 +28,11 @@ class ReLU(_Activation):
     """``y = max(x, 0)``; the derivative at 0 is taken as 0 (as PyTorch)."""
 
     def _apply(self, x):
-        return np.maximum(x, 0), x
+        positive = x > 0
+        return np.maximum(x, 0), positive
 
-    def _input_grad(self, dy, x):
-        return dy * (x > 0)  # dy/dx = 1 where x > 0, else 0
+    def _input_grad(self, dy, positive):
+        return dy * positive  # dy/dx = 1 where x > 0, else 0
 
 
 class LeakyReLU(_Activation):

@@ -42,6 +42,14 @@ class Layer:
     def __call__(self, x):
         return self.forward(x)
 
+    def backward_parameters(self, dy):
+        """Fill ``grads`` from ``dy`` without returning dL/dx.
+
+        Used for the first layer during training, whose input needs no gradient;
+        layers with a costly input gradient (Conv2D, Dense) skip computing it.
+        """
+        self.backward(dy)
+
     def output_shape(self, input_shape):
         """Shape of one sample's output for one sample's ``input_shape`` (no batch axis)."""
         return tuple(input_shape)

@@ -5,7 +5,7 @@ from .. import init
 from ..errors import GlassnetError
 from ..validation import check_batch, as_float_array, int_pair, make_rng, positive_int
 from .base import Layer
-from .windows import add_windows_back, crop_padding, output_size, pad_images, windows
+from .windows import col2im, crop_padding, im2col, output_size, pad_images
 
 
 def resolve_padding(padding, kernel, stride, owner):
@@ -110,33 +110,40 @@ class Conv2D(Layer):
         """x: (N, C, H, W) -> (N, F, OH, OW)."""
         x = as_float_array(x, "Conv2D", self.dtype)
         check_batch(x, "Conv2D", f"(N, {self.in_channels}, H, W)", channels_axis=1, channels=self.in_channels)
-        N, C, H, W = x.shape
-        OH, OW = self._spatial_output(H, W)
-        weight = self.params["weight"]
+        N = x.shape[0]
+        OH, OW = self._spatial_output(*x.shape[2:])
         F = self.out_channels
         x_padded = pad_images(x, self.pads)
-        patches = windows(x_padded, self.kernel_size, self.stride)          # (N, C, OH, OW, kh, kw) view
-        cols = patches.transpose(0, 2, 3, 1, 4, 5).reshape(N * OH * OW, -1)  # (N*OH*OW, C*kh*kw) copy
-        out = cols @ weight.reshape(F, -1).T                                 # (N*OH*OW, F)
+        cols = im2col(x_padded, self.kernel_size, self.stride, (OH, OW))   # (N, C*kh*kw, OH*OW)
+        out = np.matmul(self.params["weight"].reshape(F, -1), cols)        # (N, F, OH*OW), one GEMM per sample
         if self.use_bias:
-            out += self.params["bias"]
+            out += self.params["bias"][:, None]
         self._cache = (cols, x_padded.shape, (N, OH, OW))
-        return out.reshape(N, OH, OW, F).transpose(0, 3, 1, 2)              # (N, F, OH, OW)
+        return out.reshape(N, F, OH, OW)
 
     def backward(self, dy):
         """dy: (N, F, OH, OW) -> dL/dx: (N, C, H, W); fills grads["weight"], grads["bias"]."""
-        self._require_cache(self._cache)
+        dy_flat = self._parameter_grads(dy)
         cols, padded_shape, (N, OH, OW) = self._cache
+        # out[n] = W @ cols[n] + b  =>  dcols[n] = W^T @ dy[n]; each column entry flows back to its pixel
+        dcols = np.matmul(self.params["weight"].reshape(self.out_channels, -1).T, dy_flat)  # (N, C*kh*kw, OH*OW)
+        dx_padded = col2im(dcols, padded_shape, self.kernel_size, self.stride, (OH, OW))
+        return crop_padding(dx_padded, self.pads)
+
+    def backward_parameters(self, dy):
+        """Like ``backward`` without dL/dx (the first layer's input needs no gradient)."""
+        self._parameter_grads(dy)
+
+    def _parameter_grads(self, dy):
+        """Fill grads from dy (N, F, OH, OW); returns dy as (N, F, OH*OW)."""
+        self._require_cache(self._cache)
+        cols, _, (N, OH, OW) = self._cache
         F, C, kh, kw = self.params["weight"].shape
         dy = np.asarray(dy, dtype=self.dtype)
         self._check_grad_shape(dy, (N, F, OH, OW))
-        dy_rows = dy.transpose(0, 2, 3, 1).reshape(N * OH * OW, F)             # (N*OH*OW, F)
-        # out = cols @ W^T + b  =>  dW = dy^T @ cols,  db = sum over rows of dy
-        self.grads["weight"] = (dy_rows.T @ cols).reshape(F, C, kh, kw)
+        dy_flat = dy.reshape(N, F, OH * OW)
+        # out[n] = W @ cols[n] + b  =>  dW = sum_n dy[n] @ cols[n]^T,  db = sum of dy over n and positions
+        self.grads["weight"] = np.matmul(dy_flat, cols.transpose(0, 2, 1)).sum(axis=0).reshape(F, C, kh, kw)
         if self.use_bias:
-            self.grads["bias"] = dy_rows.sum(axis=0)
-        # dcols = dy @ W, then every patch entry flows back to the pixel it was read from
-        dcols = (dy_rows @ self.params["weight"].reshape(F, -1))               # (N*OH*OW, C*kh*kw)
-        dpatches = dcols.reshape(N, OH, OW, C, kh, kw).transpose(0, 3, 1, 2, 4, 5)  # (N, C, OH, OW, kh, kw)
-        dx_padded = add_windows_back(dpatches, padded_shape, self.stride)
-        return crop_padding(dx_padded, self.pads)
+            self.grads["bias"] = dy_flat.sum(axis=(0, 2))
+        return dy_flat

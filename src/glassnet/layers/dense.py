@@ -61,14 +61,22 @@ class Dense(Layer):
 
     def backward(self, dy):
         """dy: (N, out_features) -> dL/dx: (N, in_features)."""
+        dy = self._parameter_grads(dy)
+        return dy @ self.params["weight"].T  # y = x W + b  =>  dx = dy W^T
+
+    def backward_parameters(self, dy):
+        """Like ``backward`` without dL/dx (the first layer's input needs no gradient)."""
+        self._parameter_grads(dy)
+
+    def _parameter_grads(self, dy):
         self._require_cache(self._x)
         dy = np.asarray(dy, dtype=self.dtype)
         self._check_grad_shape(dy, (self._x.shape[0], self.out_features))
-        # y = x W + b  =>  dW = x^T dy,  db = sum_n dy,  dx = dy W^T
+        # y = x W + b  =>  dW = x^T dy,  db = sum_n dy
         self.grads["weight"] = self._x.T @ dy
         if self.use_bias:
             self.grads["bias"] = dy.sum(axis=0)
-        return dy @ self.params["weight"].T
+        return dy
 
 
 class Flatten(Layer):

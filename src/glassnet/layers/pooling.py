@@ -4,7 +4,7 @@ import numpy as np
 from ..errors import GlassnetError
 from ..validation import as_float_array, check_batch, int_pair
 from .base import Layer
-from .windows import add_windows_back, crop_padding, output_size, pad_images, windows
+from .windows import crop_padding, kernel_offsets, offset_view, output_size, pad_images
 
 
 class _Pool2D(Layer):
@@ -72,29 +72,40 @@ class MaxPool2D(_Pool2D):
     def forward(self, x):
         """x: (N, C, H, W) -> (N, C, OH, OW)."""
         x = self._input(x)
-        N, C, H, W = x.shape
-        OH, OW = self._spatial_output(H, W)
-        kh, kw = self.kernel_size
+        out_hw = self._spatial_output(*x.shape[2:])
         x_padded = pad_images(x, self.pads, value=-np.inf)
-        patches = windows(x_padded, self.kernel_size, self.stride)  # (N, C, OH, OW, kh, kw)
-        flat = patches.reshape(N, C, OH, OW, kh * kw)                                # copy
-        winner = flat.argmax(axis=-1)                                                # (N, C, OH, OW), first max
-        out = np.take_along_axis(flat, winner[..., None], axis=-1)[..., 0]
-        self._cache = (winner, x_padded.shape)
+        offsets = kernel_offsets(self.kernel_size)
+        out = offset_view(x_padded, 0, 0, self.stride, out_hw).copy()          # (N, C, OH, OW)
+        for _, i, j in offsets[1:]:
+            np.maximum(out, offset_view(x_padded, i, j, self.stride, out_hw), out=out)
+        self._cache = (x_padded, out, out_hw)
         return out
 
     def backward(self, dy):
-        """dy: (N, C, OH, OW) -> dL/dx: (N, C, H, W)."""
+        """dy: (N, C, OH, OW) -> dL/dx: (N, C, H, W).
+
+        The winner of each window is found again here, offset by offset in row-major
+        order: the first offset equal to the window's maximum takes the gradient.
+        """
         self._require_cache(self._cache)
-        winner, padded_shape = self._cache
+        x_padded, out, out_hw = self._cache
         dy = np.asarray(dy, dtype=self.dtype)
-        self._check_grad_shape(dy, winner.shape)
-        kh, kw = self.kernel_size
-        # d max / d x_k = 1 for the winning k, 0 elsewhere
-        offsets = np.arange(kh * kw).reshape(kh, kw)                                 # (kh, kw)
-        is_winner = winner[..., None, None] == offsets                               # (N, C, OH, OW, kh, kw)
-        dpatches = is_winner * dy[..., None, None]
-        return crop_padding(add_windows_back(dpatches, padded_shape, self.stride), self.pads)
+        self._check_grad_shape(dy, out.shape)
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        windows_overlap = sh < kh or sw < kw
+        dx_padded = np.zeros(x_padded.shape, dtype=self.dtype)
+        taken = np.zeros(out.shape, dtype=bool)                                # window already routed
+        for k, i, j in kernel_offsets(self.kernel_size):
+            wins = offset_view(x_padded, i, j, self.stride, out_hw) == out
+            wins &= ~taken
+            taken |= wins
+            # d max / d x = 1 at the window's first maximum, 0 elsewhere; overlapping windows add up
+            target = offset_view(dx_padded, i, j, self.stride, out_hw)
+            if windows_overlap:
+                target += dy * wins
+            else:
+                np.multiply(dy, wins, out=target)
+        return crop_padding(dx_padded, self.pads)
 
 
 class AvgPool2D(_Pool2D):
@@ -110,21 +121,25 @@ class AvgPool2D(_Pool2D):
     def forward(self, x):
         """x: (N, C, H, W) -> (N, C, OH, OW)."""
         x = self._input(x)
-        N, C, H, W = x.shape
-        OH, OW = self._spatial_output(H, W)
+        out_hw = self._spatial_output(*x.shape[2:])
         x_padded = pad_images(x, self.pads)
-        patches = windows(x_padded, self.kernel_size, self.stride)  # (N, C, OH, OW, kh, kw)
-        self._cache = (x_padded.shape, (N, C, OH, OW))
-        return patches.mean(axis=(4, 5))
+        kh, kw = self.kernel_size
+        total = np.zeros(x.shape[:2] + out_hw, dtype=self.dtype)
+        for _, i, j in kernel_offsets(self.kernel_size):
+            total += offset_view(x_padded, i, j, self.stride, out_hw)
+        self._cache = (x_padded.shape, out_hw)
+        return total / (kh * kw)
 
     def backward(self, dy):
         """dy: (N, C, OH, OW) -> dL/dx: (N, C, H, W)."""
         self._require_cache(self._cache)
-        padded_shape, out_shape = self._cache
+        padded_shape, out_hw = self._cache
         dy = np.asarray(dy, dtype=self.dtype)
-        self._check_grad_shape(dy, out_shape)
+        self._check_grad_shape(dy, padded_shape[:2] + out_hw)
         kh, kw = self.kernel_size
-        # d mean / d x_k = 1 / (kh * kw) for every k in the window
+        # d mean / d x = 1 / (kh * kw) for every pixel of the window; overlapping windows add up
         share = dy / (kh * kw)
-        dpatches = np.broadcast_to(share[..., None, None], out_shape + (kh, kw))
-        return crop_padding(add_windows_back(dpatches, padded_shape, self.stride), self.pads)
+        dx_padded = np.zeros(padded_shape, dtype=self.dtype)
+        for _, i, j in kernel_offsets(self.kernel_size):
+            offset_view(dx_padded, i, j, self.stride, out_hw)[...] += share
+        return crop_padding(dx_padded, self.pads)

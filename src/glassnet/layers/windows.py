@@ -2,9 +2,13 @@
 turn images into patches and patch gradients back into images.
 
 All output sizes follow ``out = floor((size + pad_before + pad_after - kernel) / stride) + 1``.
+
+Everything here loops over the KH x KW kernel offsets only. For offset (i, j) the
+pixels read by every window form one strided view of the image,
+``x[:, :, i::sh, j::sw]`` cut to (OH, OW): copying or adding whole views keeps
+NumPy's inner loops long and contiguous, with no Python work per window or sample.
 """
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 
 def output_size(size, kernel, stride, pad_before, pad_after):
@@ -31,24 +35,42 @@ def crop_padding(x_padded, pads):
     return x_padded[:, :, top:Hp - bottom, left:Wp - right]
 
 
-def windows(x_padded, kernel, stride):
-    """Read-only view of every window: (N, C, Hp, Wp) -> (N, C, OH, OW, KH, KW). No copy."""
-    (kh, kw), (sh, sw) = kernel, stride
-    view = sliding_window_view(x_padded, (kh, kw), axis=(2, 3))  # (N, C, Hp-kh+1, Wp-kw+1, kh, kw)
-    return view[:, :, ::sh, ::sw]
+def kernel_offsets(kernel):
+    """The kernel offsets (k, i, j) in row-major order: k = i * KW + j."""
+    kh, kw = kernel
+    return [(i * kw + j, i, j) for i in range(kh) for j in range(kw)]
 
 
-def add_windows_back(window_grads, padded_shape, stride):
-    """Scatter-add per-window gradients back onto the padded image (the adjoint of ``windows``).
+def offset_view(x_padded, i, j, stride, out_hw):
+    """The pixel each window reads at kernel offset (i, j): (N, C, Hp, Wp) -> (N, C, OH, OW) view."""
+    (sh, sw), (OH, OW) = stride, out_hw
+    return x_padded[:, :, i:i + sh * (OH - 1) + 1:sh, j:j + sw * (OW - 1) + 1:sw]
 
-    window_grads : (N, C, OH, OW, KH, KW); returns (N, C, Hp, Wp).
-    Loops only over the KH x KW kernel offsets; overlapping windows accumulate.
+
+def im2col(x_padded, kernel, stride, out_hw):
+    """Every window as a column, per sample: (N, C, Hp, Wp) -> (N, C*KH*KW, OH*OW), one copy.
+
+    Row ``c*KH*KW + i*KW + j`` of sample n holds pixel (i, j) of channel c of every window,
+    so ``weight.reshape(F, -1) @ cols[n]`` is sample n's convolution.
     """
-    N, C, OH, OW, KH, KW = window_grads.shape
-    sh, sw = stride
-    dx_padded = np.zeros(padded_shape, dtype=window_grads.dtype)
-    for i in range(KH):
-        for j in range(KW):
-            # input pixel (i + sh*oh, j + sw*ow) fed kernel offset (i, j) of window (oh, ow)
-            dx_padded[:, :, i:i + sh * (OH - 1) + 1:sh, j:j + sw * (OW - 1) + 1:sw] += window_grads[:, :, :, :, i, j]
+    N, C = x_padded.shape[:2]
+    (kh, kw), (OH, OW) = kernel, out_hw
+    cols = np.empty((N, C, kh, kw, OH, OW), dtype=x_padded.dtype)
+    for _, i, j in kernel_offsets(kernel):
+        cols[:, :, i, j] = offset_view(x_padded, i, j, stride, out_hw)
+    return cols.reshape(N, C * kh * kw, OH * OW)
+
+
+def col2im(dcols, padded_shape, kernel, stride, out_hw):
+    """Adjoint of ``im2col``: (N, C*KH*KW, OH*OW) -> (N, C, Hp, Wp).
+
+    Every column entry is added back onto the pixel it was read from; pixels shared
+    by overlapping windows accumulate.
+    """
+    N, C = padded_shape[:2]
+    (kh, kw), (OH, OW) = kernel, out_hw
+    dcols = dcols.reshape(N, C, kh, kw, OH, OW)
+    dx_padded = np.zeros(padded_shape, dtype=dcols.dtype)
+    for _, i, j in kernel_offsets(kernel):
+        offset_view(dx_padded, i, j, stride, out_hw)[...] += dcols[:, :, i, j]
     return dx_padded
