@@ -7,15 +7,18 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from . import datasets, presets
 from .errors import GlassnetError
+from .benchmark.run import build_parser as benchmark_parser
 from .images import load_image
 from .serialization import load, save
 from .training import accuracy, resolve_loss
+
+
+DATASET_CHOICES = sorted(datasets.LOADERS) + ["folder"]
 
 
 def build_parser():
@@ -23,7 +26,7 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a model on a dataset and save it")
-    train.add_argument("--dataset", required=True, choices=sorted(datasets.LOADERS))
+    train.add_argument("--dataset", required=True, choices=DATASET_CHOICES)
     train.add_argument("--arch", choices=sorted(presets.ARCHITECTURES))
     train.add_argument("--epochs", type=int)
     train.add_argument("--batch-size", type=int)
@@ -31,13 +34,14 @@ def build_parser():
     train.add_argument("--optimizer", choices=["sgd", "momentum", "adam"])
     train.add_argument("--dtype", choices=["float32", "float64"], default="float64")
     train.add_argument("--seed", type=int, help="weight and shuffling seed (default: the dataset's, else 0)")
-    train.add_argument("--data-dir", help="folder holding the IDX files (fashion_mnist, mnist)")
+    train.add_argument("--data-dir", help="folder holding the IDX files (fashion_mnist, mnist) or the "
+                                            "class sub-folders (folder)")
     train.add_argument("--quiet", action="store_true", help="no progress output")
     train.add_argument("--out", required=True, help="where to save the model file")
 
     evaluate = commands.add_parser("evaluate", help="evaluate a saved model on a dataset's test split")
     evaluate.add_argument("model")
-    evaluate.add_argument("--dataset", required=True, choices=sorted(datasets.LOADERS))
+    evaluate.add_argument("--dataset", required=True, choices=DATASET_CHOICES)
     evaluate.add_argument("--data-dir")
 
     predict = commands.add_parser("predict", help="classify image files with a saved model")
@@ -50,6 +54,9 @@ def build_parser():
     summary.add_argument("model")
 
     commands.add_parser("datasets", help="list the datasets and whether they are available here")
+
+    bench = commands.add_parser("bench", help="time glassnet against PyTorch on the same nets (benchmarks/)")
+    benchmark_parser(bench)
     return parser
 
 
@@ -128,21 +135,19 @@ def command_summary(args):
 
 
 def command_datasets(args):
-    for name, loader in datasets.LOADERS.items():
-        try:
-            if name == "mnist":
-                folder = datasets.cache_dir() / "mnist"
-                status = "cached" if folder.is_dir() and any(folder.iterdir()) else "downloads on first use"
-            else:
-                dataset = loader()
-                status = f"available: {dataset.description}"
-        except GlassnetError as error:
-            status = f"not available: {error}"
-        print(f"{name}\t{status}")
+    for name in datasets.LOADERS:
+        print(f"{name}\t{datasets.availability(name)}")
+    print("folder\tyour images: --dataset folder --data-dir DIR (one sub-folder per class)")
+
+
+def command_bench(args):
+    from .benchmark import main as benchmark_main
+    benchmark_main(args)
 
 
 COMMANDS = {"train": command_train, "evaluate": command_evaluate, "predict": command_predict,
-            "summary": command_summary, "datasets": command_datasets}
+            "summary": command_summary, "datasets": command_datasets,
+            "bench": command_bench}
 
 
 def main(argv=None):

@@ -84,11 +84,20 @@ class Adam(Optimizer):
     def _update(self, name, param, grad):
         b1, b2 = self.betas
         g = grad + self.weight_decay * param if self.weight_decay else grad
-        m, v, t = self.state.get(name, (np.zeros_like(param), np.zeros_like(param), 0))
+        if name not in self.state:
+            self.state[name] = (np.zeros_like(param), np.zeros_like(param), 0)
+        m, v, t = self.state[name]
         t += 1
-        m = b1 * m + (1 - b1) * g
-        v = b2 * v + (1 - b2) * (g * g)
+        # the moments are updated in place (same arithmetic, no new arrays per step)
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * (g * g)
         self.state[name] = (m, v, t)
         step_size = self.lr / (1 - b1 ** t)
-        denom = np.sqrt(v) / math.sqrt(1 - b2 ** t) + self.eps
-        return step_size * (m / denom)
+        denom = np.sqrt(v)
+        denom /= math.sqrt(1 - b2 ** t)
+        denom += self.eps
+        np.divide(m, denom, out=denom)
+        denom *= step_size
+        return denom

@@ -74,6 +74,8 @@ DEFAULTS = {
                     batch_size=32),
     "fashion_mnist": dict(arch="simple", loss="softmax_cross_entropy", optimizer="adam", lr=0.001, epochs=5,
                           batch_size=100),
+    "folder": dict(arch="lenet", loss="softmax_cross_entropy", optimizer="adam", lr=0.001, epochs=10,
+                   batch_size=32),
     "mnist": dict(arch="lenet", loss="softmax_cross_entropy", optimizer="adam", lr=0.001, epochs=3,
                   batch_size=64),
 }

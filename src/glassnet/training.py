@@ -125,7 +125,7 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
             batch = order[start:start + batch_size]
             outputs = model.forward(x[batch])
             batch_loss = loss.forward(outputs, y[batch])
-            model.backward(loss.backward())
+            model.backward(loss.backward(), input_grad=False)
             optimizer.step()
             total_loss += batch_loss * len(batch)
             if tracks_accuracy:

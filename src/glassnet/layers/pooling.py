@@ -94,11 +94,16 @@ class MaxPool2D(_Pool2D):
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         windows_overlap = sh < kh or sw < kw
         dx_padded = np.zeros(x_padded.shape, dtype=self.dtype)
-        taken = np.zeros(out.shape, dtype=bool)                                # window already routed
-        for k, i, j in kernel_offsets(self.kernel_size):
+        offsets = kernel_offsets(self.kernel_size)
+        taken = None                                                           # window already routed
+        for k, i, j in offsets:
             wins = offset_view(x_padded, i, j, self.stride, out_hw) == out
-            wins &= ~taken
-            taken |= wins
+            if taken is not None:
+                np.greater(wins, taken, out=wins)                              # wins and not taken
+                if k < len(offsets) - 1:
+                    taken |= wins
+            else:
+                taken = wins.copy()
             # d max / d x = 1 at the window's first maximum, 0 elsewhere; overlapping windows add up
             target = offset_view(dx_padded, i, j, self.stride, out_hw)
             if windows_overlap:

@@ -1,0 +1,51 @@
+"""The benchmark runs end to end (smoke mode) and compares identical networks.
+
+Speed is never asserted here: figures come from ``glassnet bench`` (see README, Performance).
+"""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from glassnet import cli
+from glassnet.benchmark.cases import CASES, batch, torch_twin
+from glassnet.benchmark.seed_loops import SeedStyleNet
+from glassnet.presets import build
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_torch_twin_computes_the_same_outputs(name):
+    model = build(CASES[name].arch, (1, 28, 28), 10, seed=3)
+    x, _ = batch(CASES[name], np.float64, batch_size=4)
+    twin = torch_twin(model).double()
+    with torch.no_grad():
+        expected = twin(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(model.forward(x), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_seed_style_loops_learn_one_image():
+    net = SeedStyleNet(seed=0)
+    image = np.random.default_rng(1).random((28, 28))
+    losses = [net.train_step(image, 7, lr=0.05) for _ in range(30)]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_bench_smoke_run_writes_json_and_markdown(tmp_path, capsys):
+    assert cli.main(["bench", "--smoke", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "bench.json").read_text())
+    for name in CASES:
+        for kind in ("train", "infer"):
+            for framework in ("glassnet", "pytorch"):
+                assert report["cases"][name][kind][framework]["median"] > 0
+    assert report["environment"]["threads"] == 2
+    assert report["seed_loops_img_s"] > 0
+    markdown = (tmp_path / "bench.md").read_text()
+    assert "| simple | 100 |" in markdown and "SMOKE RUN" in markdown
+    assert markdown in capsys.readouterr().out
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_bench_rejects_bad_settings(tmp_path, capsys):
+    assert cli.main(["bench", "--smoke", "--threads", "0", "--out", str(tmp_path)]) == 1
+    assert "--threads" in capsys.readouterr().err
