@@ -1,32 +1,25 @@
-"""Model files: one ``.npz`` holding a JSON header and the weights, never a pickle.
+"""Model files: the architecture as JSON plus the weights, in a checked archive (``archive.py``).
 
 Members:
-- ``__glassnet__``: UTF-8 JSON as uint8 bytes: ``{"format": "glassnet-model", "version": 1,
-  "dtype": ..., "layers": [{"type": "Conv2D", "config": {...}}, ...], "metadata": {...}}``
+- ``__glassnet__``: UTF-8 JSON ``{"format": "glassnet-model", "version": 1, "dtype": ...,
+  "layers": [{"type": "Conv2D", "config": {...}}, ...], "metadata": {...}}``
 - ``<index>.<key>``: every parameter and buffer (``0.weight``, ``1.running_mean``, ...).
 
 Layer types are looked up in an allow-list (``LAYER_TYPES``), never imported by name;
-arrays are read with ``allow_pickle=False``. Saving writes a temporary file in the same
-folder and moves it into place, so an interrupted save never damages an existing file.
+before any layer is built, the parameters its config declares must fit in the file, so
+a config cannot make glassnet allocate more than the file holds. Saving is atomic.
 """
-import json
-import zipfile
-from pathlib import Path
-
 import numpy as np
 
 from . import layers as layer_module
-from .files import atomic_write
+from .archive import ArchiveReader, write_archive
 from .errors import GlassnetError
 from .sequential import Sequential
 
 FORMAT, VERSION = "glassnet-model", 1
-HEADER = "__glassnet__"
 LAYER_TYPES = {name: getattr(layer_module, name) for name in (
     "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "Dense", "Dropout", "BatchNorm2D",
     "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "Softmax")}
-MAX_HEADER_BYTES = 1 << 20
-MAX_FILE_BYTES = 2 << 30
 
 
 def _json_ready(value):
@@ -41,103 +34,113 @@ def _json_ready(value):
     return value
 
 
-def save(model, path):
-    """Write ``model`` (architecture, weights, buffers, metadata) to ``path`` atomically."""
+def model_header(model):
+    """The JSON description of ``model``: dtype, layers (type + config), metadata."""
     if not isinstance(model, Sequential):
         raise GlassnetError(f"save: expected a Sequential model. Received: {type(model).__name__}")
-    header = {
-        "format": FORMAT, "version": VERSION, "dtype": model.dtype.name,
-        "layers": [{"type": type(layer).__name__, "config": layer.get_config()} for layer in model.layers],
-        "metadata": _json_ready(model.metadata),
-    }
-    for entry in header["layers"]:
+    layers = [{"type": type(layer).__name__, "config": layer.get_config()} for layer in model.layers]
+    for entry in layers:
         if entry["type"] not in LAYER_TYPES:
             raise GlassnetError(f"save: layer type {entry['type']} is not one glassnet can load back")
-    arrays = {HEADER: np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)}
+    return {"dtype": model.dtype.name, "layers": layers, "metadata": _json_ready(model.metadata)}
+
+
+def model_arrays(model):
+    """name -> array for every parameter and buffer (``"0.weight"``, ...); refuses NaN/Inf."""
+    arrays = {}
     for index, layer in enumerate(model.layers):
         for store in (layer.params, layer.buffers):
             for key, value in store.items():
+                if not np.all(np.isfinite(value)):
+                    raise GlassnetError(f"save: {index}.{key} holds NaN or Inf values; refusing to write them")
                 arrays[f"{index}.{key}"] = value
-    path = Path(path)
-    with atomic_write(path) as out:
-        np.savez(out, **arrays)
-    return path
+    return arrays
+
+
+def save(model, path):
+    """Write ``model`` (architecture, weights, buffers, metadata) to ``path`` atomically."""
+    header = {"format": FORMAT, "version": VERSION, **model_header(model)}
+    return write_archive(path, header, model_arrays(model))
 
 
 def load(path):
-    """Read a model written by ``save``; any damaged or foreign file raises GlassnetError."""
-    path = Path(path)
-    if not path.is_file():
-        raise GlassnetError(f"{path}: no such model file")
-    if path.stat().st_size > MAX_FILE_BYTES:
-        raise GlassnetError(f"{path}: file of {path.stat().st_size:,} bytes exceeds the model-file limit")
-    if not zipfile.is_zipfile(path):
-        raise GlassnetError(f"{path}: not a glassnet model file (not an .npz archive)")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            if HEADER + ".npy" not in archive.zip.namelist():
-                raise GlassnetError(f"{path}: not a glassnet model file (no {HEADER} header)")
-            info = archive.zip.getinfo(HEADER + ".npy")
-            if info.file_size > MAX_HEADER_BYTES:
-                raise GlassnetError(f"{path}: header of {info.file_size:,} bytes exceeds {MAX_HEADER_BYTES:,}")
-            header = _parse_header(archive[HEADER], path)
-            model = _build(header, path)
-            _fill_arrays(model, archive, path)
-    except GlassnetError:
-        raise
-    except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as error:
-        raise GlassnetError(f"{path}: damaged model file ({error.__class__.__name__}: {error})") from None
+    """Read a model written by ``save``; any damaged, foreign or hostile file raises GlassnetError."""
+    with ArchiveReader(path, "model file") as archive:
+        header = archive.header(FORMAT)
+        _check_version(header, archive.path)
+        model = model_from_archive(header, archive, set())
     return model
 
 
-def _parse_header(raw, path):
-    if raw.dtype != np.uint8 or raw.ndim != 1:
-        raise GlassnetError(f"{path}: damaged header")
-    header = json.loads(raw.tobytes().decode("utf-8"))
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise GlassnetError(f"{path}: not a glassnet model file")
-    if header.get("version") != VERSION:
-        raise GlassnetError(f"{path}: model format version {header.get('version')!r}, this glassnet reads "
-                            f"version {VERSION}")
-    if not isinstance(header.get("layers"), list) or not header["layers"]:
-        raise GlassnetError(f"{path}: header lists no layers")
-    return header
+def model_from_archive(description, archive, other_members):
+    """Build the model ``description`` names and fill it from ``archive``'s arrays.
 
-
-def _build(header, path):
-    layers = []
-    for index, entry in enumerate(header["layers"]):
-        if not isinstance(entry, dict) or not isinstance(entry.get("config", {}), dict):
-            raise GlassnetError(f"{path}: layer {index} is malformed")
-        kind = entry.get("type")
-        if kind not in LAYER_TYPES:
-            raise GlassnetError(f"{path}: layer {index} has type {kind!r}, which is not a glassnet layer")
-        try:
-            layers.append(LAYER_TYPES[kind](**entry.get("config", {}), dtype=header.get("dtype", "float64")))
-        except TypeError as error:
-            raise GlassnetError(f"{path}: layer {index} ({kind}) has a bad config: {error}") from None
-    model = Sequential(layers)
-    metadata = header.get("metadata", {})
-    model.metadata = metadata if isinstance(metadata, dict) else {}
-    return model
-
-
-def _fill_arrays(model, archive, path):
+    ``other_members``: names the caller reads itself (checkpoints); anything else is refused.
+    """
+    model = _build(description, archive)
     expected = set()
     for index, layer in enumerate(model.layers):
         for store in (layer.params, layer.buffers):
             for key, current in store.items():
                 name = f"{index}.{key}"
                 expected.add(name)
-                if name + ".npy" not in archive.zip.namelist():
-                    raise GlassnetError(f"{path}: missing array {name}")
-                value = archive[name]
-                if value.shape != current.shape or value.dtype != current.dtype:
-                    raise GlassnetError(f"{path}: array {name} has shape {value.shape} {value.dtype}, "
-                                        f"expected {current.shape} {current.dtype}")
-                if not np.all(np.isfinite(value)):
-                    raise GlassnetError(f"{path}: array {name} holds NaN or Inf values")
-                store[key] = value.copy()
-    extra = {name[:-4] for name in archive.zip.namelist()} - expected - {HEADER}
+                store[key] = archive.array(name, current.shape, current.dtype)
+    extra = archive.names() - expected - set(other_members)
     if extra:
-        raise GlassnetError(f"{path}: unexpected arrays {sorted(extra)}")
+        raise GlassnetError(f"{archive.path}: unexpected arrays {sorted(extra)[:5]}")
+    return model
+
+
+def _check_version(header, path):
+    if header.get("version") != VERSION:
+        raise GlassnetError(f"{path}: format version {header.get('version')!r}, this glassnet reads "
+                            f"version {VERSION}")
+
+
+def _declared_size(kind, config, index, path):
+    """Number of parameter/buffer values a layer config declares, read without building the layer."""
+    def integer(key, default=None):
+        value = config.get(key, default)
+        if isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value):
+            return value[0] * value[1]
+        if type(value) is not int or value < 0:
+            raise GlassnetError(f"{path}: layer {index} ({kind}) has a bad {key}: {value!r}")
+        return value
+    if kind == "Conv2D":
+        return integer("out_channels") * (integer("in_channels") * integer("kernel_size") + 1)
+    if kind == "Dense":
+        return integer("out_features") * (integer("in_features") + 1)
+    if kind == "BatchNorm2D":
+        return 4 * integer("num_features")
+    return 0
+
+
+def _build(description, archive):
+    path = archive.path
+    layer_list = description.get("layers")
+    if not isinstance(layer_list, list) or not layer_list:
+        raise GlassnetError(f"{path}: header lists no layers")
+    dtype = description.get("dtype", "float64")
+    if dtype not in ("float32", "float64"):
+        raise GlassnetError(f"{path}: dtype {dtype!r}, expected 'float32' or 'float64'")
+    declared = 0
+    for index, entry in enumerate(layer_list):
+        if not isinstance(entry, dict) or not isinstance(entry.get("config", {}), dict):
+            raise GlassnetError(f"{path}: layer {index} is malformed")
+        kind = entry.get("type")
+        if kind not in LAYER_TYPES:
+            raise GlassnetError(f"{path}: layer {index} has type {kind!r}, which is not a glassnet layer")
+        declared += _declared_size(kind, entry.get("config", {}), index, path)
+    if declared * np.dtype(dtype).itemsize > archive.size:
+        raise GlassnetError(f"{path}: the layers declare {declared:,} values, more than the file's "
+                            f"{archive.size:,} bytes can hold")
+    layers = []
+    for index, entry in enumerate(layer_list):
+        try:
+            layers.append(LAYER_TYPES[entry["type"]](**entry.get("config", {}), dtype=dtype))
+        except (TypeError, GlassnetError) as error:
+            raise GlassnetError(f"{path}: layer {index} ({entry['type']}) has a bad config: {error}") from None
+    model = Sequential(layers)
+    metadata = description.get("metadata", {})
+    model.metadata = metadata if isinstance(metadata, dict) else {}
+    return model
