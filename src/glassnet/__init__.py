@@ -1,6 +1,6 @@
 """glassnet: a convolutional neural network library in NumPy, every pass written out by hand."""
 from . import init
-from .errors import GlassnetError, GradcheckError, ShapeError
+from .errors import GlassnetError, GradcheckError, ShapeError, TrainingDivergedError
 from .gradcheck import gradcheck
 from .layers import (AvgPool2D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, Identity, Layer,
                      LeakyReLU, MaxPool2D, ReLU, Sigmoid, Softmax, Tanh)
@@ -8,6 +8,7 @@ from .losses import MSE, BinaryCrossEntropy, CrossEntropy, Loss, SoftmaxCrossEnt
 from .optim import SGD, Adam, Optimizer
 from .sequential import Sequential
 from .serialization import load, save
+from .checkpoint import load_checkpoint
 from . import datasets, presets
 
 __version__ = "0.1.0"

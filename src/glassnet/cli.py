@@ -14,6 +14,7 @@ from . import datasets, presets
 from .errors import GlassnetError
 from .benchmark.run import build_parser as benchmark_parser
 from .images import load_image
+from .checkpoint import load_checkpoint
 from .serialization import load, save
 from .training import accuracy, resolve_loss
 
@@ -26,7 +27,7 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a model on a dataset and save it")
-    train.add_argument("--dataset", required=True, choices=DATASET_CHOICES)
+    train.add_argument("--dataset", choices=DATASET_CHOICES, help="required unless --resume")
     train.add_argument("--arch", choices=sorted(presets.ARCHITECTURES))
     train.add_argument("--epochs", type=int)
     train.add_argument("--batch-size", type=int)
@@ -38,6 +39,10 @@ def build_parser():
                                             "class sub-folders (folder)")
     train.add_argument("--quiet", action="store_true", help="no progress output")
     train.add_argument("--out", required=True, help="where to save the model file")
+    train.add_argument("--checkpoint", help="write a checkpoint here after every epoch (previous kept as .prev)")
+    train.add_argument("--checkpoint-every", type=int, help="also checkpoint after every N batches")
+    train.add_argument("--resume", metavar="CHECKPOINT",
+                       help="continue the run that wrote CHECKPOINT, with its dataset and settings")
 
     evaluate = commands.add_parser("evaluate", help="evaluate a saved model on a dataset's test split")
     evaluate.add_argument("model")
@@ -75,28 +80,51 @@ def test_line(model, dataset, loss_name):
 
 
 def command_train(args):
-    dataset = datasets.load(args.dataset, data_dir=args.data_dir)
-    settings = dict(presets.DEFAULTS[args.dataset])
-    for key in ("arch", "epochs", "batch_size", "lr", "optimizer"):
-        if getattr(args, key) is not None:
-            settings[key] = getattr(args, key)
-    outputs = dataset.y_train.shape[1] if dataset.y_train.ndim == 2 else len(dataset.class_names)
-    seed = args.seed if args.seed is not None else settings.get("seed", 0)
-    model = presets.build(settings["arch"], dataset.input_shape, outputs, seed=seed, dtype=args.dtype)
-    model.metadata.update({"dataset": dataset.name, "task": dataset.task, "class_names": dataset.class_names,
-                           "preprocessing": dataset.preprocessing, "loss": settings["loss"]})
+    if args.resume:
+        model, dataset, settings = _resumed_run(args.resume)
+        checkpoint = args.resume
+    else:
+        dataset = datasets.load(args.dataset, data_dir=args.data_dir)
+        settings = dict(presets.DEFAULTS[args.dataset])
+        for key in ("arch", "epochs", "batch_size", "lr", "optimizer"):
+            if getattr(args, key) is not None:
+                settings[key] = getattr(args, key)
+        settings.update(dataset=args.dataset, data_dir=args.data_dir, dtype=args.dtype,
+                        seed=args.seed if args.seed is not None else settings.get("seed", 0),
+                        checkpoint_every=args.checkpoint_every)
+        outputs = dataset.y_train.shape[1] if dataset.y_train.ndim == 2 else len(dataset.class_names)
+        model = presets.build(settings["arch"], dataset.input_shape, outputs, seed=settings["seed"],
+                              dtype=settings["dtype"])
+        model.metadata.update({"dataset": dataset.name, "task": dataset.task, "class_names": dataset.class_names,
+                               "preprocessing": dataset.preprocessing, "loss": settings["loss"],
+                               "training": settings})
+        checkpoint = args.checkpoint
     log = (lambda line: None) if args.quiet else print
     log(f"training {settings['arch']} on {dataset.description}: {settings['epochs']} epochs, batch "
-        f"{settings['batch_size']}, {settings['optimizer']} lr {settings['lr']}, {args.dtype}")
+        f"{settings['batch_size']}, {settings['optimizer']} lr {settings['lr']}, {settings['dtype']}")
     started = time.perf_counter()
     model.fit(dataset.x_train, dataset.y_train, epochs=settings["epochs"], batch_size=settings["batch_size"],
-              loss=settings["loss"], optimizer=settings["optimizer"], lr=settings["lr"], seed=seed,
-              verbose=not args.quiet, log=log)
+              loss=settings["loss"], optimizer=settings["optimizer"], lr=settings["lr"], seed=settings["seed"],
+              verbose=not args.quiet, log=log, checkpoint=checkpoint, checkpoint_every=settings["checkpoint_every"],
+              resume=bool(args.resume))
     seconds = time.perf_counter() - started
     line = test_line(model, dataset, settings["loss"])
     path = save(model, args.out)
     print(f"trained in {seconds:.1f} s; model saved to {path}")
     print(line)
+
+
+def _resumed_run(checkpoint_path):
+    """The model, dataset and settings of the run that wrote ``checkpoint_path``."""
+    saved = load_checkpoint(checkpoint_path)
+    settings = saved.model.metadata.get("training")
+    keys = ("dataset", "data_dir", "arch", "epochs", "batch_size", "lr", "optimizer", "loss", "seed", "dtype",
+            "checkpoint_every")
+    if not isinstance(settings, dict) or any(key not in settings for key in keys):
+        raise GlassnetError(f"{saved.path}: this checkpoint was not written by 'glassnet train' "
+                            "(no training settings); resume it from Python with fit(..., resume=True)")
+    dataset = datasets.load(settings["dataset"], data_dir=settings["data_dir"])
+    return saved.model, dataset, settings
 
 
 def command_evaluate(args):
@@ -151,7 +179,10 @@ COMMANDS = {"train": command_train, "evaluate": command_evaluate, "predict": com
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "train" and (args.dataset is None) == (args.resume is None):
+        parser.error("train: give --dataset (a new run) or --resume CHECKPOINT (carry on a run), not both")
     try:
         COMMANDS[args.command](args)
     except GlassnetError as error:

@@ -15,3 +15,7 @@ class ShapeError(GlassnetError):
 
 class GradcheckError(GlassnetError):
     """Analytic and finite-difference gradients disagree beyond the tolerance."""
+
+
+class TrainingDivergedError(GlassnetError):
+    """Training met a NaN or Inf loss, gradient or weight; the message names where."""

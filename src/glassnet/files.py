@@ -2,9 +2,12 @@
 
 The bytes land in a temporary file in the destination's directory, are flushed to
 disk, and only then replace the destination with ``os.replace`` (atomic on POSIX and
-Windows). An interrupted write leaves the old file intact and no partial file behind.
+Windows). An interrupted write leaves the old file intact and no partial file behind;
+a process killed outright (SIGKILL) cannot clean up, so the next successful write to
+the same path removes the temporary files such a kill left.
 """
 import contextlib
+import glob
 import os
 import tempfile
 from pathlib import Path
@@ -21,7 +24,7 @@ def atomic_write(path, mode="wb"):
     folder = path.parent if str(path.parent) else Path(".")
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, mode) as out:
+        with os.fdopen(handle, mode, encoding=None if "b" in mode else "utf-8") as out:
             yield out
             out.flush()
             os.fsync(out.fileno())
@@ -29,6 +32,16 @@ def atomic_write(path, mode="wb"):
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+    _remove_stale_temporaries(folder, path.name)
+
+
+def _remove_stale_temporaries(folder, name):
+    """Temporary files of earlier writes to the same path that were killed before cleaning up."""
+    for stale in folder.glob(f".{glob.escape(name)}.*.tmp"):
+        try:
+            stale.unlink()
+        except OSError:
+            pass
 
 
 def write_text(path, text):

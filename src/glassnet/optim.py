@@ -30,10 +30,33 @@ class Optimizer:
             param -= self._update(name, param, grad.astype(param.dtype, copy=False))
         self.steps += 1
 
+    # -- state for checkpoints ------------------------------------------------------------
+    def hyperparameters(self):
+        """Constructor arguments (JSON-ready) that rebuild this optimizer."""
+        return {"lr": self.lr}
+
+    def state_arrays(self):
+        """name -> array of every per-parameter state (e.g. ``"0.weight.exp_avg"``)."""
+        return {}
+
+    def state_counters(self):
+        """JSON-ready counters: the step count and any per-parameter integers."""
+        return {"steps": self.steps}
+
+    def load_state(self, counters, read_array):
+        """Restore from ``state_counters()`` output and ``read_array(name, shape, dtype)`` for arrays."""
+        self.steps = _count(counters.get("steps"), "steps")
+
     def zero_grad(self):
         """Forget the stored gradients (backward overwrites them anyway)."""
         for _, layer, key in self.model.named_parameters():
             layer.grads.pop(key, None)
+
+
+def _count(value, what):
+    if type(value) is not int or value < 0:
+        raise GlassnetError(f"optimizer state: {what} must be a non-negative int. Received: {value!r}")
+    return value
 
 
 class SGD(Optimizer):
@@ -54,6 +77,25 @@ class SGD(Optimizer):
         if self.nesterov and (self.momentum == 0 or self.dampening != 0):
             raise GlassnetError("SGD: nesterov needs momentum > 0 and dampening = 0. "
                                 f"Received: momentum={momentum}, dampening={dampening}")
+
+    def hyperparameters(self):
+        return {"lr": self.lr, "momentum": self.momentum, "dampening": self.dampening,
+                "weight_decay": self.weight_decay, "nesterov": self.nesterov}
+
+    def state_arrays(self):
+        return {f"{name}.momentum_buffer": buf for name, buf in self.state.items()}
+
+    def state_counters(self):
+        return {"steps": self.steps, "buffers": sorted(self.state)}
+
+    def load_state(self, counters, read_array):
+        super().load_state(counters, read_array)
+        self.state = {}
+        parameters = {name: layer.params[key] for name, layer, key in self.model.named_parameters()}
+        for name in counters.get("buffers", []):
+            if name not in parameters:
+                raise GlassnetError(f"optimizer state: no parameter named {name!r}")
+            self.state[name] = read_array(f"{name}.momentum_buffer", parameters[name].shape, parameters[name].dtype)
 
     def _update(self, name, param, grad):
         g = grad + self.weight_decay * param if self.weight_decay else grad
@@ -81,6 +123,32 @@ class Adam(Optimizer):
         self.eps = positive_number(eps, "eps", "Adam")
         self.weight_decay = non_negative_number(weight_decay, "weight_decay", "Adam")
 
+    def hyperparameters(self):
+        return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps, "weight_decay": self.weight_decay}
+
+    def state_arrays(self):
+        arrays = {}
+        for name, (m, v, _) in self.state.items():
+            arrays[f"{name}.exp_avg"], arrays[f"{name}.exp_avg_sq"] = m, v
+        return arrays
+
+    def state_counters(self):
+        return {"steps": self.steps, "counts": {name: t for name, (_, _, t) in self.state.items()}}
+
+    def load_state(self, counters, read_array):
+        super().load_state(counters, read_array)
+        self.state = {}
+        parameters = {name: layer.params[key] for name, layer, key in self.model.named_parameters()}
+        counts = counters.get("counts", {})
+        if not isinstance(counts, dict):
+            raise GlassnetError(f"optimizer state: counts must be a mapping. Received: {counts!r}")
+        for name, t in counts.items():
+            if name not in parameters:
+                raise GlassnetError(f"optimizer state: no parameter named {name!r}")
+            shape, dtype = parameters[name].shape, parameters[name].dtype
+            self.state[name] = (read_array(f"{name}.exp_avg", shape, dtype),
+                                read_array(f"{name}.exp_avg_sq", shape, dtype), _count(t, f"count of {name}"))
+
     def _update(self, name, param, grad):
         b1, b2 = self.betas
         g = grad + self.weight_decay * param if self.weight_decay else grad
@@ -101,3 +169,6 @@ class Adam(Optimizer):
         np.divide(m, denom, out=denom)
         denom *= step_size
         return denom
+
+
+OPTIMIZERS = {"SGD": SGD, "Adam": Adam}

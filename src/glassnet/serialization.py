@@ -14,7 +14,7 @@ import numpy as np
 from . import layers as layer_module
 from .archive import ArchiveReader, write_archive
 from .errors import GlassnetError
-from .sequential import Sequential
+from . import sequential  # a module reference: sequential -> training -> checkpoint -> here
 
 FORMAT, VERSION = "glassnet-model", 1
 LAYER_TYPES = {name: getattr(layer_module, name) for name in (
@@ -36,7 +36,7 @@ def _json_ready(value):
 
 def model_header(model):
     """The JSON description of ``model``: dtype, layers (type + config), metadata."""
-    if not isinstance(model, Sequential):
+    if not isinstance(model, sequential.Sequential):
         raise GlassnetError(f"save: expected a Sequential model. Received: {type(model).__name__}")
     layers = [{"type": type(layer).__name__, "config": layer.get_config()} for layer in model.layers]
     for entry in layers:
@@ -140,7 +140,7 @@ def _build(description, archive):
             layers.append(LAYER_TYPES[entry["type"]](**entry.get("config", {}), dtype=dtype))
         except (TypeError, GlassnetError) as error:
             raise GlassnetError(f"{path}: layer {index} ({entry['type']}) has a bad config: {error}") from None
-    model = Sequential(layers)
+    model = sequential.Sequential(layers)
     metadata = description.get("metadata", {})
     model.metadata = metadata if isinstance(metadata, dict) else {}
     return model

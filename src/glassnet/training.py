@@ -4,12 +4,14 @@ An epoch visits every training sample exactly once, in an order drawn from the
 given generator; ``batch_size=1`` is the seeds' per-sample SGD.
 """
 import sys
+from pathlib import Path
 
 import numpy as np
 
-from .errors import GlassnetError
+from .checkpoint import generator_from_state, generator_state, load_checkpoint, previous_path, restore, save_checkpoint
+from .errors import GlassnetError, TrainingDivergedError
 from .layers.activations import softmax
-from .losses import BinaryCrossEntropy, CrossEntropy, Loss, MSE, SoftmaxCrossEntropy
+from .losses import BinaryCrossEntropy, CrossEntropy, Loss, MSE, SoftmaxCrossEntropy, class_targets
 from .optim import SGD, Adam, Optimizer
 from .validation import as_float_array, make_rng, positive_int
 
@@ -81,7 +83,8 @@ class _Progress:
     def update(self, count, loss):
         if self.bar is not None:
             self.bar.update(count)
-            self.bar.set_postfix(loss=f"{loss:.4f}")
+            if loss is not None:
+                self.bar.set_postfix(loss=f"{loss:.4f}")
 
     def close(self):
         if self.bar is not None:
@@ -89,7 +92,7 @@ class _Progress:
 
 
 def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None, validation_data=None,
-        shuffle=True, seed=None, verbose=True, log=print):
+        shuffle=True, seed=None, verbose=True, log=print, checkpoint=None, checkpoint_every=None, resume=False):
     """Train ``model`` on (x, y); returns a history dict of per-epoch lists.
 
     Parameters
@@ -101,49 +104,142 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
     validation_data : (x_val, y_val) or None
     shuffle : reshuffle each epoch with ``seed`` (an int, a Generator or None)
     verbose : print one line per epoch through ``log`` and show a progress bar on a terminal
+    checkpoint : path or None. Written at the end of every epoch and, with ``checkpoint_every=k``,
+        after every k-th batch; the previous one is kept as ``<checkpoint>.prev``.
+    resume : continue from ``checkpoint`` if it (or its ``.prev``) exists: weights, optimizer
+        state, epoch, batch position and generator states are restored, so the run ends with
+        exactly the weights an uninterrupted run would have.
 
     Returns
     -------
     dict with "loss", "accuracy", "val_loss", "val_accuracy" (lists, one entry per epoch;
     accuracies are None for regression losses).
+
+    Raises
+    ------
+    TrainingDivergedError at the first NaN/Inf loss or gradient, naming the epoch, batch and layer.
     """
     epochs = positive_int(epochs, "epochs", "fit")
     batch_size = positive_int(batch_size, "batch_size", "fit")
+    if checkpoint_every is not None:
+        checkpoint_every = positive_int(checkpoint_every, "checkpoint_every", "fit")
+        if checkpoint is None:
+            raise GlassnetError("fit: checkpoint_every needs checkpoint=PATH")
     x, y = check_xy(model, x, y, "fit")
     loss = resolve_loss(loss)
     optimizer = resolve_optimizer(model, optimizer, lr)
+    check_labels(model, loss, x, y, "fit")
     rng = make_rng(seed, "fit")
-    tracks_accuracy = not isinstance(loss, MSE)
-    history = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
     n = x.shape[0]
-    for epoch in range(1, epochs + 1):
-        model.train()
-        order = rng.permutation(n) if shuffle else np.arange(n)
-        progress = _Progress(n, f"epoch {epoch}/{epochs}", verbose)
-        total_loss, correct = 0.0, 0.0
-        for start in range(0, n, batch_size):
-            batch = order[start:start + batch_size]
-            outputs = model.forward(x[batch])
-            batch_loss = loss.forward(outputs, y[batch])
-            model.backward(loss.backward(), input_grad=False)
-            optimizer.step()
-            total_loss += batch_loss * len(batch)
-            if tracks_accuracy:
-                correct += accuracy(loss, outputs, y[batch]) * len(batch)
-            progress.update(len(batch), batch_loss)
-        progress.close()
-        history["loss"].append(total_loss / n)
-        history["accuracy"].append(correct / n if tracks_accuracy else None)
-        if validation_data is not None:
-            val_loss, val_accuracy = evaluate(model, *validation_data, loss=loss)
-        else:
-            val_loss, val_accuracy = None, None
-        history["val_loss"].append(val_loss)
-        history["val_accuracy"].append(val_accuracy)
-        if verbose:
-            log(epoch_line(epoch, epochs, history))
+    state = {"samples": n, "batch_size": batch_size, "shuffle": bool(shuffle), "epoch": 1, "position": 0,
+             "total_loss": 0.0, "correct": 0.0,
+             "history": {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}}
+    order = None
+    if resume and checkpoint is not None and (Path(checkpoint).exists() or previous_path(checkpoint).exists()):
+        state, order, rng = _resume(checkpoint, model, optimizer, state, log)
+    history = state["history"]
+    tracks_accuracy = not isinstance(loss, MSE)
+    # overflow is caught below as a non-finite loss or gradient, with a clearer message than NumPy's
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for epoch in range(state["epoch"], epochs + 1):
+            model.train()
+            if order is None:
+                order = rng.permutation(n) if shuffle else np.arange(n)
+            progress = _Progress(n, f"epoch {epoch}/{epochs}", verbose)
+            progress.update(state["position"], None)
+            total_loss, correct = state["total_loss"], state["correct"]
+            for start in range(state["position"], n, batch_size):
+                batch_number = start // batch_size + 1
+                batch = order[start:start + batch_size]
+                outputs = model.forward(x[batch])
+                batch_loss = loss.forward(outputs, y[batch])
+                where = f"epoch {epoch}, batch {batch_number}"
+                if not np.isfinite(batch_loss):
+                    raise TrainingDivergedError(f"fit: the loss became {batch_loss} at {where}"
+                                                + _last_good(checkpoint))
+                model.backward(loss.backward(), input_grad=False)
+                _check_gradients(model, where, checkpoint)
+                optimizer.step()
+                total_loss += batch_loss * len(batch)
+                if tracks_accuracy:
+                    correct += accuracy(loss, outputs, y[batch]) * len(batch)
+                progress.update(len(batch), batch_loss)
+                position = start + len(batch)
+                if checkpoint_every and batch_number % checkpoint_every == 0 and position < n:
+                    state.update(epoch=epoch, position=position, total_loss=total_loss, correct=correct)
+                    _save(checkpoint, model, optimizer, state, order, rng, where)
+            progress.close()
+            history["loss"].append(total_loss / n)
+            history["accuracy"].append(correct / n if tracks_accuracy else None)
+            if validation_data is not None:
+                val_loss, val_accuracy = evaluate(model, *validation_data, loss=loss)
+            else:
+                val_loss, val_accuracy = None, None
+            history["val_loss"].append(val_loss)
+            history["val_accuracy"].append(val_accuracy)
+            order = None
+            state.update(epoch=epoch + 1, position=0, total_loss=0.0, correct=0.0)
+            if checkpoint is not None:
+                _save(checkpoint, model, optimizer, state, np.arange(n), rng, f"the end of epoch {epoch}")
+            if verbose:
+                log(epoch_line(epoch, epochs, history))
     model.eval()
     return history
+
+
+def check_labels(model, loss, x, y, owner):
+    """Class labels must fit the model's outputs; checked before any training step."""
+    if isinstance(loss, (SoftmaxCrossEntropy, CrossEntropy)) and y.ndim == 1:
+        outputs = predict(model, x[:1]).shape[-1]
+        class_targets(owner, y, len(y), outputs, model.dtype)
+
+
+def _check_gradients(model, where, checkpoint):
+    broken = [f"{name} ({type(layer).__name__})" for name, layer, key in model.named_parameters()
+              if not np.all(np.isfinite(layer.grads[key]))]
+    if broken:
+        raise TrainingDivergedError(f"fit: NaN/Inf gradient at {where} in {', '.join(broken)}"
+                                    + _last_good(checkpoint))
+
+
+def _last_good(checkpoint):
+    if checkpoint is not None and (Path(checkpoint).exists() or previous_path(checkpoint).exists()):
+        return f"; the last good checkpoint is {checkpoint}"
+    return ""
+
+
+def _save(checkpoint, model, optimizer, state, order, rng, where):
+    """Write a checkpoint, unless a weight is NaN/Inf (then stop and keep the last good one)."""
+    for name, layer, key in model.named_parameters():
+        if not np.all(np.isfinite(layer.params[key])):
+            raise TrainingDivergedError(f"fit: weight {name} became NaN/Inf at {where}; checkpoint not written"
+                                        + _last_good(checkpoint))
+    state["rng"] = generator_state(rng)
+    state["layer_rngs"] = {str(i): generator_state(layer.rng) for i, layer in enumerate(model.layers)
+                           if isinstance(getattr(layer, "rng", None), np.random.Generator)}
+    save_checkpoint(checkpoint, model, optimizer, state, order)
+
+
+def _resume(checkpoint, model, optimizer, fresh, log):
+    """Restore from a checkpoint; returns (state, order or None, rng)."""
+    saved = load_checkpoint(checkpoint)
+    if saved.note:
+        log(saved.note)
+    state = saved.progress
+    for key in ("samples", "batch_size", "shuffle"):
+        if state.get(key) != fresh[key]:
+            raise GlassnetError(f"fit: cannot resume {saved.path}: it was written with {key}={state.get(key)!r}, "
+                                f"this run has {key}={fresh[key]!r}")
+    if not (type(state.get("epoch")) is int and type(state.get("position")) is int
+            and 0 <= state["position"] < fresh["samples"] and isinstance(state.get("history"), dict)):
+        raise GlassnetError(f"fit: {saved.path} holds a damaged training state")
+    restore(saved, model, optimizer)
+    rng = generator_from_state(state.get("rng"), str(saved.path))
+    for index, layer_state in state.get("layer_rngs", {}).items():
+        layer = model.layers[int(index)]
+        layer.rng = generator_from_state(layer_state, str(saved.path))
+    log(f"resumed from {saved.path}: epoch {state['epoch']}, sample {state['position']}")
+    return state, (saved.order if state["position"] > 0 else None), rng
 
 
 def epoch_line(epoch, epochs, history):

@@ -1,0 +1,153 @@
+"""Checkpoints: everything ``fit`` needs to carry on exactly where it stopped.
+
+A checkpoint is an archive (``archive.py``) holding the model (as a model file does),
+the optimizer's hyperparameters and state (momentum buffers, Adam moments and step
+counts), the epoch and batch position, the epoch's sample order, the shuffling
+generator's state and every Dropout generator's state, and the history so far.
+
+Writing keeps the previous checkpoint as ``<path>.prev``: the current file is moved
+there, then the new one is written atomically. Reading falls back to ``<path>.prev``
+when the latest file is missing or damaged, and says so.
+"""
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .archive import ArchiveReader, write_archive
+from .errors import GlassnetError
+from .optim import OPTIMIZERS
+from .serialization import model_arrays, model_from_archive, model_header
+
+FORMAT, VERSION = "glassnet-checkpoint", 1
+BIT_GENERATORS = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM, "MT19937": np.random.MT19937,
+                  "Philox": np.random.Philox, "SFC64": np.random.SFC64}
+
+
+def previous_path(path):
+    return Path(str(path) + ".prev")
+
+
+@dataclass
+class Checkpoint:
+    """What ``load_checkpoint`` read. ``progress`` is the JSON training state (see ``fit``)."""
+    model: object
+    optimizer: dict
+    optimizer_arrays: dict
+    progress: dict
+    order: np.ndarray
+    path: Path
+    note: str = ""
+
+
+def save_checkpoint(path, model, optimizer, progress, order):
+    """Write a checkpoint; refuses (and keeps the old files untouched) if any weight is NaN/Inf.
+
+    progress : JSON-ready dict (epoch, position, rng states, history, settings)
+    order : (n,) int64, the current epoch's sample order
+    """
+    path = Path(path)
+    kinds = [name for name, kind in OPTIMIZERS.items() if isinstance(optimizer, kind)]
+    if not kinds:
+        raise GlassnetError(f"checkpoint: can save the state of {', '.join(OPTIMIZERS)} optimizers, "
+                            f"not {type(optimizer).__name__}")
+    arrays = model_arrays(model)  # raises on non-finite weights before anything is touched
+    for name, value in optimizer.state_arrays().items():
+        if not np.all(np.isfinite(value)):
+            raise GlassnetError(f"checkpoint: optimizer state {name} holds NaN or Inf; not written")
+        arrays[f"optimizer.{name}"] = value
+    arrays["order"] = np.asarray(order, dtype=np.int64)
+    header = {"format": FORMAT, "version": VERSION, "model": model_header(model),
+              "optimizer": {"type": kinds[0], "hyperparameters": optimizer.hyperparameters(),
+                            "counters": optimizer.state_counters()},
+              "progress": progress}
+    if path.exists():
+        os.replace(path, previous_path(path))
+    return write_archive(path, header, arrays)
+
+
+def load_checkpoint(path):
+    """Read ``path``, or ``<path>.prev`` if ``path`` is missing or damaged (``note`` says which)."""
+    path = Path(path)
+    try:
+        return _read(path)
+    except GlassnetError as latest_error:
+        fallback = previous_path(path)
+        if not fallback.exists():
+            raise
+        checkpoint = _read(fallback)
+        checkpoint.note = f"latest checkpoint unusable ({latest_error}); resumed from {fallback}"
+        return checkpoint
+
+
+def _read(path):
+    with ArchiveReader(path, "checkpoint") as archive:
+        header = archive.header(FORMAT)
+        if header.get("version") != VERSION:
+            raise GlassnetError(f"{path}: checkpoint version {header.get('version')!r}, expected {VERSION}")
+        description, optimizer, progress = (header.get(key) for key in ("model", "optimizer", "progress"))
+        if not all(isinstance(part, dict) for part in (description, optimizer, progress)):
+            raise GlassnetError(f"{path}: damaged checkpoint header")
+        n = progress.get("samples")
+        if type(n) is not int or n < 1:
+            raise GlassnetError(f"{path}: damaged checkpoint (samples={n!r})")
+        optimizer_names = {name for name in archive.names() if name.startswith("optimizer.")}
+        model = model_from_archive(description, archive, optimizer_names | {"order"})
+        order = archive.array("order", (n,), np.int64)
+        if not np.array_equal(np.sort(order), np.arange(n)):
+            raise GlassnetError(f"{path}: damaged checkpoint (sample order is not a permutation)")
+        parameters = {name: layer.params[key] for name, layer, key in model.named_parameters()}
+        optimizer_arrays = {}
+        for member in optimizer_names:
+            name = member[len("optimizer."):]
+            owner = parameters.get(name.rsplit(".", 1)[0])
+            if owner is None:
+                raise GlassnetError(f"{path}: optimizer array {name} belongs to no parameter")
+            optimizer_arrays[name] = archive.array(member, owner.shape, owner.dtype)
+        return Checkpoint(model, optimizer, optimizer_arrays, progress, order, path)
+
+
+def restore(checkpoint, model, optimizer):
+    """Copy the checkpoint's weights into ``model`` and its state into ``optimizer`` (same kinds)."""
+    if model_header(model)["layers"] != model_header(checkpoint.model)["layers"]:
+        raise GlassnetError(f"{checkpoint.path}: the checkpoint holds a different architecture than the model")
+    if model.dtype != checkpoint.model.dtype:
+        raise GlassnetError(f"{checkpoint.path}: checkpoint dtype {checkpoint.model.dtype}, model dtype {model.dtype}")
+    kind = checkpoint.optimizer.get("type")
+    if kind not in OPTIMIZERS or not isinstance(optimizer, OPTIMIZERS[kind]):
+        raise GlassnetError(f"{checkpoint.path}: checkpoint optimizer {kind!r}, fit was given "
+                            f"{type(optimizer).__name__}")
+    for mine, theirs in zip(model.layers, checkpoint.model.layers):
+        for store, source in ((mine.params, theirs.params), (mine.buffers, theirs.buffers)):
+            for key in store:
+                store[key][...] = source[key]
+    counters = checkpoint.optimizer.get("counters", {})
+    if not isinstance(counters, dict):
+        raise GlassnetError(f"{checkpoint.path}: damaged optimizer state")
+
+    def read_array(name, shape, dtype):
+        value = checkpoint.optimizer_arrays.get(name)
+        if value is None or value.shape != tuple(shape) or value.dtype != dtype:
+            raise GlassnetError(f"{checkpoint.path}: missing or mismatched optimizer array {name}")
+        return value.copy()
+
+    optimizer.load_state(counters, read_array)
+
+
+def generator_state(rng):
+    """JSON-ready state of a NumPy Generator."""
+    return rng.bit_generator.state
+
+
+def generator_from_state(state, where):
+    """A Generator set to ``state`` (bit generators from an allow-list only)."""
+    kind = state.get("bit_generator") if isinstance(state, dict) else None
+    if kind not in BIT_GENERATORS:
+        raise GlassnetError(f"{where}: unsupported random generator {kind!r}")
+    bit_generator = BIT_GENERATORS[kind]()
+    try:
+        bit_generator.state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as error:
+        raise GlassnetError(f"{where}: damaged random generator state ({error})") from None
+    return np.random.Generator(bit_generator)
