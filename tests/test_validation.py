@@ -104,3 +104,65 @@ def test_backward_with_wrong_gradient_shape():
         dense.backward(np.zeros((4, 3)))
     with pytest.raises(ValueError, match=r"backward called before forward"):
         gn.Conv2D(1, 1, 2).backward(np.zeros((1, 1, 2, 2)))
+
+
+# -- where data enters a model: Sequential, fit, evaluate, predict, losses, loaders --------------
+
+def small_cnn():
+    return gn.Sequential([gn.Conv2D(1, 2, 3, rng=0), gn.ReLU(), gn.Flatten(), gn.Dense(8, 3, rng=1)])
+
+
+@pytest.mark.parametrize("bad, pattern", [
+    (np.full((2, 1, 4, 4), np.nan), r"Sequential: the input holds NaN or Inf values \(32 of 32\)"),
+    (np.where(np.eye(4)[None, None] > 0, np.inf, 0.0), r"NaN or Inf values \(4 of 16\)"),
+    (np.zeros((2, 4, 4, 1)), r"channels-last: use x.transpose\(0, 3, 1, 2\)"),
+    (np.zeros((1, 4, 4)), r"expected a 4-dimensional input.*x\[None\]"),
+    (np.zeros((2, 1, 4, 4), dtype=np.int64), r"floating-point array. Received: dtype=int64"),
+    (np.zeros((2, 1, 4, 4), dtype=np.complex64), r"dtype=complex64"),
+    (np.zeros((0, 1, 4, 4)), r"empty"),
+])
+def test_bad_inputs_to_a_model(bad, pattern):
+    with pytest.raises(gn.GlassnetError, match=pattern):
+        small_cnn().forward(bad)
+    with pytest.raises(gn.GlassnetError, match=pattern):
+        small_cnn().predict(bad)
+
+
+@pytest.mark.parametrize("x, y, pattern", [
+    (np.zeros((5, 1, 4, 4)), np.zeros(4, dtype=int), r"fit: x and y hold different numbers of samples: "
+                                                      r"x.shape=\(5, 1, 4, 4\), y.shape=\(4,\)"),
+    (np.zeros((4, 1, 4, 4)), np.array([0, 1, 2, 3]), r"fit: labels must be in \[0, 2\]. Received labels in \[0, 3\]"),
+    (np.zeros((4, 1, 4, 4)), np.array([0, -1, 2, 1]), r"labels must be in \[0, 2\]"),
+    (np.zeros((4, 1, 4, 4)), np.array([0.0, 1.0, np.nan, 1.0]), r"1-D targets must be integer class labels"),
+    (np.zeros((4, 1, 4, 4)), np.array(["a", "b", "c", "a"]), r"integer class labels. Received: dtype=<U1"),
+    (np.full((4, 1, 4, 4), np.nan), np.zeros(4, dtype=int), r"fit: x contains NaN or Inf values"),
+    (np.zeros((0, 1, 4, 4)), np.zeros(0, dtype=int), r"fit: received an empty dataset"),
+])
+def test_bad_training_data_is_refused_before_any_step(x, y, pattern):
+    model = small_cnn()
+    before = [w.copy() for layer in model.layers for w in layer.params.values()]
+    with pytest.raises(gn.GlassnetError, match=pattern):
+        model.fit(x, y, epochs=1, verbose=False)
+    after = [w for layer in model.layers for w in layer.params.values()]
+    assert all(np.array_equal(a, b) for a, b in zip(before, after))
+
+
+def test_bad_targets_for_losses_and_evaluate():
+    with pytest.raises(gn.GlassnetError, match=r"MSE: target contains NaN or Inf values"):
+        gn.MSE().forward(np.zeros((3, 1)), np.array([[0.0], [np.inf], [1.0]]))
+    with pytest.raises(gn.GlassnetError, match=r"SoftmaxCrossEntropy: target contains NaN or Inf"):
+        gn.SoftmaxCrossEntropy().forward(np.zeros((2, 3)), np.array([[1, 0, 0], [np.nan, 0, 1.0]]))
+    with pytest.raises(gn.GlassnetError, match=r"evaluate: x and y hold different numbers of samples"):
+        small_cnn().evaluate(np.zeros((3, 1, 4, 4)), np.zeros(2, dtype=int))
+
+
+def test_bad_image_folders(tmp_path):
+    with pytest.raises(gn.GlassnetError, match=r"does not exist or is not a folder"):
+        gn.datasets.image_folder(tmp_path / "nothing")
+    (tmp_path / "only_class").mkdir()
+    with pytest.raises(gn.GlassnetError, match=r"expected one sub-folder per class \(at least 2\)"):
+        gn.datasets.image_folder(tmp_path)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "fake.png").write_text("not a png")
+    with pytest.raises(gn.GlassnetError, match=r"fake.png.*not a readable image"):
+        gn.datasets.image_folder(tmp_path)

@@ -27,7 +27,7 @@ class Loss:
         pred = np.asarray(pred)
         dtype = pred.dtype if pred.dtype.kind == "f" else np.float64
         pred = as_float_array(pred, type(self).__name__, dtype, name="prediction")
-        if pred.ndim == 0 or pred.shape[0] == 0:
+        if pred.ndim == 0 or pred.size == 0:
             raise ShapeError(f"{type(self).__name__}: expected a non-empty batch of predictions, "
                              f"received shape {pred.shape}")
         return pred
@@ -42,7 +42,7 @@ class Loss:
                 hint = f" (reshape it with target.reshape{pred.shape})"
             raise ShapeError(f"{type(self).__name__}: expected target of shape {pred.shape} (same as the "
                              f"prediction), received shape {target.shape}{hint}")
-        return target.astype(pred.dtype)
+        return _finite_target(type(self).__name__, target.astype(pred.dtype))
 
     def backward(self):
         if self._cache is None:
@@ -108,7 +108,13 @@ def class_targets(owner, target, n, num_classes, dtype):
                          f"shape ({n}, {num_classes}), received shape {target.shape}")
     if target.dtype.kind not in "fiub":
         raise GlassnetError(f"{owner}: target must be numeric. Received: dtype={target.dtype}")
-    return target.astype(dtype)
+    return _finite_target(owner, target.astype(dtype))
+
+
+def _finite_target(owner, target):
+    if not np.all(np.isfinite(target)):
+        raise GlassnetError(f"{owner}: target contains NaN or Inf values")
+    return target
 
 
 def _class_scores(owner, pred):

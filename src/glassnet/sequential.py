@@ -4,7 +4,7 @@ import numpy as np
 from . import training
 from .errors import GlassnetError
 from .layers.base import Layer
-from .validation import resolve_dtype
+from .validation import as_float_array, resolve_dtype
 
 
 class Sequential:
@@ -41,7 +41,14 @@ class Sequential:
 
     # -- passes -------------------------------------------------------------------
     def forward(self, x):
-        """x: the first layer's input (e.g. (N, C, H, W)) -> the last layer's output."""
+        """x: the first layer's input (e.g. (N, C, H, W)) -> the last layer's output.
+
+        NaN or Inf in ``x`` is refused here, once, rather than propagated silently.
+        """
+        x = as_float_array(x, f"Sequential (layer 0: {type(self.layers[0]).__name__})", self.dtype)
+        if not np.all(np.isfinite(x)):
+            raise GlassnetError(f"Sequential: the input holds NaN or Inf values "
+                                f"({int(np.sum(~np.isfinite(x)))} of {x.size})")
         for layer in self.layers:
             x = layer.forward(x)
         return x

@@ -108,6 +108,12 @@ def check_batch(x, owner, expected, channels_axis=None, channels=None):
         )
 
 
+def check_nonempty(x, owner, min_ndim, expected):
+    """At least ``min_ndim`` axes and no zero-length axis, e.g. for activations and Flatten."""
+    if x.ndim < min_ndim or x.size == 0:
+        raise ShapeError(f"{owner}: expected a non-empty input of shape {expected}, received shape {tuple(x.shape)}")
+
+
 def make_rng(rng, owner="glassnet"):
     """A ``np.random.Generator`` from a Generator, an int seed or None (fresh entropy)."""
     if isinstance(rng, np.random.Generator):

@@ -1,7 +1,7 @@
 """Element-wise activations and softmax. Each works on any input shape."""
 import numpy as np
 
-from ..validation import as_float_array, non_negative_number
+from ..validation import as_float_array, check_nonempty, non_negative_number
 from .base import Layer
 
 
@@ -12,8 +12,11 @@ class _Activation(Layer):
         super().__init__(dtype)
         self._cache = None
 
+    min_ndim, expected_shape = 1, "(N, ...)"
+
     def forward(self, x):
         x = as_float_array(x, type(self).__name__, self.dtype)
+        check_nonempty(x, type(self).__name__, self.min_ndim, self.expected_shape)
         y, self._cache = self._apply(x)
         return y
 
@@ -93,6 +96,8 @@ class Softmax(_Activation):
 
     ``y_k = exp(x_k - max_j x_j) / sum_j exp(x_j - max_j x_j)``; stable for logits of +-1000.
     """
+
+    min_ndim, expected_shape = 2, "(N, K, ...)"
 
     def _apply(self, x):
         y = softmax(x, axis=1)

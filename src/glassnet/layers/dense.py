@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import init
-from ..validation import as_float_array, check_batch, make_rng, positive_int
+from ..validation import check_nonempty, as_float_array, check_batch, make_rng, positive_int
 from .base import Layer
 
 
@@ -94,8 +94,7 @@ class Flatten(Layer):
 
     def forward(self, x):
         x = as_float_array(x, "Flatten", self.dtype)
-        if x.ndim < 2:
-            check_batch(x, "Flatten", "(N, ...)")
+        check_nonempty(x, "Flatten", 2, "(N, C, ...)")
         self._input_shape = x.shape
         return x.reshape(x.shape[0], -1)  # (N, C*H*W)
 
