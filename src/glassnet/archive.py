@@ -61,7 +61,7 @@ class ArchiveReader:
         try:
             self.zip = zipfile.ZipFile(self.path)
             infos = self.zip.infolist()
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as error:
             raise GlassnetError(f"{self.path}: damaged {kind} ({error})") from None
         names = [info.filename for info in infos]
         if len(names) > MAX_MEMBERS or len(set(names)) != len(names):
@@ -73,6 +73,9 @@ class ArchiveReader:
             self.zip.close()
             raise GlassnetError(f"{self.path}: members would decompress to {total:,} bytes, over the limit "
                                 f"of {MAX_FILE_BYTES:,}")
+        if any(info.flag_bits & 0x1 for info in infos):
+            self.zip.close()
+            raise GlassnetError(f"{self.path}: not a glassnet {kind} (encrypted members)")
         self.members = {name[:-4]: info for name, info in zip(names, infos) if name.endswith(".npy")}
         if len(self.members) != len(names):
             self.zip.close()
@@ -146,6 +149,6 @@ class ArchiveReader:
         except GlassnetError:
             raise
         except (ValueError, OSError, EOFError, zipfile.BadZipFile, SyntaxError, TypeError,
-                MemoryError, RecursionError) as error:
+                MemoryError, RecursionError, NotImplementedError, RuntimeError) as error:
             raise GlassnetError(f"{self.path}: damaged array {name} ({error.__class__.__name__}: {error})") from None
         return np.frombuffer(data, dtype=dtype).reshape(found_shape).copy()

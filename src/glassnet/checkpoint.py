@@ -115,7 +115,7 @@ def restore(checkpoint, model, optimizer):
     if model.dtype != checkpoint.model.dtype:
         raise GlassnetError(f"{checkpoint.path}: checkpoint dtype {checkpoint.model.dtype}, model dtype {model.dtype}")
     kind = checkpoint.optimizer.get("type")
-    if kind not in OPTIMIZERS or not isinstance(optimizer, OPTIMIZERS[kind]):
+    if not isinstance(kind, str) or kind not in OPTIMIZERS or not isinstance(optimizer, OPTIMIZERS[kind]):
         raise GlassnetError(f"{checkpoint.path}: checkpoint optimizer {kind!r}, fit was given "
                             f"{type(optimizer).__name__}")
     for mine, theirs in zip(model.layers, checkpoint.model.layers):
@@ -143,7 +143,7 @@ def generator_state(rng):
 def generator_from_state(state, where):
     """A Generator set to ``state`` (bit generators from an allow-list only)."""
     kind = state.get("bit_generator") if isinstance(state, dict) else None
-    if kind not in BIT_GENERATORS:
+    if not isinstance(kind, str) or kind not in BIT_GENERATORS:
         raise GlassnetError(f"{where}: unsupported random generator {kind!r}")
     bit_generator = BIT_GENERATORS[kind]()
     try:

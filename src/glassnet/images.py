@@ -21,7 +21,12 @@ def _pillow():
 
 
 def read_grey(path):
-    """Image file -> float array (H, W) in [0, 1]; transparent areas become white paper."""
+    """Image file -> float array (H, W) in [0, 1]; transparent areas become white paper.
+
+    Accepts any mode Pillow reads: 1-bit, grey, 16-bit grey (scaled by 65535), palette
+    (with or without transparency), RGB, RGBA, CMYK; an animation's first frame. Images
+    over MAX_PIXELS are refused from their header, before any pixel is decoded.
+    """
     Image = _pillow()
     try:
         with Image.open(path) as image:
@@ -29,27 +34,32 @@ def read_grey(path):
             if width * height > MAX_PIXELS:
                 raise GlassnetError(f"{path}: image of {width}x{height} pixels exceeds the limit of "
                                     f"{MAX_PIXELS:,} pixels")
+            if width == 0 or height == 0:
+                raise GlassnetError(f"{path}: image of {width}x{height} pixels holds nothing")
             image.load()
-            if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+            if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
                 rgba = image.convert("RGBA")
                 paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
                 image = Image.alpha_composite(paper, rgba)
-            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+            if image.mode.startswith("I;16"):
+                return np.asarray(image, dtype=np.float64) / 65535.0
+            if image.mode == "I":  # 32-bit integers: 16-bit data when any value exceeds 255
                 pixels = np.asarray(image, dtype=np.float64)
-                top = 65535.0 if pixels.max() > 255 else 255.0
-                return np.clip(pixels / top, 0.0, 1.0)
+                return np.clip(pixels / (65535.0 if pixels.max() > 255 else 255.0), 0.0, 1.0)
             return np.asarray(image.convert("L"), dtype=np.float64) / 255.0
     except GlassnetError:
         raise
     except FileNotFoundError:
         raise GlassnetError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise GlassnetError(f"{path}: is a folder, not an image file") from None
     except Image.DecompressionBombError as error:
         raise GlassnetError(f"{path}: refused as a decompression bomb ({error})") from None
-    except (OSError, ValueError, SyntaxError) as error:
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as error:
         raise GlassnetError(f"{path}: not a readable image ({error.__class__.__name__}: {error})") from None
 
 
-def ink_of(grey):
+def ink_of(grey, source="image"):
     """Bright-on-dark ink in [0, 1]: invert dark-on-light images (judged by the border), stretch contrast."""
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     background = float(np.median(border))
@@ -57,7 +67,7 @@ def ink_of(grey):
     ink_background = 1.0 - background if background > 0.5 else background
     peak = float(ink.max())
     if peak - ink_background < 1e-6:
-        raise GlassnetError("image is blank: no ink found")
+        raise GlassnetError(f"{source}: the image is blank (one flat colour), no digit or object found")
     return np.clip((ink - ink_background) / (peak - ink_background), 0.0, 1.0)
 
 
@@ -97,7 +107,7 @@ def load_image(path, preprocessing):
     """Image file -> model input (1, H, W) following a dataset's ``preprocessing`` record."""
     if preprocessing.get("kind") != "image":
         raise GlassnetError("this model was not trained on images, it cannot predict on an image file")
-    ink = ink_of(read_grey(path))
+    ink = ink_of(read_grey(path), str(path))
     canvas = fit_digit(ink, tuple(preprocessing["size"]), preprocessing["box"], preprocessing["centre"])
     pixels = canvas * preprocessing["max_value"] * preprocessing["scale"] + preprocessing["offset"]
     return pixels[None, :, :]

@@ -128,7 +128,7 @@ def _build(description, archive):
         if not isinstance(entry, dict) or not isinstance(entry.get("config", {}), dict):
             raise GlassnetError(f"{path}: layer {index} is malformed")
         kind = entry.get("type")
-        if kind not in LAYER_TYPES:
+        if not isinstance(kind, str) or kind not in LAYER_TYPES:
             raise GlassnetError(f"{path}: layer {index} has type {kind!r}, which is not a glassnet layer")
         declared += _declared_size(kind, entry.get("config", {}), index, path)
     if declared * np.dtype(dtype).itemsize > archive.size:
