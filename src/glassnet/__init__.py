@@ -9,6 +9,8 @@ from .optim import SGD, Adam, Optimizer
 from .sequential import Sequential
 from .serialization import load, save
 from .checkpoint import load_checkpoint
+from .trace import Trace, trace
+from . import plots
 from . import datasets, presets
 
 __version__ = "0.1.0"

@@ -7,13 +7,16 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from . import datasets, presets
+from . import datasets, plots, presets
 from .errors import GlassnetError
 from .benchmark.run import build_parser as benchmark_parser
+from .explain import NET_HELP, explain_network, parse_net, seed_example
 from .images import load_image
+from .layers import Conv2D
 from .checkpoint import load_checkpoint
 from .serialization import load, save
 from .training import accuracy, resolve_loss
@@ -39,6 +42,8 @@ def build_parser():
                                             "class sub-folders (folder)")
     train.add_argument("--quiet", action="store_true", help="no progress output")
     train.add_argument("--out", required=True, help="where to save the model file")
+    train.add_argument("--plots", metavar="DIR", help="write training curves, gradient norms, filters, confusion "
+                                                     "matrix and misclassified test images here (PNG)")
     train.add_argument("--checkpoint", help="write a checkpoint here after every epoch (previous kept as .prev)")
     train.add_argument("--checkpoint-every", type=int, help="also checkpoint after every N batches")
     train.add_argument("--resume", metavar="CHECKPOINT",
@@ -48,6 +53,13 @@ def build_parser():
     evaluate.add_argument("model")
     evaluate.add_argument("--dataset", required=True, choices=DATASET_CHOICES)
     evaluate.add_argument("--data-dir")
+    evaluate.add_argument("--plots", metavar="DIR", help="write the confusion matrix, misclassified test images "
+                                                        "and first-layer filters here (PNG)")
+
+    inspect = commands.add_parser("inspect", help="pictures of a model looking at one image: feature maps, filters")
+    inspect.add_argument("model")
+    inspect.add_argument("image")
+    inspect.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG files")
 
     predict = commands.add_parser("predict", help="classify image files with a saved model")
     predict.add_argument("model")
@@ -59,6 +71,20 @@ def build_parser():
     summary.add_argument("model")
 
     commands.add_parser("datasets", help="list the datasets and whether they are available here")
+
+    explain = commands.add_parser("explain", help="print every array of one forward and backward pass",
+                                  description="With no arguments: seed 000's worked example, done right. "
+                                              "With --model and --image: a saved model on an image file. "
+                                              "With --net and --input: a small network of your own.")
+    explain.add_argument("--model", help="a saved model file (with --image)")
+    explain.add_argument("--image", help="an image file for --model")
+    explain.add_argument("--net", help=NET_HELP)
+    explain.add_argument("--input", help="input shape for --net, e.g. 1x6x6 or 4")
+    explain.add_argument("--label", type=int, help="target class (default: the predicted class; 0 for --net)")
+    explain.add_argument("--lr", type=float, default=0.1, help="learning rate of the SGD step shown (default 0.1)")
+    explain.add_argument("--seed", type=int, default=0, help="weights and input of --net")
+    explain.add_argument("--max-elements", type=int, default=64,
+                         help="print arrays up to this size whole, summarise larger ones (default 64)")
 
     bench = commands.add_parser("bench", help="time glassnet against PyTorch on the same nets (benchmarks/)")
     benchmark_parser(bench)
@@ -99,19 +125,44 @@ def command_train(args):
                                "preprocessing": dataset.preprocessing, "loss": settings["loss"],
                                "training": settings})
         checkpoint = args.checkpoint
+    if args.plots:
+        Path(args.plots).mkdir(parents=True, exist_ok=True)  # fail now, not after training
     log = (lambda line: None) if args.quiet else print
     log(f"training {settings['arch']} on {dataset.description}: {settings['epochs']} epochs, batch "
         f"{settings['batch_size']}, {settings['optimizer']} lr {settings['lr']}, {settings['dtype']}")
     started = time.perf_counter()
-    model.fit(dataset.x_train, dataset.y_train, epochs=settings["epochs"], batch_size=settings["batch_size"],
-              loss=settings["loss"], optimizer=settings["optimizer"], lr=settings["lr"], seed=settings["seed"],
-              verbose=not args.quiet, log=log, checkpoint=checkpoint, checkpoint_every=settings["checkpoint_every"],
-              resume=bool(args.resume))
+    history = model.fit(dataset.x_train, dataset.y_train, epochs=settings["epochs"],
+                        batch_size=settings["batch_size"],
+                        loss=settings["loss"], optimizer=settings["optimizer"], lr=settings["lr"],
+                        seed=settings["seed"], verbose=not args.quiet, log=log, checkpoint=checkpoint,
+                        checkpoint_every=settings["checkpoint_every"], resume=bool(args.resume))
     seconds = time.perf_counter() - started
     line = test_line(model, dataset, settings["loss"])
     path = save(model, args.out)
     print(f"trained in {seconds:.1f} s; model saved to {path}")
+    if args.plots:
+        written = [plots.training_curves(history, Path(args.plots) / "training_curves.png"),
+                   plots.gradient_norms(history, Path(args.plots) / "gradient_norms.png")]
+        written += test_set_pictures(model, dataset, args.plots)
+        print("pictures: " + ", ".join(map(str, written)))
     print(line)
+
+
+def test_set_pictures(model, dataset, folder):
+    """Confusion matrix, misclassified gallery and filters for a classifier on image data."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    if any(isinstance(layer, Conv2D) for layer in model.layers):
+        written.append(plots.filters(model, folder / "filters.png"))
+    if dataset.task == "classification" and dataset.y_test.ndim == 1:
+        predictions = model.predict(dataset.x_test).argmax(axis=1)
+        names = dataset.class_names
+        written.append(plots.confusion_matrix(dataset.y_test, predictions, names, folder / "confusion_matrix.png"))
+        if dataset.x_test.ndim == 4:
+            written.append(plots.misclassified(dataset.x_test, dataset.y_test, predictions, names,
+                                               folder / "misclassified.png"))
+    return written
 
 
 def _resumed_run(checkpoint_path):
@@ -133,7 +184,23 @@ def command_evaluate(args):
     if tuple(model.metadata.get("input_shape", dataset.input_shape)) != dataset.input_shape:
         raise GlassnetError(f"model expects inputs of shape {tuple(model.metadata['input_shape'])}, dataset "
                             f"{dataset.name} has {dataset.input_shape}")
-    print(test_line(model, dataset, model.metadata.get("loss", "softmax_cross_entropy")))
+    line = test_line(model, dataset, model.metadata.get("loss", "softmax_cross_entropy"))
+    if args.plots:
+        print("pictures: " + ", ".join(map(str, test_set_pictures(model, dataset, args.plots))))
+    print(line)
+
+
+def command_inspect(args):
+    model = load(args.model)
+    x = load_image(args.image, model.metadata.get("preprocessing", {}))[None]
+    folder = Path(args.out)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [plots.feature_maps(model, x, folder / "feature_maps.png"), plots.filters(model, folder / "filters.png")]
+    probs = model.predict_proba(x)[0]
+    names = model.metadata.get("class_names") or [str(i) for i in range(len(probs))]
+    best = int(np.argmax(probs))
+    print(f"{args.image}\t{names[best] if best < len(names) else best}\t{probs[best]:.4f}")
+    print("pictures: " + ", ".join(map(str, written)))
 
 
 def command_predict(args):
@@ -168,6 +235,36 @@ def command_datasets(args):
     print("folder\tyour images: --dataset folder --data-dir DIR (one sub-folder per class)")
 
 
+def command_explain(args):
+    if args.max_elements < 0 or args.lr <= 0:
+        raise GlassnetError(f"--max-elements must be >= 0 and --lr > 0. Received: {args.max_elements}, {args.lr}")
+    if args.model or args.image:
+        if not (args.model and args.image) or args.net:
+            raise GlassnetError("explain: --model and --image go together (and without --net)")
+        model = load(args.model)
+        x = load_image(args.image, model.metadata.get("preprocessing", {}))[None]
+        label = args.label if args.label is not None else int(model.predict(x).argmax(axis=1)[0])
+        print(explain_network(model, x, label, args.lr, args.max_elements, model.metadata.get("loss"),
+                              f"{args.model} on {args.image}, target class {label}"))
+    elif args.net:
+        if not args.input:
+            raise GlassnetError("explain: --net needs --input, the shape of one sample (e.g. 1x6x6)")
+        try:
+            shape = tuple(int(n) for n in args.input.lower().split("x"))
+        except ValueError:
+            raise GlassnetError(f"--input must look like 1x6x6 or 4. Received: {args.input!r}") from None
+        if not shape or min(shape) < 1:
+            raise GlassnetError(f"--input must be positive sizes like 1x6x6. Received: {args.input!r}")
+        model = parse_net(args.net, shape, args.seed)
+        x = np.random.default_rng(args.seed).standard_normal((1,) + shape).round(2)
+        label = args.label if args.label is not None else 0
+        print(explain_network(model, x, label, args.lr, args.max_elements,
+                              title=f"network {args.net!r} on a random input {shape} (seed {args.seed}), "
+                                    f"target class {label}"))
+    else:
+        print(seed_example(args.lr, args.max_elements))
+
+
 def command_bench(args):
     from .benchmark import main as benchmark_main
     benchmark_main(args)
@@ -175,7 +272,7 @@ def command_bench(args):
 
 COMMANDS = {"train": command_train, "evaluate": command_evaluate, "predict": command_predict,
             "summary": command_summary, "datasets": command_datasets,
-            "bench": command_bench}
+            "explain": command_explain, "inspect": command_inspect, "bench": command_bench}
 
 
 def main(argv=None):

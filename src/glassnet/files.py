@@ -24,6 +24,7 @@ def atomic_write(path, mode="wb"):
     folder = path.parent if str(path.parent) else Path(".")
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(temporary, _permissions_for(path))
         with os.fdopen(handle, mode, encoding=None if "b" in mode else "utf-8") as out:
             yield out
             out.flush()
@@ -33,6 +34,16 @@ def atomic_write(path, mode="wb"):
         if os.path.exists(temporary):
             os.remove(temporary)
     _remove_stale_temporaries(folder, path.name)
+
+
+def _permissions_for(path):
+    """The existing file's permissions, else what a plain open() would give (0666 minus the umask)."""
+    try:
+        return path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _remove_stale_temporaries(folder, name):

@@ -12,6 +12,7 @@ from .checkpoint import generator_from_state, generator_state, load_checkpoint, 
 from .errors import GlassnetError, TrainingDivergedError
 from .layers.activations import softmax
 from .losses import BinaryCrossEntropy, CrossEntropy, Loss, MSE, SoftmaxCrossEntropy, class_targets
+from .layers.activations import ReLU
 from .optim import SGD, Adam, Optimizer
 from .validation import as_float_array, make_rng, positive_int
 
@@ -113,7 +114,9 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
     Returns
     -------
     dict with "loss", "accuracy", "val_loss", "val_accuracy" (lists, one entry per epoch;
-    accuracies are None for regression losses).
+    accuracies are None for regression losses), "grad_norms" ({"0.weight": [mean L2 norm of the
+    gradient per epoch], ...}) and "dead_relu" ({"1": [mean fraction of units of ReLU layer 1 that
+    output 0 for a whole batch, per epoch], ...}).
 
     Raises
     ------
@@ -133,7 +136,9 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
     n = x.shape[0]
     state = {"samples": n, "batch_size": batch_size, "shuffle": bool(shuffle), "epoch": 1, "position": 0,
              "total_loss": 0.0, "correct": 0.0,
-             "history": {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}}
+             "history": {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [], "grad_norms": {},
+                         "dead_relu": {}},
+             "sums": new_sums()}
     order = None
     if resume and checkpoint is not None and (Path(checkpoint).exists() or previous_path(checkpoint).exists()):
         state, order, rng = _resume(checkpoint, model, optimizer, state, log)
@@ -158,7 +163,7 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
                     raise TrainingDivergedError(f"fit: the loss became {batch_loss} at {where}"
                                                 + _last_good(checkpoint))
                 model.backward(loss.backward(), input_grad=False)
-                _check_gradients(model, where, checkpoint)
+                record_gradients(model, state["sums"], where, checkpoint)
                 optimizer.step()
                 total_loss += batch_loss * len(batch)
                 if tracks_accuracy:
@@ -170,6 +175,7 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
                     _save(checkpoint, model, optimizer, state, order, rng, where)
             progress.close()
             history["loss"].append(total_loss / n)
+            close_sums(history, state["sums"])
             history["accuracy"].append(correct / n if tracks_accuracy else None)
             if validation_data is not None:
                 val_loss, val_accuracy = evaluate(model, *validation_data, loss=loss)
@@ -178,7 +184,7 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
             history["val_loss"].append(val_loss)
             history["val_accuracy"].append(val_accuracy)
             order = None
-            state.update(epoch=epoch + 1, position=0, total_loss=0.0, correct=0.0)
+            state.update(epoch=epoch + 1, position=0, total_loss=0.0, correct=0.0, sums=new_sums())
             if checkpoint is not None:
                 _save(checkpoint, model, optimizer, state, np.arange(n), rng, f"the end of epoch {epoch}")
             if verbose:
@@ -194,12 +200,38 @@ def check_labels(model, loss, x, y, owner):
         class_targets(owner, y, len(y), outputs, model.dtype)
 
 
-def _check_gradients(model, where, checkpoint):
-    broken = [f"{name} ({type(layer).__name__})" for name, layer, key in model.named_parameters()
-              if not np.all(np.isfinite(layer.grads[key]))]
+def new_sums():
+    """Per-epoch running sums behind history["grad_norms"] and history["dead_relu"]."""
+    return {"batches": 0, "grad_norms": {}, "dead_relu": {}}
+
+
+def record_gradients(model, sums, where, checkpoint):
+    """Add each parameter's gradient norm and each ReLU's dead fraction to ``sums``; stop on NaN/Inf.
+
+    A ReLU unit is dead in a batch when it outputs 0 for every sample of the batch.
+    """
+    broken = []
+    for name, layer, key in model.named_parameters():
+        norm = float(np.sqrt(np.sum(np.square(layer.grads[key], dtype=np.float64))))
+        if not np.isfinite(norm):
+            broken.append(f"{name} ({type(layer).__name__})")
+        sums["grad_norms"][name] = sums["grad_norms"].get(name, 0.0) + norm
     if broken:
         raise TrainingDivergedError(f"fit: NaN/Inf gradient at {where} in {', '.join(broken)}"
                                     + _last_good(checkpoint))
+    for index, layer in enumerate(model.layers):
+        if isinstance(layer, ReLU):
+            dead = float(np.mean(~layer.positive_mask().any(axis=0)))
+            sums["dead_relu"][str(index)] = sums["dead_relu"].get(str(index), 0.0) + dead
+    sums["batches"] += 1
+
+
+def close_sums(history, sums):
+    """Epoch means of the running sums, appended to the history."""
+    count = max(sums["batches"], 1)
+    for key in ("grad_norms", "dead_relu"):
+        for name, total in sums[key].items():
+            history[key].setdefault(name, []).append(total / count)
 
 
 def _last_good(checkpoint):

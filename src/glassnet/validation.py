@@ -84,7 +84,7 @@ def as_float_array(x, owner, dtype, name="input"):
     return array.astype(dtype, copy=False)
 
 
-def check_batch(x, owner, expected, channels_axis=None, channels=None):
+def check_batch(x, owner, expected, channels_axis=None, channels=None, unit="channel(s)"):
     """Check ``x.ndim`` and, when given, the channel count, with a readable message.
 
     ``expected`` is a human-readable shape such as ``"(N, 3, H, W)"``.
@@ -103,7 +103,7 @@ def check_batch(x, owner, expected, channels_axis=None, channels=None):
         if x.shape[-1] == channels:
             hint = " (looks channels-last: use x.transpose(0, 3, 1, 2))"
         raise ShapeError(
-            f"{owner}: expected input of shape {expected} with {channels} channel(s) "
+            f"{owner}: expected input of shape {expected} with {channels} {unit} "
             f"on axis {channels_axis}, received shape {tuple(x.shape)}{hint}"
         )
 

@@ -37,6 +37,11 @@ class ReLU(_Activation):
     def _input_grad(self, dy, positive):
         return dy * positive  # dy/dx = 1 where x > 0, else 0
 
+    def positive_mask(self):
+        """Where the latest forward's input was > 0 (bool, input shape)."""
+        self._require_cache(self._cache)
+        return self._cache
+
 
 class LeakyReLU(_Activation):
     """``y = x`` for x > 0, ``alpha * x`` otherwise (derivative alpha at 0, as PyTorch)."""

@@ -52,7 +52,8 @@ class Dense(Layer):
     def forward(self, x):
         """x: (N, in_features) -> (N, out_features)."""
         x = as_float_array(x, "Dense", self.dtype)
-        check_batch(x, "Dense", f"(N, {self.in_features})", channels_axis=1, channels=self.in_features)
+        check_batch(x, "Dense", f"(N, {self.in_features})", channels_axis=1, channels=self.in_features,
+                    unit="feature(s)")
         self._x = x
         out = x @ self.params["weight"]
         if self.use_bias:
