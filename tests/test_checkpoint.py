@@ -11,31 +11,17 @@ import pytest
 import glassnet as gn
 from glassnet.checkpoint import load_checkpoint, previous_path
 
-# a small CNN with Dropout (its generator must be restored too), trained with Adam
-SETUP = textwrap.dedent("""
-    import numpy as np
-    import glassnet as gn
+from checkpoint_setup import SETTINGS, make_data, make_model
 
-    def make_model():
-        rng = np.random.default_rng(5)
-        return gn.Sequential([gn.Conv2D(1, 4, 3, rng=rng), gn.ReLU(), gn.MaxPool2D(2), gn.Flatten(),
-                              gn.Dropout(0.3, rng=7), gn.Dense(36, 3, rng=rng)])
-
-    def make_data():
-        rng = np.random.default_rng(0)
-        x = rng.standard_normal((90, 1, 8, 8))
-        return x, (x[:, 0, :4].sum(axis=(1, 2)) > 0).astype(int) + (x[:, 0, 4:].mean(axis=(1, 2)) > 0.2)
-
-    SETTINGS = dict(epochs=3, batch_size=16, optimizer="adam", lr=0.01, seed=11, verbose=False)
-""")
-namespace = {}
-exec(SETUP, namespace)
-make_model, make_data, SETTINGS = namespace["make_model"], namespace["make_data"], namespace["SETTINGS"]
+TESTS = os.path.dirname(os.path.abspath(__file__))
 
 
 def run_python(code, cwd):
-    return subprocess.run([sys.executable, "-c", SETUP + textwrap.dedent(code)], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
+    """Run ``code`` in a fresh interpreter that can import checkpoint_setup."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [TESTS, os.environ.get("PYTHONPATH")])))
+    source = "import glassnet as gn\nfrom checkpoint_setup import SETTINGS, make_data, make_model\n"
+    return subprocess.run([sys.executable, "-c", source + textwrap.dedent(code)], cwd=cwd, capture_output=True,
+                          text=True, timeout=300, env=env)
 
 
 def weights(model):

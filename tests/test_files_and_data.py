@@ -3,13 +3,12 @@ import functools
 import hashlib
 import http.server
 import threading
-import zipfile
 
 import numpy as np
 import pytest
 
 import glassnet as gn
-from glassnet.datasets import idx, remote
+from glassnet.datasets import idx
 
 
 def small_model():

@@ -19,8 +19,8 @@ from test_seed000 import torch_updated_weights
 
 def small_cnn():
     rng = np.random.default_rng(0)
-    return gn.Sequential([gn.Conv2D(2, 3, 3, padding=1, rng=rng), gn.ReLU(), gn.MaxPool2D(2), gn.Conv2D(3, 4, 2, rng=rng),
-                          gn.Tanh(), gn.Flatten(), gn.Dense(64, 5, rng=rng)])
+    return gn.Sequential([gn.Conv2D(2, 3, 3, padding=1, rng=rng), gn.ReLU(), gn.MaxPool2D(2),
+                          gn.Conv2D(3, 4, 2, rng=rng), gn.Tanh(), gn.Flatten(), gn.Dense(64, 5, rng=rng)])
 
 
 def test_the_trace_records_the_engines_own_gradients_and_pytorchs():
