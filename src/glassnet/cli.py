@@ -43,7 +43,8 @@ def build_parser():
     train.add_argument("--quiet", action="store_true", help="no progress output")
     train.add_argument("--out", required=True, help="where to save the model file")
     train.add_argument("--plots", metavar="DIR", help="write training curves, gradient norms, filters, confusion "
-                                                     "matrix and misclassified test images here (PNG)")
+                                                     "matrix and misclassified test images here (PNG); the "
+                                                     "test split is then evaluated after every epoch")
     train.add_argument("--checkpoint", help="write a checkpoint here after every epoch (previous kept as .prev)")
     train.add_argument("--checkpoint-every", type=int, help="also checkpoint after every N batches")
     train.add_argument("--resume", metavar="CHECKPOINT",
@@ -135,6 +136,7 @@ def command_train(args):
                         batch_size=settings["batch_size"],
                         loss=settings["loss"], optimizer=settings["optimizer"], lr=settings["lr"],
                         seed=settings["seed"], verbose=not args.quiet, log=log, checkpoint=checkpoint,
+                        validation_data=(dataset.x_test, dataset.y_test) if args.plots else None,
                         checkpoint_every=settings["checkpoint_every"], resume=bool(args.resume))
     seconds = time.perf_counter() - started
     line = test_line(model, dataset, settings["loss"])
