@@ -133,6 +133,11 @@ def test_train_evaluate_and_inspect_write_real_pictures(tmp_path):
     assert inspected.returncode == 0, inspected.stderr
     assert_real_png(tmp_path / "look" / "feature_maps.png")
     assert_real_png(tmp_path / "look" / "filters.png")
+    explained = glassnet("explain", "--model", "m.glassnet", "--image", "four.png", "--label", "4", cwd=tmp_path)
+    assert explained.returncode == 0, explained.stderr
+    assert "m.glassnet on four.png, target class 4" in explained.stdout
+    assert "-- layer 0: Conv2D(in_channels=1, out_channels=16" in explained.stdout
+    assert "SoftmaxCrossEntropy = " in explained.stdout and "UPDATE: SGD(lr=0.1" in explained.stdout
 
 
 def test_explain_from_the_command_line(tmp_path):

@@ -9,6 +9,7 @@ import struct
 import numpy as np
 
 from ..errors import GlassnetError
+from ..files import atomic_write
 
 TYPE_CODES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 MAX_ITEMS = 2 ** 31  # refuse headers that promise absurd sizes before reading data
@@ -44,6 +45,7 @@ def write_idx(path, array):
     """Write ``array`` (uint8) as an IDX file, gzip-compressed when the name ends in .gz."""
     array = np.ascontiguousarray(array, dtype=np.uint8)
     payload = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "wb") as handle:
+    if str(path).endswith(".gz"):
+        payload = gzip.compress(payload)
+    with atomic_write(path) as handle:
         handle.write(payload)
