@@ -192,5 +192,5 @@ def test_a_checkpoint_with_a_foreign_random_generator_is_refused(tmp_path):
 def test_a_short_fuzz_run_raises_only_glassnet_errors():
     """The loop of tests/fuzzing.py (100,000 inputs for the record) on 2,000 inputs."""
     summary = fuzz(2000, seed=7)
-    assert summary["failures"] == [] and summary["slowest_seconds"] < 1.0
+    assert summary["failures"] == [] and summary["slowest_seconds"] < 5.0  # no hang (not a speed check)
     assert summary["outcomes"]["GlassnetError"] > 1500
