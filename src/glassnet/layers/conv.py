@@ -114,19 +114,19 @@ class Conv2D(Layer):
         OH, OW = self._spatial_output(*x.shape[2:])
         F = self.out_channels
         x_padded = pad_images(x, self.pads)
-        cols = im2col(x_padded, self.kernel_size, self.stride, (OH, OW))   # (N, C*kh*kw, OH*OW)
-        out = np.matmul(self.params["weight"].reshape(F, -1), cols)        # (N, F, OH*OW), one GEMM per sample
+        cols = im2col(x_padded, self.kernel_size, self.stride, (OH, OW))   # (C*kh*kw, N*OH*OW)
+        out = self.params["weight"].reshape(F, -1) @ cols                  # (F, N*OH*OW): one GEMM for the batch
         if self.use_bias:
             out += self.params["bias"][:, None]
         self._cache = (cols, x_padded.shape, (N, OH, OW))
-        return out.reshape(N, F, OH, OW)
+        return np.ascontiguousarray(out.reshape(F, N, OH, OW).transpose(1, 0, 2, 3))  # (N, F, OH, OW)
 
     def backward(self, dy):
         """dy: (N, F, OH, OW) -> dL/dx: (N, C, H, W); fills grads["weight"], grads["bias"]."""
-        dy_flat = self._parameter_grads(dy)
+        dy_rows = self._parameter_grads(dy)
         cols, padded_shape, (N, OH, OW) = self._cache
-        # out[n] = W @ cols[n] + b  =>  dcols[n] = W^T @ dy[n]; each column entry flows back to its pixel
-        dcols = np.matmul(self.params["weight"].reshape(self.out_channels, -1).T, dy_flat)  # (N, C*kh*kw, OH*OW)
+        # out = W @ cols + b  =>  dcols = W^T @ dy; each column entry flows back to the pixel it was read from
+        dcols = self.params["weight"].reshape(self.out_channels, -1).T @ dy_rows     # (C*kh*kw, N*OH*OW)
         dx_padded = col2im(dcols, padded_shape, self.kernel_size, self.stride, (OH, OW))
         return crop_padding(dx_padded, self.pads)
 
@@ -135,15 +135,15 @@ class Conv2D(Layer):
         self._parameter_grads(dy)
 
     def _parameter_grads(self, dy):
-        """Fill grads from dy (N, F, OH, OW); returns dy as (N, F, OH*OW)."""
+        """Fill grads from dy (N, F, OH, OW); returns dy as rows (F, N*OH*OW)."""
         self._require_cache(self._cache)
         cols, _, (N, OH, OW) = self._cache
         F, C, kh, kw = self.params["weight"].shape
         dy = np.asarray(dy, dtype=self.dtype)
         self._check_grad_shape(dy, (N, F, OH, OW))
-        dy_flat = dy.reshape(N, F, OH * OW)
-        # out[n] = W @ cols[n] + b  =>  dW = sum_n dy[n] @ cols[n]^T,  db = sum of dy over n and positions
-        self.grads["weight"] = np.matmul(dy_flat, cols.transpose(0, 2, 1)).sum(axis=0).reshape(F, C, kh, kw)
+        dy_rows = dy.transpose(1, 0, 2, 3).reshape(F, N * OH * OW)                   # (F, N*OH*OW) copy
+        # out = W @ cols + b  =>  dW = dy @ cols^T,  db = sum of dy over samples and positions
+        self.grads["weight"] = (dy_rows @ cols.T).reshape(F, C, kh, kw)
         if self.use_bias:
-            self.grads["bias"] = dy_flat.sum(axis=(0, 2))
-        return dy_flat
+            self.grads["bias"] = dy_rows.sum(axis=1)
+        return dy_rows

@@ -48,29 +48,30 @@ def offset_view(x_padded, i, j, stride, out_hw):
 
 
 def im2col(x_padded, kernel, stride, out_hw):
-    """Every window as a column, per sample: (N, C, Hp, Wp) -> (N, C*KH*KW, OH*OW), one copy.
+    """Every window as a column: (N, C, Hp, Wp) -> (C*KH*KW, N*OH*OW), one copy.
 
-    Row ``c*KH*KW + i*KW + j`` of sample n holds pixel (i, j) of channel c of every window,
-    so ``weight.reshape(F, -1) @ cols[n]`` is sample n's convolution.
+    Row ``c*KH*KW + i*KW + j`` holds pixel (i, j) of channel c of every window of every
+    sample, so ``weight.reshape(F, -1) @ cols`` is the whole batch's convolution in one GEMM.
     """
     N, C = x_padded.shape[:2]
     (kh, kw), (OH, OW) = kernel, out_hw
-    cols = np.empty((N, C, kh, kw, OH, OW), dtype=x_padded.dtype)
+    cols = np.empty((C, kh, kw, N, OH, OW), dtype=x_padded.dtype)
+    by_channel = x_padded.transpose(1, 0, 2, 3)                                 # (C, N, Hp, Wp) view
     for _, i, j in kernel_offsets(kernel):
-        cols[:, :, i, j] = offset_view(x_padded, i, j, stride, out_hw)
-    return cols.reshape(N, C * kh * kw, OH * OW)
+        cols[:, i, j] = offset_view(by_channel, i, j, stride, out_hw)
+    return cols.reshape(C * kh * kw, N * OH * OW)
 
 
 def col2im(dcols, padded_shape, kernel, stride, out_hw):
-    """Adjoint of ``im2col``: (N, C*KH*KW, OH*OW) -> (N, C, Hp, Wp).
+    """Adjoint of ``im2col``: (C*KH*KW, N*OH*OW) -> (N, C, Hp, Wp).
 
     Every column entry is added back onto the pixel it was read from; pixels shared
     by overlapping windows accumulate.
     """
-    N, C = padded_shape[:2]
+    N, C, Hp, Wp = padded_shape
     (kh, kw), (OH, OW) = kernel, out_hw
-    dcols = dcols.reshape(N, C, kh, kw, OH, OW)
-    dx_padded = np.zeros(padded_shape, dtype=dcols.dtype)
+    dcols = dcols.reshape(C, kh, kw, N, OH, OW)
+    dx_by_channel = np.zeros((C, N, Hp, Wp), dtype=dcols.dtype)
     for _, i, j in kernel_offsets(kernel):
-        offset_view(dx_padded, i, j, stride, out_hw)[...] += dcols[:, :, i, j]
-    return dx_padded
+        offset_view(dx_by_channel, i, j, stride, out_hw)[...] += dcols[:, i, j]
+    return np.ascontiguousarray(dx_by_channel.transpose(1, 0, 2, 3))           # (N, C, Hp, Wp)
