@@ -10,6 +10,7 @@ import pytest
 
 import glassnet as gn
 from glassnet.checkpoint import load_checkpoint, previous_path
+from test_cli import run as glassnet
 
 from checkpoint_setup import SETTINGS, make_data, make_model
 
@@ -172,10 +173,6 @@ def test_a_save_that_fails_halfway_leaves_the_old_file_and_nothing_else(tmp_path
         gn.save(make_model(), path)
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["model.glassnet"]
 
-
-def glassnet(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "glassnet.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
 
 
 def test_cli_resume_carries_on_with_the_runs_own_settings(tmp_path):

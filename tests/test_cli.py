@@ -9,8 +9,9 @@ from PIL import Image, ImageDraw
 INK, PAPER = (20, 20, 30), (250, 248, 240)
 
 
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "glassnet.cli", *args], capture_output=True, text=True,
+def run(*args, cwd=None):
+    """``glassnet ARGS`` in a fresh process (as a user runs it), in folder ``cwd``."""
+    return subprocess.run([sys.executable, "-m", "glassnet.cli", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=600)
 
 

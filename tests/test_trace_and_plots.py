@@ -1,8 +1,6 @@
 """The trace records exactly what the engine computes (and what PyTorch computes), the built-in
 example tells seed 000's story with the right numbers, and every picture is a real PNG."""
 import copy
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,7 +11,7 @@ from PIL import Image
 import glassnet as gn
 from glassnet.benchmark.cases import torch_twin
 from glassnet.explain import seed_example
-from test_cli import draw_digit
+from test_cli import draw_digit, run as glassnet
 from test_seed000 import torch_updated_weights
 
 
@@ -111,10 +109,6 @@ def assert_real_png(path, min_size=(300, 200)):
         pixels = np.asarray(image.convert("RGB"))
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 10  # not one colour, not blank
 
-
-def glassnet(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "glassnet.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600)
 
 
 def test_train_evaluate_and_inspect_write_real_pictures(tmp_path):
