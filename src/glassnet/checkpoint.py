@@ -97,7 +97,7 @@ def _read(path):
         order = archive.array("order", (n,), np.int64)
         if not np.array_equal(np.sort(order), np.arange(n)):
             raise GlassnetError(f"{path}: damaged checkpoint (sample order is not a permutation)")
-        parameters = {name: layer.params[key] for name, layer, key in model.named_parameters()}
+        parameters = model.parameters()
         optimizer_arrays = {}
         for member in optimizer_names:
             name = member[len("optimizer."):]

@@ -194,7 +194,7 @@ def command_evaluate(args):
 
 def command_inspect(args):
     model = load(args.model)
-    x = load_image(args.image, model.metadata.get("preprocessing", {}))[None]
+    x = image_input(model, args.image)
     folder = Path(args.out)
     folder.mkdir(parents=True, exist_ok=True)
     written = [plots.feature_maps(model, x, folder / "feature_maps.png"), plots.filters(model, folder / "filters.png")]
@@ -205,15 +205,19 @@ def command_inspect(args):
     print("pictures: " + ", ".join(map(str, written)))
 
 
+def image_input(model, path):
+    """An image file as a batch of one (1, C, H, W), prepared as the model's training data was."""
+    return load_image(path, model.metadata.get("preprocessing", {}))[None]
+
+
 def command_predict(args):
     model = load(args.model)
-    preprocessing = model.metadata.get("preprocessing", {})
     class_names = model.metadata.get("class_names") or []
     if args.top_k < 1:
         raise GlassnetError(f"--top-k must be at least 1. Received: {args.top_k}")
     results = []
     for path in args.images:
-        probs = model.predict_proba(load_image(path, preprocessing)[None])[0]
+        probs = model.predict_proba(image_input(model, path))[0]
         order = np.argsort(-probs, kind="stable")[:args.top_k]
         name = lambda i: class_names[i] if i < len(class_names) else str(i)
         top = [{"class": name(i), "probability": float(probs[i])} for i in order]
@@ -244,7 +248,7 @@ def command_explain(args):
         if not (args.model and args.image) or args.net:
             raise GlassnetError("explain: --model and --image go together (and without --net)")
         model = load(args.model)
-        x = load_image(args.image, model.metadata.get("preprocessing", {}))[None]
+        x = image_input(model, args.image)
         label = args.label if args.label is not None else int(model.predict(x).argmax(axis=1)[0])
         print(explain_network(model, x, label, args.lr, args.max_elements, model.metadata.get("loss"),
                               f"{args.model} on {args.image}, target class {label}"))

@@ -10,10 +10,11 @@ import numpy as np
 from .errors import GlassnetError
 from .layers import (AvgPool2D, Conv2D, Dense, Flatten, Identity, LeakyReLU, MaxPool2D, ReLU, Sigmoid, Softmax,
                      Tanh)
-from .losses import MSE, BinaryCrossEntropy, CrossEntropy, SoftmaxCrossEntropy
+from .losses import BinaryCrossEntropy, CrossEntropy, SoftmaxCrossEntropy
 from .optim import SGD
 from .sequential import Sequential
 from .trace import describe, trace
+from .training import resolve_loss
 
 SEED_IMAGE = np.array([[1, 2, 0, 2, 1], [0, 1, 1, 2, 1], [1, 2, 0, 1, 0], [1, 2, 1, 2, 1], [0, 0, 3, 2, 3]],
                       dtype=np.float64)
@@ -123,8 +124,7 @@ def parse_net(spec, input_shape, seed=0):
 def loss_for(model, name=None):
     """The loss a model's last layer calls for: BCE after Sigmoid, CE after Softmax, else softmax CE."""
     if name is not None:
-        return {"softmax_cross_entropy": SoftmaxCrossEntropy, "cross_entropy": CrossEntropy, "mse": MSE,
-                "binary_cross_entropy": BinaryCrossEntropy}[name]()
+        return resolve_loss(name)
     last = type(model.layers[-1]).__name__
     return {"Sigmoid": BinaryCrossEntropy(), "Softmax": CrossEntropy()}.get(last, SoftmaxCrossEntropy())
 

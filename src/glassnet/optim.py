@@ -91,7 +91,7 @@ class SGD(Optimizer):
     def load_state(self, counters, read_array):
         super().load_state(counters, read_array)
         self.state = {}
-        parameters = {name: layer.params[key] for name, layer, key in self.model.named_parameters()}
+        parameters = self.model.parameters()
         for name in counters.get("buffers", []):
             if name not in parameters:
                 raise GlassnetError(f"optimizer state: no parameter named {name!r}")
@@ -138,7 +138,7 @@ class Adam(Optimizer):
     def load_state(self, counters, read_array):
         super().load_state(counters, read_array)
         self.state = {}
-        parameters = {name: layer.params[key] for name, layer, key in self.model.named_parameters()}
+        parameters = self.model.parameters()
         counts = counters.get("counts", {})
         if not isinstance(counts, dict):
             raise GlassnetError(f"optimizer state: counts must be a mapping. Received: {counts!r}")

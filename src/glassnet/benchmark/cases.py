@@ -6,7 +6,7 @@ import numpy as np
 from .. import presets
 from ..layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, Tanh
 from ..losses import SoftmaxCrossEntropy
-from ..optim import SGD, Adam
+from ..training import resolve_optimizer
 
 
 @dataclass(frozen=True)
@@ -57,9 +57,8 @@ def glassnet_trainer(case, dtype, seed=0):
 
 
 def glassnet_optimizer(model, name):
-    if name == "adam":
-        return Adam(model, lr=1e-3)
-    return SGD(model, lr=0.01, momentum=0.9 if name == "momentum" else 0.0)
+    """Adam at lr 1e-3, or SGD (plain or momentum 0.9) at lr 0.01, as ``fit`` builds them."""
+    return resolve_optimizer(model, name, 1e-3 if name == "adam" else 0.01)
 
 
 def torch_trainer(case, dtype, seed=0):
