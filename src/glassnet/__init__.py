@@ -1,5 +1,6 @@
 """glassnet: a convolutional neural network library in NumPy, every pass written out by hand."""
 from . import init
+from .callbacks import BatchEnd, Callback, EpochEnd, StopTraining
 from .errors import GlassnetError, GradcheckError, ShapeError, TrainingDivergedError
 from .gradcheck import gradcheck
 from .layers import (AvgPool2D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, Identity, Layer,

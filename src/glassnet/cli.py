@@ -87,6 +87,15 @@ def build_parser():
     explain.add_argument("--max-elements", type=int, default=64,
                          help="print arrays up to this size whole, summarise larger ones (default 64)")
 
+    studio = commands.add_parser("studio", help="a local web page on a model: draw, see every number, train live",
+                                 description="Serve the glassnet studio on this machine and open it in the "
+                                             "browser. Needs the extra: pip install 'glassnet[studio]'.")
+    studio.add_argument("model", nargs="?", help="a saved model file (without one, the page offers to train one)")
+    studio.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this "
+                                                            "machine only)")
+    studio.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    studio.add_argument("--no-browser", action="store_true", help="do not open a browser")
+
     bench = commands.add_parser("bench", help="time glassnet against PyTorch on the same nets (benchmarks/)")
     benchmark_parser(bench)
     return parser
@@ -119,12 +128,7 @@ def command_train(args):
         settings.update(dataset=args.dataset, data_dir=args.data_dir, dtype=args.dtype,
                         seed=args.seed if args.seed is not None else settings.get("seed", 0),
                         checkpoint_every=args.checkpoint_every)
-        outputs = dataset.y_train.shape[1] if dataset.y_train.ndim == 2 else len(dataset.class_names)
-        model = presets.build(settings["arch"], dataset.input_shape, outputs, seed=settings["seed"],
-                              dtype=settings["dtype"])
-        model.metadata.update({"dataset": dataset.name, "task": dataset.task, "class_names": dataset.class_names,
-                               "preprocessing": dataset.preprocessing, "loss": settings["loss"],
-                               "training": settings})
+        model = presets.build_for_dataset(dataset, settings)
         checkpoint = args.checkpoint
     if args.plots:
         Path(args.plots).mkdir(parents=True, exist_ok=True)  # fail now, not after training
@@ -271,6 +275,13 @@ def command_explain(args):
         print(seed_example(args.lr, args.max_elements))
 
 
+def command_studio(args):
+    if not 0 <= args.port <= 65535:
+        raise GlassnetError(f"--port must be in [0, 65535]. Received: {args.port}")
+    from .studio.server import serve
+    serve(args.model, args.host, args.port, open_browser=not args.no_browser)
+
+
 def command_bench(args):
     from .benchmark import main as benchmark_main
     benchmark_main(args)
@@ -278,7 +289,8 @@ def command_bench(args):
 
 COMMANDS = {"train": command_train, "evaluate": command_evaluate, "predict": command_predict,
             "summary": command_summary, "datasets": command_datasets,
-            "explain": command_explain, "inspect": command_inspect, "bench": command_bench}
+            "explain": command_explain, "inspect": command_inspect, "bench": command_bench,
+            "studio": command_studio}
 
 
 def main(argv=None):

@@ -32,38 +32,57 @@ def seed_example_model():
     return model
 
 
-def seed_example(lr=0.1, max_elements=64):
-    """The built-in worked example as text: the full trace, then what seed 000 printed and why it differs."""
+def seed_example_trace(lr=0.1):
+    """Seed 000's network on its image, target 1, traced through one SGD step at ``lr``."""
     model = seed_example_model()
     x, target = SEED_IMAGE.reshape(1, 1, 5, 5), np.array([[1.0]])
-    record = trace(model, x, target, BinaryCrossEntropy(), optimizer=SGD(model, lr=lr))
+    return trace(model, x, target, BinaryCrossEntropy(), optimizer=SGD(model, lr=lr))
+
+
+def seed_example(lr=0.1, max_elements=64):
+    """The built-in worked example as text: the full trace, then what seed 000 printed and why it differs."""
+    record = seed_example_trace(lr)
     intro = ("Seed 000's worked example: a 5x5 image, a 2x2 kernel (bias 1), ReLU, 2x2 max pool, flatten,\n"
              "a dense layer 4 -> 1 (weights [1, 1, -1, 1], bias 0), sigmoid, binary cross-entropy against\n"
              f"target 1, then one SGD step at learning rate {lr}.\n")
     return intro + "\n" + record.text(max_elements) + "\n\n" + seed_mistakes(record, lr)
 
 
-def seed_mistakes(record, lr):
-    """Where the seed's printed backward pass went wrong, recomputed from the trace's own arrays."""
+def seed_mistake_facts(record, lr):
+    """The arrays behind seed 000's two mistakes, recomputed from the trace's own arrays.
+
+    Returns a dict: ``wrong_pool_grad`` (the seed sent the dense *weight* gradient down),
+    ``correct_pool_grad`` (dL/d(a_flatten) = delta * weight), the seed's and the correct
+    updated kernel and conv bias, and the loss in natural log and in the seed's log10.
+    """
     conv, pool, dense = record.steps[0], record.steps[2], record.steps[4]
     weight_grad = dense.param_grads["weight"]       # delta * a_flatten, (4, 1)
-    # the seed sent the dense *weight* gradient down as if it were dL/d(a_flatten)
-    wrong_kernel_grad, wrong_bias_grad = _below_the_pool(weight_grad.reshape(pool.output.shape), conv)
-    seed_kernel = conv.params_before["weight"] - lr * wrong_kernel_grad
-    seed_bias = conv.params_before["bias"] - lr * wrong_bias_grad
+    wrong_pool_grad = weight_grad.reshape(pool.output.shape)
+    wrong_kernel_grad, wrong_bias_grad = _below_the_pool(wrong_pool_grad, conv)
+    return {"wrong_pool_grad": wrong_pool_grad, "correct_pool_grad": dense.grad_input,
+            "seed_kernel": conv.params_before["weight"] - lr * wrong_kernel_grad,
+            "correct_kernel": conv.params_after["weight"],
+            "seed_bias": float((conv.params_before["bias"] - lr * wrong_bias_grad)[0]),
+            "correct_bias": float(conv.params_after["bias"][0]),
+            "loss": float(record.loss), "loss_log10": float(record.loss / np.log(10))}
+
+
+def seed_mistakes(record, lr):
+    """Where the seed's printed backward pass went wrong, as text (see ``seed_mistake_facts``)."""
+    facts = seed_mistake_facts(record, lr)
     lines = [
         "WHAT SEED 000 GOT WRONG",
         "=======================",
         "1. Its backward pass reshaped dL/d(weight FCNN) = delta * a_flatten into the pooling layer's",
         "   gradient. The pooling layer needs dL/d(a_flatten) = delta * weight FCNN instead:",
-        describe("   seed's (wrong) gradient into max pool", weight_grad.reshape(pool.output.shape)),
-        describe("   correct dL/d(a_flatten)", dense.grad_input),
+        describe("   seed's (wrong) gradient into max pool", facts["wrong_pool_grad"]),
+        describe("   correct dL/d(a_flatten)", facts["correct_pool_grad"]),
         "   The seed's dense-layer update is right; everything below the dense layer is not:",
-        describe("   seed's updated kernel", seed_kernel),
-        describe("   correct updated kernel (as above; PyTorch agrees)", conv.params_after["weight"]),
-        f"   seed's updated conv bias {seed_bias[0]:.10g}, correct {conv.params_after['bias'][0]:.10g}",
-        f"2. It printed the loss with log10 ({record.loss / np.log(10):.10g}) but differentiated the",
-        f"   natural log; glassnet, like PyTorch, uses the natural log throughout: {record.loss:.10g}.",
+        describe("   seed's updated kernel", facts["seed_kernel"]),
+        describe("   correct updated kernel (as above; PyTorch agrees)", facts["correct_kernel"]),
+        f"   seed's updated conv bias {facts['seed_bias']:.10g}, correct {facts['correct_bias']:.10g}",
+        f"2. It printed the loss with log10 ({facts['loss_log10']:.10g}) but differentiated the",
+        f"   natural log; glassnet, like PyTorch, uses the natural log throughout: {facts['loss']:.10g}.",
     ]
     return "\n".join(lines)
 

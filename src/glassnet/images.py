@@ -20,22 +20,26 @@ def _pillow():
     return Image
 
 
-def read_grey(path):
-    """Image file -> float array (H, W) in [0, 1]; transparent areas become white paper.
+def read_grey(path, max_pixels=MAX_PIXELS, name=None):
+    """Image file (a path or a binary file object) -> float array (H, W) in [0, 1].
+
+    Transparent areas become white paper. ``name`` labels the image in error messages
+    (default: the path).
 
     Accepts any mode Pillow reads: 1-bit, grey, 16-bit grey (scaled by 65535), palette
     (with or without transparency), RGB, RGBA, CMYK; an animation's first frame. Images
-    over MAX_PIXELS are refused from their header, before any pixel is decoded.
+    over ``max_pixels`` are refused from their header, before any pixel is decoded.
     """
     Image = _pillow()
+    name = path if name is None else name
     try:
         with Image.open(path) as image:
             width, height = image.size
-            if width * height > MAX_PIXELS:
-                raise GlassnetError(f"{path}: image of {width}x{height} pixels exceeds the limit of "
-                                    f"{MAX_PIXELS:,} pixels")
+            if width * height > max_pixels:
+                raise GlassnetError(f"{name}: image of {width}x{height} pixels exceeds the limit of "
+                                    f"{max_pixels:,} pixels")
             if width == 0 or height == 0:
-                raise GlassnetError(f"{path}: image of {width}x{height} pixels holds nothing")
+                raise GlassnetError(f"{name}: image of {width}x{height} pixels holds nothing")
             image.load()
             if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
                 rgba = image.convert("RGBA")
@@ -50,13 +54,15 @@ def read_grey(path):
     except GlassnetError:
         raise
     except FileNotFoundError:
-        raise GlassnetError(f"{path}: no such file") from None
+        raise GlassnetError(f"{name}: no such file") from None
     except IsADirectoryError:
-        raise GlassnetError(f"{path}: is a folder, not an image file") from None
+        raise GlassnetError(f"{name}: is a folder, not an image file") from None
+    except Image.UnidentifiedImageError:
+        raise GlassnetError(f"{name}: not a readable image (not in any image format Pillow knows)") from None
     except Image.DecompressionBombError as error:
-        raise GlassnetError(f"{path}: refused as a decompression bomb ({error})") from None
+        raise GlassnetError(f"{name}: refused as a decompression bomb ({error})") from None
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as error:
-        raise GlassnetError(f"{path}: not a readable image ({error.__class__.__name__}: {error})") from None
+        raise GlassnetError(f"{name}: not a readable image ({error.__class__.__name__}: {error})") from None
 
 
 def ink_of(grey, source="image"):
@@ -103,11 +109,12 @@ def fit_digit(ink, size, box, centre):
     return canvas
 
 
-def load_image(path, preprocessing):
-    """Image file -> model input (1, H, W) following a dataset's ``preprocessing`` record."""
+def load_image(path, preprocessing, max_pixels=MAX_PIXELS, name=None):
+    """Image file (path or binary file object) -> model input (1, H, W) following ``preprocessing``."""
     if preprocessing.get("kind") != "image":
         raise GlassnetError("this model was not trained on images, it cannot predict on an image file")
-    ink = ink_of(read_grey(path), str(path))
+    name = str(path) if name is None else name
+    ink = ink_of(read_grey(path, max_pixels, name), name)
     canvas = fit_digit(ink, tuple(preprocessing["size"]), preprocessing["box"], preprocessing["centre"])
     pixels = canvas * preprocessing["max_value"] * preprocessing["scale"] + preprocessing["offset"]
     return pixels[None, :, :]

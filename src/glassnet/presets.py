@@ -90,3 +90,17 @@ def build(arch, input_shape, outputs, seed=0, dtype=np.float64):
     model.metadata["arch"] = arch
     model.metadata["input_shape"] = list(input_shape)
     return model
+
+
+def build_for_dataset(dataset, settings):
+    """A fresh model for ``dataset`` (a ``gn.datasets.Dataset``) with ``settings`` (arch, seed, dtype, loss, ...).
+
+    The model's metadata records what ``predict`` needs later: the dataset, its class names
+    and preprocessing, the loss, and the training settings.
+    """
+    outputs = dataset.y_train.shape[1] if dataset.y_train.ndim == 2 else len(dataset.class_names)
+    model = build(settings["arch"], dataset.input_shape, outputs, seed=settings["seed"], dtype=settings["dtype"])
+    model.metadata.update({"dataset": dataset.name, "task": dataset.task, "class_names": dataset.class_names,
+                           "preprocessing": dataset.preprocessing, "loss": settings["loss"],
+                           "training": dict(settings)})
+    return model

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .callbacks import BatchEnd, EpochEnd, StopTraining, notify
 from .checkpoint import generator_from_state, generator_state, load_checkpoint, previous_path, restore, save_checkpoint
 from .errors import GlassnetError, TrainingDivergedError
 from .layers.activations import softmax
@@ -93,7 +94,8 @@ class _Progress:
 
 
 def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None, validation_data=None,
-        shuffle=True, seed=None, verbose=True, log=print, checkpoint=None, checkpoint_every=None, resume=False):
+        shuffle=True, seed=None, verbose=True, log=print, checkpoint=None, checkpoint_every=None, resume=False,
+        callbacks=()):
     """Train ``model`` on (x, y); returns a history dict of per-epoch lists.
 
     Parameters
@@ -110,6 +112,8 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
     resume : continue from ``checkpoint`` if it (or its ``.prev``) exists: weights, optimizer
         state, epoch, batch position and generator states are restored, so the run ends with
         exactly the weights an uninterrupted run would have.
+    callbacks : listeners with ``on_batch_end(BatchEnd)`` / ``on_epoch_end(EpochEnd)`` (see
+        ``glassnet.callbacks``); one raising ``StopTraining`` ends training after that batch.
 
     Returns
     -------
@@ -128,6 +132,7 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
         checkpoint_every = positive_int(checkpoint_every, "checkpoint_every", "fit")
         if checkpoint is None:
             raise GlassnetError("fit: checkpoint_every needs checkpoint=PATH")
+    listeners = _listeners(callbacks)
     x, y = check_xy(model, x, y, "fit")
     loss = resolve_loss(loss)
     optimizer = resolve_optimizer(model, optimizer, lr)
@@ -143,7 +148,31 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
     if resume and checkpoint is not None and (Path(checkpoint).exists() or previous_path(checkpoint).exists()):
         state, order, rng = _resume(checkpoint, model, optimizer, state, log)
     history = state["history"]
+    try:
+        _epochs(model, x, y, epochs, batch_size, loss, optimizer, validation_data, shuffle, verbose, log,
+                checkpoint, checkpoint_every, listeners, state, order, rng)
+    except StopTraining:
+        pass  # a listener asked to stop: the weights stay as the last step left them
+    model.eval()
+    return history
+
+
+def _listeners(callbacks):
+    listeners = list(callbacks or ())
+    for listener in listeners:
+        if not (hasattr(listener, "on_batch_end") or hasattr(listener, "on_epoch_end")):
+            raise GlassnetError("fit: every callback needs an on_batch_end or on_epoch_end method. "
+                                f"Received: {listener!r}")
+    return listeners
+
+
+def _epochs(model, x, y, epochs, batch_size, loss, optimizer, validation_data, shuffle, verbose, log,
+            checkpoint, checkpoint_every, listeners, state, order, rng):
+    """The epoch loop of ``fit`` from where ``state`` says it stands."""
+    n = x.shape[0]
+    history = state["history"]
     tracks_accuracy = not isinstance(loss, MSE)
+    batches = -(-n // batch_size)
     # overflow is caught below as a non-finite loss or gradient, with a clearer message than NumPy's
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for epoch in range(state["epoch"], epochs + 1):
@@ -163,13 +192,16 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
                     raise TrainingDivergedError(f"fit: the loss became {batch_loss} at {where}"
                                                 + _last_good(checkpoint))
                 model.backward(loss.backward(), input_grad=False)
-                record_gradients(model, state["sums"], where, checkpoint)
+                norms, dead = record_gradients(model, state["sums"], where, checkpoint)
                 optimizer.step()
                 total_loss += batch_loss * len(batch)
+                batch_accuracy = accuracy(loss, outputs, y[batch]) if tracks_accuracy else None
                 if tracks_accuracy:
-                    correct += accuracy(loss, outputs, y[batch]) * len(batch)
+                    correct += batch_accuracy * len(batch)
                 progress.update(len(batch), batch_loss)
                 position = start + len(batch)
+                notify(listeners, "on_batch_end", BatchEnd(epoch, batch_number, batches, position, float(batch_loss),
+                                                           batch_accuracy, norms, dead, model))
                 if checkpoint_every and batch_number % checkpoint_every == 0 and position < n:
                     state.update(epoch=epoch, position=position, total_loss=total_loss, correct=correct)
                     _save(checkpoint, model, optimizer, state, order, rng, where)
@@ -189,8 +221,7 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
                 _save(checkpoint, model, optimizer, state, np.arange(n), rng, f"the end of epoch {epoch}")
             if verbose:
                 log(epoch_line(epoch, epochs, history))
-    model.eval()
-    return history
+            notify(listeners, "on_epoch_end", EpochEnd(epoch, epochs, history, model))
 
 
 def check_labels(model, loss, x, y, owner):
@@ -209,12 +240,14 @@ def record_gradients(model, sums, where, checkpoint):
     """Add each parameter's gradient norm and each ReLU's dead fraction to ``sums``; stop on NaN/Inf.
 
     A ReLU unit is dead in a batch when it outputs 0 for every sample of the batch.
+    Returns this batch's ``(grad_norms, dead_relu)`` dicts.
     """
-    broken = []
+    broken, norms, dead_fractions = [], {}, {}
     for name, layer, key in model.named_parameters():
         norm = float(np.sqrt(np.sum(np.square(layer.grads[key], dtype=np.float64))))
         if not np.isfinite(norm):
             broken.append(f"{name} ({type(layer).__name__})")
+        norms[name] = norm
         sums["grad_norms"][name] = sums["grad_norms"].get(name, 0.0) + norm
     if broken:
         raise TrainingDivergedError(f"fit: NaN/Inf gradient at {where} in {', '.join(broken)}"
@@ -222,8 +255,10 @@ def record_gradients(model, sums, where, checkpoint):
     for index, layer in enumerate(model.layers):
         if isinstance(layer, ReLU):
             dead = float(np.mean(~layer.positive_mask().any(axis=0)))
+            dead_fractions[str(index)] = dead
             sums["dead_relu"][str(index)] = sums["dead_relu"].get(str(index), 0.0) + dead
     sums["batches"] += 1
+    return norms, dead_fractions
 
 
 def close_sums(history, sums):

@@ -1,0 +1,109 @@
+// The Backward view: the loss for a chosen target class, dL/d(output) of every layer, the parameter
+// gradients and the input gradient (saliency); one SGD step with its before and after; revert; save.
+import { call, decode, element, short } from "./api.js";
+import { heatmap, scaleOf, tiles } from "./draw.js";
+import { showRanking } from "./input.js";
+
+let inputId = null;
+
+export function setupBackward() {
+  document.addEventListener("input-ready", (event) => { inputId = event.detail.input_id; fillTargets(event.detail); refresh(); });
+  document.addEventListener("model-changed", refresh);
+  document.addEventListener("view-shown", (event) => { if (event.detail === "backward") refresh(); });
+  document.getElementById("target").addEventListener("change", refresh);
+  document.getElementById("step").addEventListener("click", step);
+  document.getElementById("revert").addEventListener("click", async () => {
+    if (await call("/api/revert", {})) { document.getElementById("step-result").replaceChildren(); changed(); }
+  });
+  document.getElementById("save").addEventListener("click", async () => {
+    const answer = await call("/api/save", { name: document.getElementById("save-name").value });
+    if (answer) document.getElementById("save-result").textContent = `saved as ${answer.saved}`;
+  });
+}
+
+function fillTargets(prediction) {
+  const select = document.getElementById("target");
+  if (select.options.length === prediction.class_names.length + 1) return;
+  select.replaceChildren(element("option", { value: "", text: "the predicted class" }),
+    ...prediction.class_names.map((name, i) => element("option", { value: String(i), text: name })));
+}
+
+function target() {
+  const value = document.getElementById("target").value;
+  return value === "" ? null : Number(value);
+}
+
+function visible() {
+  return !document.getElementById("view-backward").hidden;
+}
+
+async function refresh() {
+  if (inputId === null || !visible()) return;
+  const answer = await call("/api/trace", { input_id: inputId, target: target(), gradients: true });
+  if (!answer) return;
+  const loss = document.getElementById("loss");
+  loss.textContent = `${answer.loss_name} against class ${answer.class_names[answer.target]}: ${short(answer.loss, 8)}`;
+  loss.dataset.value = String(answer.loss);
+  const columns = document.getElementById("backward-layers");
+  columns.replaceChildren(...answer.layers.slice().reverse().map((layer) => {
+    const parts = [element("h3", { text: `${layer.index}: ${layer.type}` }), element("div", { class: "caption", text: "dL/d(output)" }),
+      tiles(decode(layer.grad_output), null)];
+    for (const [key, grad] of Object.entries(layer.param_grads)) {
+      parts.push(element("div", { class: "caption", text: `dL/d(${key})` }), parameterPicture(decode(grad)));
+    }
+    return element("div", { class: "column", title: layer.label }, ...parts);
+  }));
+  const saliency = decode(answer.layers[0].grad_input);
+  document.getElementById("saliency").replaceChildren(element("div", { class: "caption", text: "dL/d(input): which pixels move the loss" }),
+    tiles(saliency, null, 4));
+}
+
+// A parameter array as one picture: a kernel bank (O, I, kh, kw) as an (O*kh) x (I*kw) mosaic,
+// a matrix as itself, a vector as a strip.
+export function parameterPicture(array) {
+  const { shape, values } = array;
+  const scale = scaleOf(values);
+  if (shape.length === 4) {
+    // filter o is a block of kh rows by I*kw columns (its input channels side by side);
+    // blocks sit in a near-square grid with a one-cell gap (value 0: white)
+    const [O, I, kh, kw] = shape;
+    const across = Math.ceil(Math.sqrt(O)), down = Math.ceil(O / across);
+    const blockH = kh + 1, blockW = I * kw + 1;
+    const mosaic = new Float64Array(down * blockH * across * blockW);
+    for (let o = 0; o < O; o++) for (let i = 0; i < I; i++) for (let u = 0; u < kh; u++) for (let v = 0; v < kw; v++) {
+      const row = Math.floor(o / across) * blockH + u, col = (o % across) * blockW + i * kw + v;
+      mosaic[row * across * blockW + col] = values[((o * I + i) * kh + u) * kw + v];
+    }
+    const zoom = Math.max(1, Math.round(160 / Math.max(down * blockH, across * blockW)));
+    return heatmap(mosaic, 0, down * blockH, across * blockW, scale, zoom);
+  }
+  if (shape.length === 2) return heatmap(values, 0, shape[0], shape[1], scale, Math.max(1, Math.round(96 / Math.max(...shape))));
+  return heatmap(values, 0, 1, shape[0], scale, Math.max(2, Math.round(96 / shape[0])));
+}
+
+async function step() {
+  const lr = Number(document.getElementById("lr").value);
+  const answer = await call("/api/step", { input_id: inputId, target: target(), lr });
+  if (!answer) return;
+  const result = document.getElementById("step-result");
+  const rows = answer.layers.flatMap((layer) => Object.keys(layer.before).map((key) => {
+    const before = decode(layer.before[key]), after = decode(layer.after[key]);
+    let largest = 0;
+    before.values.forEach((v, i) => { largest = Math.max(largest, Math.abs(after.values[i] - v)); });
+    return element("div", { class: "step-row" },
+      element("div", { class: "caption", text: `layer ${layer.index} ${key}: before, after (largest change ${short(largest)})` }),
+      parameterPicture(before), parameterPicture(after));
+  }));
+  const lossLine = element("p", {}, `loss before `, element("span", { id: "loss-before", text: short(answer.loss_before, 8) }),
+    `, after `, element("span", { id: "loss-after", text: short(answer.loss_after, 8) }),
+    ` (SGD, lr ${answer.lr}, step ${answer.steps_taken}); new prediction: `,
+    element("span", { id: "step-predicted", "data-index": answer.after.predicted, text: answer.after.class_names[answer.after.predicted] }));
+  const bars = element("div", { class: "topk" });
+  showRanking(bars, answer.after);
+  result.replaceChildren(lossLine, bars, ...rows);
+  changed();
+}
+
+function changed() {
+  document.dispatchEvent(new CustomEvent("model-changed"));
+}

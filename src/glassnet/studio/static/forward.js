@@ -1,0 +1,70 @@
+// The Forward view: one column per layer with each channel's output as a heatmap tile; click a
+// unit to see the numbers that made it (the server lays them out from the engine's arrays).
+import { call, decode, element, short } from "./api.js";
+import { numberTable, tiles } from "./draw.js";
+import { showRanking } from "./input.js";
+
+let current = null;   // the input id the columns show
+
+export function setupForward() {
+  document.addEventListener("input-ready", (event) => showForward(event.detail.input_id));
+  document.addEventListener("model-changed", () => { if (current !== null) showForward(current); });
+}
+
+async function showForward(inputId) {
+  const answer = await call("/api/trace", { input_id: inputId, gradients: false });
+  if (!answer) return;
+  current = inputId;
+  showRanking(document.getElementById("topk"), answer);
+  const predicted = document.getElementById("predicted");
+  predicted.textContent = answer.class_names[answer.predicted];
+  predicted.dataset.index = answer.predicted;
+  const columns = document.getElementById("forward-layers");
+  const input = decode(answer.input);
+  const first = column("input", input, null);
+  columns.replaceChildren(first, ...answer.layers.map((layer) =>
+    column(`${layer.index}: ${layer.type}`, decode(layer.output), (position) => showUnit(layer.index, position), layer.label)));
+}
+
+function column(title, array, onPick, label = "") {
+  return element("div", { class: "column", title: label },
+    element("h3", { text: title }),
+    element("div", { class: "shape", text: `(${array.shape.join(", ")})` }),
+    tiles(array, onPick));
+}
+
+async function showUnit(layer, position) {
+  const detail = await call("/api/unit", { input_id: current, layer, position });
+  if (!detail) return;
+  const panel = document.getElementById("unit-detail");
+  const parts = [
+    element("h3", { text: `layer ${detail.layer}: ${detail.label}, unit [${detail.position.join(", ")}]` }),
+    element("p", { class: "formula", text: detail.formula }),
+  ];
+  if (detail.field) {
+    parts.push(channelTables("receptive field x (per input channel)", detail.field),
+      channelTables("kernel weight", detail.kernel), channelTables("x * weight", detail.products),
+      element("p", { text: `bias ${short(detail.bias, 6)}` }));
+  } else if (detail.window) {
+    parts.push(element("div", { class: "caption", text: "the window (winner outlined)" }), numberTable(detail.window, detail.winner));
+  } else if (detail.largest_terms) {
+    const rows = detail.largest_terms.map((k) => element("tr", {},
+      element("td", { text: `x[${k}] = ${short(detail.inputs[k])}` }), element("td", { text: `w = ${short(detail.weights[k])}` }),
+      element("td", { text: `x*w = ${short(detail.products[k])}` })));
+    parts.push(element("div", { class: "caption", text: `the largest of ${detail.inputs.length} terms` }),
+      element("table", { class: "numbers" }, ...rows));
+  } else if (detail.logits) {
+    parts.push(element("div", { class: "caption", text: "logits z and exp(z - max z)" }), numberTable([detail.logits, detail.exps]));
+  }
+  parts.push(element("p", {}, "sum of the terms: ",
+    element("span", { id: "unit-sum", "data-value": String(detail.sum), text: short(detail.sum, 8) }),
+    "; the value in the feature map: ",
+    element("span", { id: "unit-value", "data-value": String(detail.value), text: short(detail.value, 8) })));
+  panel.replaceChildren(...parts);
+  panel.hidden = false;
+}
+
+function channelTables(caption, channels) {
+  return element("div", { class: "channel-tables" }, element("div", { class: "caption", text: caption }),
+    ...channels.map((rows) => numberTable(rows)));
+}
