@@ -148,6 +148,8 @@ def test_sgd_step_equals_gn_sgd_and_revert_restores(client, studio, input_id):
         for key, after in layer["after"].items():
             np.testing.assert_array_equal(decode(after), reference.layers[layer["index"]].params[key])
             np.testing.assert_array_equal(studio.model.layers[layer["index"]].params[key], decode(after))
+            np.testing.assert_allclose(decode(layer["change"][key]), -0.05 * decode(layer["grads"][key]),
+                                       rtol=1e-9, atol=1e-15)   # plain SGD: w - lr * g, up to rounding
     original = digits_model()
     assert client.post("/api/revert").json()["steps_taken"] == 0
     for ours, theirs in zip(studio.model.layers, original.layers):

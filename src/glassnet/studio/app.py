@@ -22,6 +22,7 @@ JSON API (every error is ``{"error": "one line"}`` with a 4xx/5xx status):
 Arrays travel as ``{"shape", "data"}`` (base64 float64, exact; see ``arrays.py``).
 """
 import asyncio
+import ipaddress
 import json
 import socket
 from pathlib import Path
@@ -51,17 +52,6 @@ SECURITY_HEADERS = [
 ]
 
 
-def machine_names():
-    """This machine's host name and the addresses it resolves to (for a studio bound to every interface)."""
-    name = socket.gethostname()
-    names = {name.lower(), socket.getfqdn().lower()}
-    try:
-        names |= {info[4][0] for info in socket.getaddrinfo(name, None)}
-    except OSError:
-        pass
-    return names
-
-
 def error_response(status, message):
     return JSONResponse({"error": message}, status_code=status)
 
@@ -74,8 +64,22 @@ class LocalOnly:
         self.app = app
         bound = bound_host.strip("[]").lower()
         self.allowed = LOCAL_NAMES | {bound}
-        if bound in ("0.0.0.0", "::"):  # every interface: this machine's own names and addresses too
-            self.allowed |= machine_names()
+        # bound to every interface: this machine's name, and any IP address typed as the Host (DNS
+        # rebinding needs a name the attacker controls, never an IP literal); no DNS look-up here
+        self.any_address = bound in ("0.0.0.0", "::")
+        if self.any_address:
+            self.allowed.add(socket.gethostname().lower())
+
+    def _allowed(self, host):
+        if host in self.allowed:
+            return True
+        if self.any_address and host:
+            try:
+                ipaddress.ip_address(host)
+                return True
+            except ValueError:
+                return False
+        return False
 
     def _hostname(self, value):
         try:
@@ -88,14 +92,14 @@ class LocalOnly:
             return await self.app(scope, receive, send)
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
         host = self._hostname(headers.get("host", ""))
-        if host not in self.allowed:
+        if not self._allowed(host):
             response = error_response(403, f"refused: Host {headers.get('host', '')!r} is not this studio's "
                                            "address (only localhost and the bound address are served)")
             return await response(scope, receive, send)
         origin = headers.get("origin")
         if scope["method"] not in ("GET", "HEAD") and origin is not None:
             parts = urlsplit(origin) if origin != "null" else None
-            if parts is None or parts.scheme not in ("http", "https") or parts.hostname not in self.allowed:
+            if parts is None or parts.scheme not in ("http", "https") or not self._allowed(parts.hostname):
                 response = error_response(403, f"refused: a request from another site (Origin {origin!r})")
                 return await response(scope, receive, send)
 

@@ -4,6 +4,7 @@
 """
 import ipaddress
 import socket
+import sys
 import threading
 import webbrowser
 
@@ -47,7 +48,9 @@ def bind(host, port):
 
 
 def url_of(sock, host):
+    """The address to open: a wildcard bind (0.0.0.0, ::) is opened through loopback."""
     port = sock.getsockname()[1]
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1"}.get(host, host)
     shown = f"[{host.strip('[]')}]" if ":" in host else host
     return f"http://{shown}:{port}/"
 
@@ -86,18 +89,22 @@ class StudioServer:
             self.thread.join(10)
 
 
-def serve(model_path=None, host="127.0.0.1", port=8000, open_browser=True, log=print):
-    """The ``glassnet studio`` command."""
+def serve(model_path=None, host="127.0.0.1", port=8000, open_browser=True, log=print,
+          warn=lambda line: print(line, file=sys.stderr)):
+    """The ``glassnet studio`` command: ``log`` gets the URL and the final line, ``warn`` warnings."""
     _, _, Studio = studio_modules()
     from ..serialization import load
     model = load(model_path) if model_path else None
     if not is_loopback(host):
-        log(f"warning: binding {host} lets other machines on the network reach the studio and your model; "
+        warn(f"warning: binding {host} lets other machines on the network reach the studio and your model; "
             "the default 127.0.0.1 keeps it on this machine")
     server = StudioServer(Studio(model, model_path), host, port)
     log(f"glassnet studio on {server.url}  ({'model ' + str(model_path) if model_path else 'no model: train one'}"
         "; Ctrl-C to stop)")
     if open_browser:
         threading.Timer(0.5, webbrowser.open, args=(server.url,)).start()
-    server.run()
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn shuts down gracefully on Ctrl-C, then re-raises it
+        pass
     log("glassnet studio stopped")

@@ -111,14 +111,17 @@ class Studio:
         with self.lock:
             model = self._require_model()
             preprocessing = model.metadata.get("preprocessing") or {}
-            if preprocessing.get("kind") != "image":
-                raise StudioError(400, "this model was not trained on images, so it cannot read a drawing "
-                                       "or an image file")
-            try:
-                x = load_image(io.BytesIO(data), preprocessing, MAX_UPLOAD_PIXELS, name)[None]
-            except GlassnetError as error:
-                status = 413 if "exceeds the limit" in str(error) else 400
-                raise StudioError(status, str(error)) from None
+        if preprocessing.get("kind") != "image":
+            raise StudioError(400, "this model was not trained on images, so it cannot read a drawing "
+                                   "or an image file")
+        try:  # decoding needs no model: done outside the lock, so requests decode side by side
+            x = load_image(io.BytesIO(data), preprocessing, MAX_UPLOAD_PIXELS, name)[None]
+        except GlassnetError as error:
+            status = 413 if "exceeds the limit" in str(error) else 400
+            raise StudioError(status, str(error)) from None
+        with self.lock:
+            if self.model is not model:
+                raise StudioError(409, "the studio's model changed while this image was read; send it again")
             input_id = self._keep(x)
             probabilities = model.predict_proba(x)[0]
             return {"input_id": input_id, "input": encode(x[0]), **self._ranking(probabilities)}
@@ -214,6 +217,9 @@ class Studio:
             layers = [{"index": step.index, "type": step.layer.split("(")[0], "label": step.layer,
                        "before": {k: encode(v) for k, v in step.params_before.items()},
                        "after": {k: encode(v) for k, v in step.params_after.items()},
+                       "change": {k: encode(step.params_after[k] - v) for k, v in step.params_before.items()},
+                       "largest_change": {k: float(np.max(np.abs(step.params_after[k] - v)))
+                                          for k, v in step.params_before.items()},
                        "grads": {k: encode(v) for k, v in step.param_grads.items()}}
                       for step in record.steps if step.params_before]
             return {"target": label, "lr": float(lr), "loss_before": float(record.loss),

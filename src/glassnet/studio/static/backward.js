@@ -86,14 +86,9 @@ async function step() {
   const answer = await call("/api/step", { input_id: inputId, target: target(), lr });
   if (!answer) return;
   const result = document.getElementById("step-result");
-  const rows = answer.layers.flatMap((layer) => Object.keys(layer.before).map((key) => {
-    const before = decode(layer.before[key]), after = decode(layer.after[key]);
-    let largest = 0;
-    before.values.forEach((v, i) => { largest = Math.max(largest, Math.abs(after.values[i] - v)); });
-    return element("div", { class: "step-row" },
-      element("div", { class: "caption", text: `layer ${layer.index} ${key}: before, after (largest change ${short(largest)})` }),
-      parameterPicture(before), parameterPicture(after));
-  }));
+  const rows = answer.layers.flatMap((layer) => Object.keys(layer.before).map((key) => element("div", { class: "step-row" },
+    element("div", { class: "caption", text: `layer ${layer.index} ${key}: before, after, change = -lr * gradient (largest ${short(layer.largest_change[key])})` }),
+    parameterPicture(decode(layer.before[key])), parameterPicture(decode(layer.after[key])), parameterPicture(decode(layer.change[key])))));
   const lossLine = element("p", {}, `loss before `, element("span", { id: "loss-before", text: short(answer.loss_before, 8) }),
     `, after `, element("span", { id: "loss-after", text: short(answer.loss_after, 8) }),
     ` (SGD, lr ${answer.lr}, step ${answer.steps_taken}); new prediction: `,

@@ -43,6 +43,12 @@ export function cellAt(event, canvas, h, w) {
   return [row, col];
 }
 
+// Outline the tile last clicked (one on the page at a time).
+function markPicked(canvas) {
+  document.querySelectorAll(".tile.picked").forEach((tile) => tile.classList.remove("picked"));
+  canvas.classList.add("picked");
+}
+
 // An array of shape (C, H, W), (H, W) or (F,) as tiles: one per channel; a vector as a near-square grid.
 // onPick(position) is called with [c, row, col] or [k] when a cell is clicked.
 export function tiles(array, onPick, zoomFor = 2) {
@@ -55,7 +61,10 @@ export function tiles(array, onPick, zoomFor = 2) {
     for (let c = 0; c < C; c++) {
       const canvas = heatmap(values, c * H * W, H, W, scale, zoom);
       canvas.dataset.channel = c;
-      if (onPick) canvas.addEventListener("click", (e) => onPick(shape.length === 3 ? [c, ...cellAt(e, canvas, H, W)] : cellAt(e, canvas, H, W)));
+      if (onPick) canvas.addEventListener("click", (e) => {
+        markPicked(canvas);
+        onPick(shape.length === 3 ? [c, ...cellAt(e, canvas, H, W)] : cellAt(e, canvas, H, W));
+      });
       box.append(canvas);
     }
     return box;
@@ -71,7 +80,7 @@ export function tiles(array, onPick, zoomFor = 2) {
   if (onPick) canvas.addEventListener("click", (e) => {
     const [row, col] = cellAt(e, canvas, height, width);
     const k = row * width + col;
-    if (k < n) onPick([k]);
+    if (k < n) { markPicked(canvas); onPick([k]); }
   });
   box.append(canvas);
   return box;
