@@ -42,6 +42,9 @@ def bind(host, port):
     except OSError as error:
         sock.close()
         raise GlassnetError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    # replies go out as soon as written (headers and a small JSON body are two writes; without
+    # this, Nagle's algorithm holds the second until the client's delayed ACK, ~40 ms)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
