@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .callbacks import BatchEnd, EpochEnd, StopTraining, notify
+from .callbacks import BatchEnd, Callback, EpochEnd, StopTraining, notify
 from .checkpoint import generator_from_state, generator_state, load_checkpoint, previous_path, restore, save_checkpoint
 from .errors import GlassnetError, TrainingDivergedError
 from .layers.activations import softmax
@@ -69,28 +69,39 @@ def check_xy(model, x, y, owner):
     return x, y
 
 
-class _Progress:
-    """A tqdm bar on a terminal; nothing when quiet, tqdm is missing or stderr is not a TTY."""
+class ProgressBar(Callback):
+    """A listener drawing one tqdm bar per epoch on a terminal; nothing when tqdm is missing or
+    stderr is not a TTY."""
 
-    def __init__(self, total, description, enabled):
-        self.bar = None
-        if enabled and sys.stderr.isatty():
+    def __init__(self, samples, epochs):
+        self.samples, self.epochs = samples, epochs
+        self.tqdm = None
+        if sys.stderr.isatty():
             try:
                 from tqdm import tqdm
+                self.tqdm = tqdm
             except ImportError:
-                tqdm = None
-            if tqdm is not None:
-                self.bar = tqdm(total=total, desc=description, unit="img", leave=False)
+                pass
+        self.bar, self.shown = None, 0
 
-    def update(self, count, loss):
-        if self.bar is not None:
-            self.bar.update(count)
-            if loss is not None:
-                self.bar.set_postfix(loss=f"{loss:.4f}")
+    def on_batch_end(self, event):
+        if self.tqdm is None:
+            return
+        if self.bar is None:  # the epoch's first batch (or the first after a resume)
+            self.bar = self.tqdm(total=self.samples, desc=f"epoch {event.epoch}/{self.epochs}", unit="img",
+                                 leave=False)
+            self.shown = 0
+        self.bar.update(event.samples_seen - self.shown)
+        self.shown = event.samples_seen
+        self.bar.set_postfix(loss=f"{event.loss:.4f}")
+
+    def on_epoch_end(self, event):
+        self.close()
 
     def close(self):
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None, validation_data=None,
@@ -134,6 +145,9 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
             raise GlassnetError("fit: checkpoint_every needs checkpoint=PATH")
     listeners = _listeners(callbacks)
     x, y = check_xy(model, x, y, "fit")
+    progress = ProgressBar(x.shape[0], epochs) if verbose else None
+    if progress is not None:
+        listeners.append(progress)
     loss = resolve_loss(loss)
     optimizer = resolve_optimizer(model, optimizer, lr)
     check_labels(model, loss, x, y, "fit")
@@ -153,6 +167,9 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
                 checkpoint, checkpoint_every, listeners, state, order, rng)
     except StopTraining:
         pass  # a listener asked to stop: the weights stay as the last step left them
+    finally:
+        if progress is not None:
+            progress.close()
     model.eval()
     return history
 
@@ -179,8 +196,6 @@ def _epochs(model, x, y, epochs, batch_size, loss, optimizer, validation_data, s
             model.train()
             if order is None:
                 order = rng.permutation(n) if shuffle else np.arange(n)
-            progress = _Progress(n, f"epoch {epoch}/{epochs}", verbose)
-            progress.update(state["position"], None)
             total_loss, correct = state["total_loss"], state["correct"]
             for start in range(state["position"], n, batch_size):
                 batch_number = start // batch_size + 1
@@ -198,14 +213,12 @@ def _epochs(model, x, y, epochs, batch_size, loss, optimizer, validation_data, s
                 batch_accuracy = accuracy(loss, outputs, y[batch]) if tracks_accuracy else None
                 if tracks_accuracy:
                     correct += batch_accuracy * len(batch)
-                progress.update(len(batch), batch_loss)
                 position = start + len(batch)
                 notify(listeners, "on_batch_end", BatchEnd(epoch, batch_number, batches, position, float(batch_loss),
                                                            batch_accuracy, norms, dead, model))
                 if checkpoint_every and batch_number % checkpoint_every == 0 and position < n:
                     state.update(epoch=epoch, position=position, total_loss=total_loss, correct=correct)
                     _save(checkpoint, model, optimizer, state, order, rng, where)
-            progress.close()
             history["loss"].append(total_loss / n)
             close_sums(history, state["sums"])
             history["accuracy"].append(correct / n if tracks_accuracy else None)
@@ -219,9 +232,9 @@ def _epochs(model, x, y, epochs, batch_size, loss, optimizer, validation_data, s
             state.update(epoch=epoch + 1, position=0, total_loss=0.0, correct=0.0, sums=new_sums())
             if checkpoint is not None:
                 _save(checkpoint, model, optimizer, state, np.arange(n), rng, f"the end of epoch {epoch}")
+            notify(listeners, "on_epoch_end", EpochEnd(epoch, epochs, history, model))  # closes the bar first
             if verbose:
                 log(epoch_line(epoch, epochs, history))
-            notify(listeners, "on_epoch_end", EpochEnd(epoch, epochs, history, model))
 
 
 def check_labels(model, loss, x, y, owner):
