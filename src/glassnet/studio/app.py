@@ -202,7 +202,7 @@ def create_app(studio, bound_host="127.0.0.1"):
 
     def job_action(name):
         async def action(request):
-            job = studio._require_job()
+            job = studio.require_job()
             return getattr(job, name)()
         return action
 
@@ -211,13 +211,13 @@ def create_app(studio, bound_host="127.0.0.1"):
 
     async def train_save(request):
         body = await read_json(request)
-        job = studio._require_job()
+        job = studio.require_job()
         if job.model is None or not job.finished():
             raise StudioError(409, "the training job has not finished; stop it or wait for it")
         return await run_in_threadpool(studio.save_as, body.get("name"), job.model)
 
     async def train_events(request):
-        job = studio._require_job()
+        job = studio.require_job()
         last = request.headers.get("last-event-id", request.query_params.get("after", "0"))
         seen = int(last) if last.isdigit() else 0
         return StreamingResponse(event_stream(job, seen), media_type="text/event-stream",

@@ -24,6 +24,7 @@ from ..layers.windows import pad_images
 from ..optim import SGD
 from ..serialization import save
 from ..trace import trace
+from ..training import summary_text
 from .arrays import encode, scalars
 from .jobs import TrainingJob
 
@@ -91,7 +92,7 @@ class Studio:
                 "source": self.source, "layers": layers, "parameters": model.num_params(),
                 "input_shape": metadata.get("input_shape"), "class_names": self._class_names(),
                 "takes_images": preprocessing.get("kind") == "image", "dataset": metadata.get("dataset"),
-                "dtype": model.dtype.name, "steps_taken": self.steps_taken, "summary": model_summary(model)}
+                "dtype": model.dtype.name, "steps_taken": self.steps_taken, "summary": summary_text(model)}
             return info
 
     def _class_names(self):
@@ -268,13 +269,13 @@ class Studio:
 
     def use_trained(self):
         with self.lock:
-            job = self._require_job()
+            job = self.require_job()
             if not job.finished() or job.model is None:
                 raise StudioError(409, "the training job has not finished; stop it or wait for it")
             self._adopt(job.model, f"trained on {job.settings['dataset']}")
             return self.describe()
 
-    def _require_job(self):
+    def require_job(self):
         if self.job is None:
             raise StudioError(409, "no training job: start one first")
         return self.job
@@ -304,11 +305,6 @@ def _all_arrays(model):
     """name -> live array for every parameter and buffer of ``model``."""
     return {f"{i}.{key}": value for i, layer in enumerate(model.layers)
             for store in (layer.params, layer.buffers) for key, value in store.items()}
-
-
-def model_summary(model):
-    from ..training import summary_text
-    return summary_text(model)
 
 
 # -- one unit, explained ---------------------------------------------------------------------

@@ -36,6 +36,8 @@ export async function setupTrain() {
     const answer = await call("/api/train/save", { name: document.getElementById("train-save-name").value });
     if (answer) document.getElementById("train-saved").textContent = `saved as ${answer.saved}`;
   });
+  const info = await call("/api/model");
+  if (info && info.job) listen();   // after a reload: the job's events replay from the first
 }
 
 async function start() {
