@@ -110,11 +110,7 @@ def fit_digit(ink, size, box, centre):
 
 
 def load_image(path, preprocessing, max_pixels=MAX_PIXELS, name=None):
-    """Image file (path or binary file object) -> model input (1, H, W) following ``preprocessing``."""
-    if preprocessing.get("kind") != "image":
-        raise GlassnetError("this model was not trained on images, it cannot predict on an image file")
-    name = str(path) if name is None else name
-    ink = ink_of(read_grey(path, max_pixels, name), name)
-    canvas = fit_digit(ink, tuple(preprocessing["size"]), preprocessing["box"], preprocessing["centre"])
-    pixels = canvas * preprocessing["max_value"] * preprocessing["scale"] + preprocessing["offset"]
-    return pixels[None, :, :]
+    """Image file (path or binary file object) -> model input (C, H, W) following ``preprocessing``
+    (see ``preprocessing.image_to_input``, which also says when it converted colour)."""
+    from .preprocessing import image_to_input
+    return image_to_input(path, preprocessing, max_pixels, name)[0]

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .errors import GlassnetError
-from .layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, Tanh
+from .layers import BatchNorm2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, Tanh
 from .sequential import Sequential
 
 
@@ -60,8 +60,29 @@ def simple(input_shape, outputs, rng):
             Dense(flat, 100, rng=rng), ReLU(), Dense(100, outputs, rng=rng)]
 
 
+def colour(input_shape, outputs, rng, batch_norm=False):
+    """Three conv blocks for small colour images (32x32x3): Conv 3x3 (same) 16, 32, 64 channels,
+    each followed by [BatchNorm2D,] ReLU and max pool 2; then Dense 128, ReLU, Dense."""
+    C, H, W = _image_shape(input_shape, "colour")
+    layers, channels = [], C
+    for width in (16, 32, 64):
+        layers.append(Conv2D(channels, width, 3, padding=1, rng=rng))
+        layers += [BatchNorm2D(width)] if batch_norm else []
+        layers += [ReLU(), MaxPool2D(2)]
+        channels = width
+    flat = 64 * (H // 8) * (W // 8)
+    if flat == 0:
+        raise GlassnetError(f"architecture 'colour' needs images of at least 8x8. Received: {H}x{W}")
+    return layers + [Flatten(), Dense(flat, 128, rng=rng), ReLU(), Dense(128, outputs, rng=rng)]
+
+
+def colour_bn(input_shape, outputs, rng):
+    """``colour`` with BatchNorm2D after every convolution."""
+    return colour(input_shape, outputs, rng, batch_norm=True)
+
+
 ARCHITECTURES = {"mlp": mlp, "linear": linear, "xor": xor_net, "seed": seed, "vz": vz, "lenet": lenet,
-                 "simple": simple}
+                 "simple": simple, "colour": colour, "colour_bn": colour_bn}
 
 # per dataset: architecture, loss, optimizer, learning rate, epochs, batch size
 DEFAULTS = {
@@ -74,8 +95,10 @@ DEFAULTS = {
                     batch_size=32),
     "fashion_mnist": dict(arch="simple", loss="softmax_cross_entropy", optimizer="adam", lr=0.001, epochs=5,
                           batch_size=100),
-    "folder": dict(arch="lenet", loss="softmax_cross_entropy", optimizer="adam", lr=0.001, epochs=10,
+    "folder": dict(arch="colour", loss="softmax_cross_entropy", optimizer="adam", lr=0.001, epochs=10,
                    batch_size=32),
+    "shapes": dict(arch="colour", loss="softmax_cross_entropy", optimizer="adam", lr=0.001, epochs=25,
+                   batch_size=32, augment="shift,flip,rotate"),
     "mnist": dict(arch="lenet", loss="softmax_cross_entropy", optimizer="adam", lr=0.001, epochs=3,
                   batch_size=64),
 }

@@ -9,12 +9,14 @@ from pathlib import Path
 import numpy as np
 
 from .callbacks import BatchEnd, Callback, EpochEnd, StopTraining, notify
+from .augment import Augment
 from .checkpoint import generator_from_state, generator_state, load_checkpoint, previous_path, restore, save_checkpoint
 from .errors import GlassnetError, TrainingDivergedError
 from .layers.activations import softmax
 from .losses import BinaryCrossEntropy, CrossEntropy, Loss, MSE, SoftmaxCrossEntropy, class_targets
 from .layers.activations import ReLU
 from .optim import SGD, Adam, Optimizer
+from .imageset import ImageSet
 from .validation import as_float_array, make_rng, positive_int
 
 LOSSES = {"softmax_cross_entropy": SoftmaxCrossEntropy, "cross_entropy": CrossEntropy,
@@ -57,6 +59,12 @@ def accuracy(loss, outputs, target):
 
 
 def check_xy(model, x, y, owner):
+    if isinstance(x, ImageSet):   # decoded bytes, normalised batch by batch: never loaded whole
+        y = np.asarray(y)
+        if len(x) == 0 or y.shape[0] != len(x):
+            raise GlassnetError(f"{owner}: x and y must hold the same, non-zero number of samples: "
+                                f"x.shape={x.shape}, y.shape={y.shape}")
+        return x, y
     x = as_float_array(x, owner, model.dtype, name="x")
     y = np.asarray(y)
     if x.shape[0] == 0:
@@ -106,7 +114,7 @@ class ProgressBar(Callback):
 
 def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None, validation_data=None,
         shuffle=True, seed=None, verbose=True, log=print, checkpoint=None, checkpoint_every=None, resume=False,
-        callbacks=()):
+        callbacks=(), augment=None):
     """Train ``model`` on (x, y); returns a history dict of per-epoch lists.
 
     Parameters
@@ -123,6 +131,9 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
     resume : continue from ``checkpoint`` if it (or its ``.prev``) exists: weights, optimizer
         state, epoch, batch position and generator states are restored, so the run ends with
         exactly the weights an uninterrupted run would have.
+    augment : None, "shift,flip,rotate,scale" (any of them) or an ``Augment``: each training batch
+        is changed at random before the forward pass, drawing from the same seeded generator
+        (so runs and resumed checkpoints are reproducible)
     callbacks : listeners with ``on_batch_end(BatchEnd)`` / ``on_epoch_end(EpochEnd)`` (see
         ``glassnet.callbacks``); one raising ``StopTraining`` ends training after that batch.
 
@@ -144,6 +155,7 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
         if checkpoint is None:
             raise GlassnetError("fit: checkpoint_every needs checkpoint=PATH")
     listeners = _listeners(callbacks)
+    augmenter = Augment.parse(augment) if augment is not None else None
     x, y = check_xy(model, x, y, "fit")
     progress = ProgressBar(x.shape[0], epochs) if verbose else None
     if progress is not None:
@@ -164,7 +176,7 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
     history = state["history"]
     try:
         _epochs(model, x, y, epochs, batch_size, loss, optimizer, validation_data, shuffle, verbose, log,
-                checkpoint, checkpoint_every, listeners, state, order, rng)
+                checkpoint, checkpoint_every, listeners, state, order, rng, augmenter)
     except StopTraining:
         pass  # a listener asked to stop: the weights stay as the last step left them
     finally:
@@ -184,7 +196,7 @@ def _listeners(callbacks):
 
 
 def _epochs(model, x, y, epochs, batch_size, loss, optimizer, validation_data, shuffle, verbose, log,
-            checkpoint, checkpoint_every, listeners, state, order, rng):
+            checkpoint, checkpoint_every, listeners, state, order, rng, augmenter=None):
     """The epoch loop of ``fit`` from where ``state`` says it stands."""
     n = x.shape[0]
     history = state["history"]
@@ -200,7 +212,8 @@ def _epochs(model, x, y, epochs, batch_size, loss, optimizer, validation_data, s
             for start in range(state["position"], n, batch_size):
                 batch_number = start // batch_size + 1
                 batch = order[start:start + batch_size]
-                outputs = model.forward(x[batch])
+                inputs = x[batch] if augmenter is None else augmenter(np.asarray(x[batch]), rng)
+                outputs = model.forward(inputs)
                 batch_loss = loss.forward(outputs, y[batch])
                 where = f"epoch {epoch}, batch {batch_number}"
                 if not np.isfinite(batch_loss):
@@ -332,7 +345,8 @@ def epoch_line(epoch, epochs, history):
 
 def predict(model, x, batch_size=256):
     """Model outputs for x in evaluation mode, batch by batch: (N, ...) -> (N, outputs)."""
-    x = as_float_array(x, "predict", model.dtype, name="x")
+    if not isinstance(x, ImageSet):
+        x = as_float_array(x, "predict", model.dtype, name="x")
     if x.shape[0] == 0:
         raise GlassnetError(f"predict: received an empty batch, x.shape={x.shape}")
     was_training = model.training

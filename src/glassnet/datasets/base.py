@@ -16,6 +16,7 @@ class Dataset:
     class_names : list of str (classification)
     preprocessing : dict describing how raw inputs became x (saved with a model so that
         ``predict`` on a new image or row applies the same steps)
+    notes : lines a user should read (e.g. which unreadable files were skipped)
     """
     name: str
     x_train: np.ndarray
@@ -26,6 +27,7 @@ class Dataset:
     class_names: list = field(default_factory=list)
     preprocessing: dict = field(default_factory=dict)
     description: str = ""
+    notes: list = field(default_factory=list)
 
     @property
     def input_shape(self):

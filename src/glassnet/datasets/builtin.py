@@ -40,7 +40,7 @@ def digits():
     data = load_digits()
     train, test = seeded_split(len(data.target), 0.2, seed=0)
     x = image_scaling(data.images, 1 / 16, 0.0)
-    preprocessing = {"kind": "image", "size": [8, 8], "box": 8, "max_value": 16, "scale": 1 / 16, "offset": 0.0,
+    preprocessing = {"kind": "digit", "size": [8, 8], "box": 8, "max_value": 16, "scale": 1 / 16, "offset": 0.0,
                      "centre": "box"}
     return Dataset("digits", x[train], data.target[train], x[test], data.target[test],
                    class_names=[str(d) for d in range(10)], preprocessing=preprocessing,
@@ -83,4 +83,4 @@ def mnist5k():
 
 
 def mnist_preprocessing():
-    return {"kind": "image", "size": [28, 28], "box": 20, "max_value": 255, "centre": "mass", **MNIST_SCALING}
+    return {"kind": "digit", "size": [28, 28], "box": 20, "max_value": 255, "centre": "mass", **MNIST_SCALING}
