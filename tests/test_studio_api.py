@@ -222,7 +222,7 @@ def test_streamed_upload_over_the_cap_without_content_length(client):
     ("/api/unit", {"input_id": "1", "layer": 10, "position": [0]}, 400, "layer must be an index in [0, 9]"),
     ("/api/step", {"input_id": "1", "lr": -1}, 400, "lr must be a number in (0, 100]"),
     ("/api/step", {"input_id": "1", "lr": "fast"}, 400, "lr must be a number"),
-    ("/api/train", {"dataset": "mnist"}, 400, "dataset must be one of digits, mnist5k, fashion_mnist"),
+    ("/api/train", {"dataset": "mnist"}, 400, "dataset must be one of digits, mnist5k, fashion_mnist, shapes"),
     ("/api/train", {"dataset": "digits", "epochs": 0}, 400, "epochs must be a whole number in [1, 200]"),
     ("/api/train", {"dataset": "digits", "arch": "resnet"}, 400, "arch must be one of"),
     ("/api/train", {"dataset": "digits", "lr": 1e9}, 400, "lr must be a number in (0, 10]"),

@@ -15,7 +15,9 @@ from . import datasets, plots, presets
 from .errors import GlassnetError
 from .benchmark.run import build_parser as benchmark_parser
 from .explain import NET_HELP, explain_network, parse_net, seed_example
-from .images import load_image
+from .augment import Augment
+from .imageset import ImageSet
+from .preprocessing import image_to_input, kind_of
 from .layers import Conv2D
 from .checkpoint import load_checkpoint
 from .serialization import load, save
@@ -40,6 +42,12 @@ def build_parser():
     train.add_argument("--seed", type=int, help="weight and shuffling seed (default: the dataset's, else 0)")
     train.add_argument("--data-dir", help="folder holding the IDX files (fashion_mnist, mnist) or the "
                                             "class sub-folders (folder)")
+    train.add_argument("--image-size", type=int, help="folder/shapes: images resized to N x N (default 32; 28 "
+                                                      "for --kind digit)")
+    train.add_argument("--channels", type=int, choices=[1, 3], default=3, help="folder: 3 colour, 1 grey")
+    train.add_argument("--kind", choices=["resize", "digit"], default="resize",
+                       help="folder: 'resize' any picture (default) or 'digit' (the MNIST convention)")
+    train.add_argument("--augment", help="change training batches at random: any of shift,flip,rotate,scale")
     train.add_argument("--quiet", action="store_true", help="no progress output")
     train.add_argument("--out", required=True, help="where to save the model file")
     train.add_argument("--plots", metavar="DIR", help="write training curves, gradient norms, filters, confusion "
@@ -71,7 +79,16 @@ def build_parser():
     summary = commands.add_parser("summary", help="print a saved model's layers and parameter counts")
     summary.add_argument("model")
 
-    commands.add_parser("datasets", help="list the datasets and whether they are available here")
+    datasets_command = commands.add_parser("datasets", help="list the datasets and whether they are available here; "
+                                                            "export one as an image folder")
+    actions = datasets_command.add_subparsers(dest="action")
+    export = actions.add_parser("export", help="write a dataset as image files, one sub-folder per class")
+    export.add_argument("name", choices=["shapes"])
+    export.add_argument("folder", help="a new (or empty) folder")
+    export.add_argument("--count", type=int, default=3000)
+    export.add_argument("--size", type=int, default=32)
+    export.add_argument("--seed", type=int, default=0)
+    export.add_argument("--format", choices=["png", "jpeg"], default="png")
 
     explain = commands.add_parser("explain", help="print every array of one forward and backward pass",
                                   description="With no arguments: seed 000's worked example, done right. "
@@ -120,28 +137,38 @@ def command_train(args):
         model, dataset, settings = _resumed_run(args.resume)
         checkpoint = args.resume
     else:
-        dataset = datasets.load(args.dataset, data_dir=args.data_dir)
         settings = dict(presets.DEFAULTS[args.dataset])
-        for key in ("arch", "epochs", "batch_size", "lr", "optimizer"):
+        if args.dataset == "folder" and args.kind == "digit":
+            settings["arch"] = "lenet"
+        for key in ("arch", "epochs", "batch_size", "lr", "optimizer", "augment"):
             if getattr(args, key) is not None:
                 settings[key] = getattr(args, key)
         settings.update(dataset=args.dataset, data_dir=args.data_dir, dtype=args.dtype,
                         seed=args.seed if args.seed is not None else settings.get("seed", 0),
-                        checkpoint_every=args.checkpoint_every)
+                        checkpoint_every=args.checkpoint_every, image_size=args.image_size,
+                        channels=args.channels, kind=args.kind)
+        if settings.get("augment"):
+            Augment.parse(settings["augment"])          # a bad spelling fails now, before any decoding
+        dataset = load_dataset(settings)
         model = presets.build_for_dataset(dataset, settings)
         checkpoint = args.checkpoint
     if args.plots:
         Path(args.plots).mkdir(parents=True, exist_ok=True)  # fail now, not after training
     log = (lambda line: None) if args.quiet else print
+    for note in dataset.notes:
+        print(f"note: {note}", file=sys.stderr)
+    augment = settings.get("augment")
     log(f"training {settings['arch']} on {dataset.description}: {settings['epochs']} epochs, batch "
-        f"{settings['batch_size']}, {settings['optimizer']} lr {settings['lr']}, {settings['dtype']}")
+        f"{settings['batch_size']}, {settings['optimizer']} lr {settings['lr']}, {settings['dtype']}"
+        + (f", augment {Augment.parse(augment).describe()}" if augment else ""))
     started = time.perf_counter()
     history = model.fit(dataset.x_train, dataset.y_train, epochs=settings["epochs"],
                         batch_size=settings["batch_size"],
                         loss=settings["loss"], optimizer=settings["optimizer"], lr=settings["lr"],
                         seed=settings["seed"], verbose=not args.quiet, log=log, checkpoint=checkpoint,
                         validation_data=(dataset.x_test, dataset.y_test) if args.plots else None,
-                        checkpoint_every=settings["checkpoint_every"], resume=bool(args.resume))
+                        checkpoint_every=settings["checkpoint_every"], resume=bool(args.resume),
+                        augment=settings.get("augment"))
     seconds = time.perf_counter() - started
     line = test_line(model, dataset, settings["loss"])
     path = save(model, args.out)
@@ -180,13 +207,25 @@ def _resumed_run(checkpoint_path):
     if not isinstance(settings, dict) or any(key not in settings for key in keys):
         raise GlassnetError(f"{saved.path}: this checkpoint was not written by 'glassnet train' "
                             "(no training settings); resume it from Python with fit(..., resume=True)")
-    dataset = datasets.load(settings["dataset"], data_dir=settings["data_dir"])
-    return saved.model, dataset, settings
+    return saved.model, load_dataset(settings), settings
+
+
+def load_dataset(settings):
+    """The dataset a run's settings name (folders with their image size, channels and kind)."""
+    return datasets.load(settings["dataset"], data_dir=settings.get("data_dir"),
+                         image_size=settings.get("image_size"), channels=settings.get("channels", 3),
+                         kind=settings.get("kind", "resize"), seed=settings.get("seed", 0))
 
 
 def command_evaluate(args):
     model = load(args.model)
-    dataset = datasets.load(args.dataset, data_dir=args.data_dir)
+    record = model.metadata.get("preprocessing") or {}
+    options = {}
+    if args.dataset == "folder" and kind_of(record) is not None:   # read the folder as the model was trained
+        options = dict(image_size=record["size"][0], channels=record.get("channels", 1), kind=kind_of(record))
+    dataset = datasets.load(args.dataset, data_dir=args.data_dir, **options)
+    if isinstance(dataset.x_test, ImageSet) and kind_of(record) == "resize":
+        dataset.x_test = ImageSet(dataset.x_test.pixels, record["mean"], record["std"], dataset.x_test.indices)
     if tuple(model.metadata.get("input_shape", dataset.input_shape)) != dataset.input_shape:
         raise GlassnetError(f"model expects inputs of shape {tuple(model.metadata['input_shape'])}, dataset "
                             f"{dataset.name} has {dataset.input_shape}")
@@ -210,8 +249,12 @@ def command_inspect(args):
 
 
 def image_input(model, path):
-    """An image file as a batch of one (1, C, H, W), prepared as the model's training data was."""
-    return load_image(path, model.metadata.get("preprocessing", {}))[None]
+    """An image file as a batch of one (1, C, H, W), prepared as the model's training data was
+    (a note goes to stderr when a grey image was made colour or the reverse)."""
+    x, note = image_to_input(path, model.metadata.get("preprocessing", {}))
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    return x[None]
 
 
 def command_predict(args):
@@ -240,6 +283,14 @@ def command_summary(args):
 
 
 def command_datasets(args):
+    if args.action == "export":
+        if args.count < len(datasets.SHAPE_CLASSES) or not 8 <= args.size <= 512:
+            raise GlassnetError(f"--count must be at least {len(datasets.SHAPE_CLASSES)} and --size in [8, 512]. "
+                                f"Received: {args.count}, {args.size}")
+        count = datasets.export_shapes(args.folder, args.count, args.size, args.seed, args.format)
+        print(f"wrote {count:,} images ({args.size}x{args.size} {args.format}) into {args.folder}, one folder per "
+              f"class: {', '.join(datasets.SHAPE_CLASSES)}")
+        return
     for name in datasets.LOADERS:
         print(f"{name}\t{datasets.availability(name)}")
     print("folder\tyour images: --dataset folder --data-dir DIR (one sub-folder per class)")

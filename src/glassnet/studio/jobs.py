@@ -15,7 +15,7 @@ from ..callbacks import Callback, StopTraining
 from ..errors import GlassnetError
 from .arrays import encode
 
-STUDIO_DATASETS = ("digits", "mnist5k", "fashion_mnist")    # image datasets a drawing can be compared with
+STUDIO_DATASETS = ("digits", "mnist5k", "fashion_mnist", "shapes")    # image datasets a drawing can be compared with
 OPTIMIZERS = ("sgd", "momentum", "adam")
 FILTER_INTERVAL = 0.5   # seconds between two snapshots of the first layer's filters
 LIMITS = {"epochs": (1, 200), "batch_size": (1, 4096)}
@@ -128,7 +128,8 @@ class TrainingJob(Callback):
             self.model.fit(dataset.x_train, dataset.y_train, epochs=settings["epochs"],
                            batch_size=settings["batch_size"], loss=settings["loss"],
                            optimizer=settings["optimizer"], lr=settings["lr"], seed=settings["seed"],
-                           validation_data=(dataset.x_test, dataset.y_test), verbose=False, callbacks=[self])
+                           validation_data=(dataset.x_test, dataset.y_test), verbose=False, callbacks=[self],
+                           augment=settings.get("augment"))
             self._publish_filters(force=True)
             _, self.test_accuracy = self.model.evaluate(dataset.x_test, dataset.y_test, loss=settings["loss"])
             self._set_state("stopped" if self.stop_requested else "finished", test_accuracy=self.test_accuracy)

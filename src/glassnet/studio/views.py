@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import GlassnetError
 from ..explain import loss_for, seed_example_trace, seed_mistake_facts, target_for
-from ..images import load_image
+from ..preprocessing import image_to_input, kind_of
 from ..layers import (AvgPool2D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, Identity, LeakyReLU, MaxPool2D,
                       ReLU, Sigmoid, Softmax, Tanh)
 from ..layers.windows import pad_images
@@ -91,7 +91,7 @@ class Studio:
             info["model"] = {
                 "source": self.source, "layers": layers, "parameters": model.num_params(),
                 "input_shape": metadata.get("input_shape"), "class_names": self._class_names(),
-                "takes_images": preprocessing.get("kind") == "image", "dataset": metadata.get("dataset"),
+                "takes_images": kind_of(preprocessing) is not None, "dataset": metadata.get("dataset"),
                 "dtype": model.dtype.name, "steps_taken": self.steps_taken, "summary": summary_text(model)}
             return info
 
@@ -112,11 +112,12 @@ class Studio:
         with self.lock:
             model = self._require_model()
             preprocessing = model.metadata.get("preprocessing") or {}
-        if preprocessing.get("kind") != "image":
+        if kind_of(preprocessing) is None:
             raise StudioError(400, "this model was not trained on images, so it cannot read a drawing "
                                    "or an image file")
         try:  # decoding needs no model: done outside the lock, so requests decode side by side
-            x = load_image(io.BytesIO(data), preprocessing, MAX_UPLOAD_PIXELS, name)[None]
+            x, note = image_to_input(io.BytesIO(data), preprocessing, MAX_UPLOAD_PIXELS, name)
+            x = x[None]
         except GlassnetError as error:
             status = 413 if "exceeds the limit" in str(error) else 400
             raise StudioError(status, str(error)) from None
@@ -125,7 +126,7 @@ class Studio:
                 raise StudioError(409, "the studio's model changed while this image was read; send it again")
             input_id = self._keep(x)
             probabilities = model.predict_proba(x)[0]
-            return {"input_id": input_id, "input": encode(x[0]), **self._ranking(probabilities)}
+            return {"input_id": input_id, "input": encode(x[0]), "note": note, **self._ranking(probabilities)}
 
     def _keep(self, x):
         input_id = str(self.next_input)

@@ -89,7 +89,8 @@ async function submit(blob, name) {
 function showInput(answer) {
   const input = decode(answer.input);
   const seen = document.getElementById("model-input");
-  seen.replaceChildren(tiles(input, null, 4), element("div", { class: "shape", text: `input (${input.shape.join(", ")})` }));
+  seen.replaceChildren(tiles(input, null, 4), element("div", { class: "shape", text: `input (${input.shape.join(", ")})` }),
+    element("div", { class: "caption", text: answer.note || "" }));
   showRanking(document.getElementById("topk"), answer);
   const predicted = document.getElementById("predicted");
   predicted.textContent = answer.class_names[answer.predicted];
