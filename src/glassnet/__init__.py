@@ -1,8 +1,10 @@
 """glassnet: a convolutional neural network library in NumPy, every pass written out by hand."""
-from . import init
+from . import init, preprocessing
+from .augment import Augment
 from .callbacks import BatchEnd, Callback, EpochEnd, StopTraining
 from .errors import GlassnetError, GradcheckError, ShapeError, TrainingDivergedError
 from .gradcheck import gradcheck
+from .imageset import ImageSet
 from .layers import (AvgPool2D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, Identity, Layer,
                      LeakyReLU, MaxPool2D, ReLU, Sigmoid, Softmax, Tanh)
 from .losses import MSE, BinaryCrossEntropy, CrossEntropy, Loss, SoftmaxCrossEntropy

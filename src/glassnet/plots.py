@@ -182,7 +182,12 @@ def misclassified(x, labels, predictions, class_names, path, limit=25):
     if len(wrong) == 0:
         axes[0].text(0.5, 0.5, "no misclassified images", ha="center", va="center")
     for axis, index in zip(axes, wrong):
-        axis.imshow(np.asarray(x)[index, 0], cmap="gray")
+        image = np.asarray(x[[index]])[0]                         # (C, H, W)
+        if image.shape[0] == 3:   # colour: channels last, stretched to [0, 1] for display
+            image = image.transpose(1, 2, 0)
+            axis.imshow((image - image.min()) / max(float(image.max() - image.min()), 1e-12))
+        else:
+            axis.imshow(image[0], cmap="gray")
         axis.set_title(f"{class_names[predictions[index]]} / {class_names[labels[index]]}", fontsize=8,
                        color="firebrick")
     figure.suptitle(f"misclassified: predicted / true ({len(wrong)} shown)")
