@@ -72,6 +72,9 @@ def test_predict_on_colour_jpegs_of_a_new_seed_equals_predict_on_the_arrays(tmp_
     for answer, row in zip(answers, order):
         assert answer["class"] == data.class_names[int(np.argmax(probabilities[row]))]
         assert answer["probability"] == pytest.approx(float(probabilities[row].max()), rel=1e-6)
+    Image.open(files[0]).convert("L").save(tmp_path / "grey.png")
+    grey = run("predict", "m.glassnet", "grey.png", cwd=tmp_path)
+    assert grey.returncode == 0 and "note: grey.png: a grey image, made colour (R = G = B)" in grey.stderr
 
 
 def test_shapes_reaches_the_accuracy_floor_through_an_exported_folder(tmp_path):

@@ -1,6 +1,7 @@
 """Bad arguments and bad inputs raise ValueError naming what was expected and received."""
 import numpy as np
 import pytest
+from PIL import Image
 
 import glassnet as gn
 
@@ -164,5 +165,10 @@ def test_bad_image_folders(tmp_path):
         gn.datasets.image_folder(tmp_path)
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "fake.png").write_text("not a png")
-    with pytest.raises(gn.GlassnetError, match=r"fake.png.*not a readable image"):
+    with pytest.raises(gn.GlassnetError, match=r"class 'only_class' has no readable image \(its folder is empty\)"):
+        gn.datasets.image_folder(tmp_path)
+    Image.new("RGB", (8, 8)).save(tmp_path / "only_class" / "real.png")
+    # an unreadable file is skipped and reported; here it leaves its class empty, which is an error
+    with pytest.raises(gn.GlassnetError, match=r"class 'other' has no readable image \(skipped 1 of 1 files: "
+                                               r"fake.png \(not a readable image"):
         gn.datasets.image_folder(tmp_path)

@@ -5,6 +5,8 @@ inverted (ink is bright), cropped to the ink, fitted into a ``box`` x ``box`` sq
 keeping the aspect ratio, centred by centre of mass in the ``size`` canvas, then
 scaled like the training pixels (``ink * max_value * scale + offset``).
 """
+import contextlib
+
 import numpy as np
 
 from .errors import GlassnetError
@@ -20,20 +22,18 @@ def _pillow():
     return Image
 
 
-def read_grey(path, max_pixels=MAX_PIXELS, name=None):
-    """Image file (a path or a binary file object) -> float array (H, W) in [0, 1].
+@contextlib.contextmanager
+def opened_image(source, max_pixels=MAX_PIXELS, name=None):
+    """Open an image file (path or binary file object) with Pillow, pixels loaded.
 
-    Transparent areas become white paper. ``name`` labels the image in error messages
-    (default: the path).
-
-    Accepts any mode Pillow reads: 1-bit, grey, 16-bit grey (scaled by 65535), palette
-    (with or without transparency), RGB, RGBA, CMYK; an animation's first frame. Images
-    over ``max_pixels`` are refused from their header, before any pixel is decoded.
+    Images over ``max_pixels`` are refused from their header, before any pixel is decoded;
+    empty ones too. Every way a file can fail to be an image becomes a ``GlassnetError``
+    naming ``name`` (default: the path).
     """
     Image = _pillow()
-    name = path if name is None else name
+    name = source if name is None else name
     try:
-        with Image.open(path) as image:
+        with Image.open(source) as image:
             width, height = image.size
             if width * height > max_pixels:
                 raise GlassnetError(f"{name}: image of {width}x{height} pixels exceeds the limit of "
@@ -41,16 +41,7 @@ def read_grey(path, max_pixels=MAX_PIXELS, name=None):
             if width == 0 or height == 0:
                 raise GlassnetError(f"{name}: image of {width}x{height} pixels holds nothing")
             image.load()
-            if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
-                rgba = image.convert("RGBA")
-                paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                image = Image.alpha_composite(paper, rgba)
-            if image.mode.startswith("I;16"):
-                return np.asarray(image, dtype=np.float64) / 65535.0
-            if image.mode == "I":  # 32-bit integers: 16-bit data when any value exceeds 255
-                pixels = np.asarray(image, dtype=np.float64)
-                return np.clip(pixels / (65535.0 if pixels.max() > 255 else 255.0), 0.0, 1.0)
-            return np.asarray(image.convert("L"), dtype=np.float64) / 255.0
+            yield image
     except GlassnetError:
         raise
     except FileNotFoundError:
@@ -63,6 +54,35 @@ def read_grey(path, max_pixels=MAX_PIXELS, name=None):
         raise GlassnetError(f"{name}: refused as a decompression bomb ({error})") from None
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as error:
         raise GlassnetError(f"{name}: not a readable image ({error.__class__.__name__}: {error})") from None
+
+
+def on_white(image):
+    """Transparent areas composited onto white paper (RGBA); other images unchanged."""
+    Image = _pillow()
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    return image
+
+
+def read_grey(path, max_pixels=MAX_PIXELS, name=None):
+    """Image file (a path or a binary file object) -> float array (H, W) in [0, 1].
+
+    Transparent areas become white paper. ``name`` labels the image in error messages
+    (default: the path).
+
+    Accepts any mode Pillow reads: 1-bit, grey, 16-bit grey (scaled by 65535), palette
+    (with or without transparency), RGB, RGBA, CMYK; an animation's first frame. Images
+    over ``max_pixels`` are refused from their header, before any pixel is decoded.
+    """
+    with opened_image(path, max_pixels, name) as image:
+        image = on_white(image)
+        if image.mode.startswith("I;16"):
+            return np.asarray(image, dtype=np.float64) / 65535.0
+        if image.mode == "I":  # 32-bit integers: 16-bit data when any value exceeds 255
+            pixels = np.asarray(image, dtype=np.float64)
+            return np.clip(pixels / (65535.0 if pixels.max() > 255 else 255.0), 0.0, 1.0)
+        return np.asarray(image.convert("L"), dtype=np.float64) / 255.0
 
 
 def ink_of(grey, source="image"):

@@ -15,7 +15,7 @@ studio all go through it, so a photo is prepared exactly as the training images 
 import numpy as np
 
 from .errors import GlassnetError
-from .images import MAX_PIXELS, fit_digit, ink_of, read_grey
+from .images import MAX_PIXELS, fit_digit, ink_of, on_white, opened_image, read_grey
 from .imageset import normalise
 
 FITS = ("crop", "pad")
@@ -58,41 +58,20 @@ def decode_resized(source, size, channels, fit="crop", max_pixels=MAX_PIXELS, na
     """
     Image, ImageOps = _pillow()
     name = str(source) if name is None else name
-    try:
-        with Image.open(source) as image:
-            width, height = image.size
-            if width * height > max_pixels:
-                raise GlassnetError(f"{name}: image of {width}x{height} pixels exceeds the limit of "
-                                    f"{max_pixels:,} pixels")
-            image.load()
-            colour = image.mode not in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F") and not (
-                image.mode == "P" and _palette_is_grey(image))
-            if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-                values = np.asarray(image, dtype=np.float64)
-                top = 65535.0 if values.max() > 255 else 255.0
-                image = Image.fromarray(np.clip(np.round(values / top * 255), 0, 255).astype(np.uint8), mode="L")
-            if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
-                rgba = image.convert("RGBA")
-                image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-            image = image.convert("RGB" if channels == 3 else "L")
-            target = (size[1], size[0])                                       # Pillow speaks (W, H)
-            if fit == "crop":
-                image = ImageOps.fit(image, target, method=Image.Resampling.BICUBIC)
-            else:
-                image = ImageOps.pad(image, target, method=Image.Resampling.BICUBIC, color=0)
-            pixels = np.asarray(image, dtype=np.uint8)
-    except GlassnetError:
-        raise
-    except FileNotFoundError:
-        raise GlassnetError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise GlassnetError(f"{name}: is a folder, not an image file") from None
-    except Image.UnidentifiedImageError:
-        raise GlassnetError(f"{name}: not a readable image (not in any image format Pillow knows)") from None
-    except Image.DecompressionBombError as error:
-        raise GlassnetError(f"{name}: refused as a decompression bomb ({error})") from None
-    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as error:
-        raise GlassnetError(f"{name}: not a readable image ({error.__class__.__name__}: {error})") from None
+    with opened_image(source, max_pixels, name) as image:
+        colour = image.mode not in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F") and not (
+            image.mode == "P" and _palette_is_grey(image))
+        if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):     # 16/32-bit: keep the top 8 bits' worth
+            values = np.asarray(image, dtype=np.float64)
+            top = 65535.0 if values.max() > 255 else 255.0
+            image = Image.fromarray(np.clip(np.round(values / top * 255), 0, 255).astype(np.uint8), mode="L")
+        image = on_white(image).convert("RGB" if channels == 3 else "L")
+        target = (size[1], size[0])                                           # Pillow speaks (W, H)
+        if fit == "crop":
+            image = ImageOps.fit(image, target, method=Image.Resampling.BICUBIC)
+        else:
+            image = ImageOps.pad(image, target, method=Image.Resampling.BICUBIC, color=0)
+        pixels = np.asarray(image, dtype=np.uint8)
     pixels = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)   # (H, W, C) -> (C, H, W)
     note = ""
     if channels == 3 and not colour:
