@@ -386,3 +386,16 @@ def test_training_failure_is_reported_not_raised(client, studio, monkeypatch):
     job = wait_for_state(client, {"failed"})
     assert job["error"] == "fashion-mnist files not found here"
     assert client.get("/api/model").status_code == 200
+
+
+def test_a_colour_model_reads_drawings_with_its_own_record(tmp_path):
+    data = gn.datasets.shapes(n=50, size=16)
+    model = gn.presets.build("colour", data.input_shape, 5, seed=0)
+    model.metadata.update(preprocessing=data.preprocessing, class_names=data.class_names, input_shape=[3, 16, 16])
+    client = starlette_testclient.TestClient(create_app(Studio(model, save_dir=tmp_path)), base_url=BASE_URL)
+    reply = post_image(client, drawn_digit_png()).json()
+    assert decode(reply["input"]).shape == (3, 16, 16)
+    assert "a grey image, made colour" in reply["note"]
+    assert reply["class_names"] == ["circle", "square", "triangle", "star", "cross"]
+    unit = client.post("/api/unit", json={"input_id": reply["input_id"], "layer": 0, "position": [2, 5, 6]}).json()
+    assert np.array(unit["field"]).shape == (3, 3, 3) and unit["sum"] == pytest.approx(unit["value"], rel=1e-9)
