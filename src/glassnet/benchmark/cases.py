@@ -4,7 +4,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import presets
-from ..layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, Tanh
+from ..interop.torch_convert import to_torch
 from ..losses import SoftmaxCrossEntropy
 from ..training import resolve_optimizer
 
@@ -87,29 +87,4 @@ def torch_trainer(case, dtype, seed=0):
 
 def torch_twin(model):
     """A ``torch.nn.Sequential`` computing what the glassnet ``model`` computes, same weights."""
-    import torch
-    from torch import nn
-
-    modules = []
-    for layer in model.layers:
-        if isinstance(layer, Conv2D):
-            top, bottom, left, right = layer.pads
-            if top != bottom or left != right:
-                raise ValueError("torch_twin: asymmetric padding has no nn.Conv2d equivalent")
-            module = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
-                               (top, left), bias=layer.use_bias)
-            module.weight.data = torch.from_numpy(layer.params["weight"].copy())
-        elif isinstance(layer, Dense):
-            module = nn.Linear(layer.in_features, layer.out_features, bias=layer.use_bias)
-            module.weight.data = torch.from_numpy(layer.params["weight"].T.copy())
-        elif isinstance(layer, MaxPool2D):
-            module = nn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding)
-        else:
-            simple = {ReLU: nn.ReLU, Flatten: nn.Flatten, Tanh: nn.Tanh, Sigmoid: nn.Sigmoid}
-            if type(layer) not in simple:
-                raise ValueError(f"torch_twin: no PyTorch twin for {type(layer).__name__}")
-            module = simple[type(layer)]()
-        if getattr(module, "bias", None) is not None:
-            module.bias.data = torch.from_numpy(layer.params["bias"].copy())
-        modules.append(module)
-    return nn.Sequential(*modules)
+    return to_torch(model)
