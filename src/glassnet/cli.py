@@ -113,6 +113,18 @@ def build_parser():
     studio.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     studio.add_argument("--no-browser", action="store_true", help="do not open a browser")
 
+    export = commands.add_parser("export", help="write a saved model as an ONNX file")
+    export.add_argument("model")
+    export.add_argument("--onnx", required=True, metavar="OUT", help="the ONNX file to write")
+
+    import_command = commands.add_parser("import", help="read an ONNX file into a glassnet model file")
+    import_command.add_argument("file", help="an ONNX file (a chain of Conv, pools, Flatten/Reshape, Gemm/MatMul, "
+                                             "BatchNormalization and activations)")
+    import_command.add_argument("--out", required=True, help="the glassnet model file to write")
+    import_command.add_argument("--dataset", choices=sorted(datasets.LOADERS),
+                                help="take this dataset's preprocessing and class names, so that predict, explain "
+                                     "and inspect can read image files with the model")
+
     bench = commands.add_parser("bench", help="time glassnet against PyTorch on the same nets (benchmarks/)")
     benchmark_parser(bench)
     return parser
@@ -333,6 +345,26 @@ def command_studio(args):
     serve(args.model, args.host, args.port, open_browser=not args.no_browser)
 
 
+def command_export(args):
+    from .interop.onnx_format import export_onnx
+    model = load(args.model)
+    print(f"wrote {export_onnx(model, args.onnx)} ({len(model.layers)} layers, {model.dtype.name})")
+
+
+def command_import(args):
+    from .interop.onnx_format import import_onnx
+    model = import_onnx(args.file)
+    if args.dataset:
+        dataset = datasets.load(args.dataset)
+        if tuple(model.metadata["input_shape"]) != dataset.input_shape:
+            raise GlassnetError(f"{args.file} takes inputs of shape {tuple(model.metadata['input_shape'])}, dataset "
+                                f"{args.dataset} has {dataset.input_shape}")
+        model.metadata.update(preprocessing=dataset.preprocessing, class_names=dataset.class_names,
+                              dataset=dataset.name)
+    path = save(model, args.out)
+    print(f"imported {args.file}: {' > '.join(type(layer).__name__ for layer in model.layers)}; saved to {path}")
+
+
 def command_bench(args):
     from .benchmark import main as benchmark_main
     benchmark_main(args)
@@ -341,7 +373,7 @@ def command_bench(args):
 COMMANDS = {"train": command_train, "evaluate": command_evaluate, "predict": command_predict,
             "summary": command_summary, "datasets": command_datasets,
             "explain": command_explain, "inspect": command_inspect, "bench": command_bench,
-            "studio": command_studio}
+            "studio": command_studio, "export": command_export, "import": command_import}
 
 
 def main(argv=None):

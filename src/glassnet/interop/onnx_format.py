@@ -1,0 +1,432 @@
+"""ONNX files: ``export_onnx(model, path)`` and ``import_onnx(path)``.
+
+Export writes one node per glassnet layer (opset 17), in the model's dtype, with a dynamic batch
+dimension and the model's metadata (preprocessing record, class names) as the JSON metadata
+property ``glassnet.metadata``. Import reads a chain of the ops in ``IMPORTERS`` (the layouts
+PyTorch's and Keras' exporters produce) into a ``Sequential``.
+
+An ONNX file is untrusted input: its size is checked before parsing, external weights are read
+only from files inside the model's own folder (no absolute paths, no '..'), only the standard
+op domain is accepted, every tensor's declared size is checked before it is read, and the graph
+must be one chain from the input to the output (no cycles, no branches). Anything else is a
+``GlassnetError`` naming the node and op.
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import GlassnetError
+from ..files import atomic_write
+from ..layers import (AvgPool2D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, Identity, LeakyReLU, MaxPool2D,
+                      ReLU, Sigmoid, Softmax, Tanh)
+from ..sequential import Sequential
+
+OPSET = 17
+MAX_FILE_BYTES = 512 * 1024 * 1024
+MAX_TENSOR_ELEMENTS = 64 * 1024 * 1024
+METADATA_KEY = "glassnet.metadata"
+EXTERNAL_DTYPES = {1: np.dtype("<f4"), 11: np.dtype("<f8"), 6: np.dtype("<i4"), 7: np.dtype("<i8")}
+
+
+def _onnx():
+    try:
+        import onnx
+        from onnx import helper, numpy_helper
+    except ImportError:
+        raise GlassnetError("ONNX export and import need onnx: pip install 'glassnet[onnx]'") from None
+    return onnx, helper, numpy_helper
+
+
+# -- export ------------------------------------------------------------------------------------------
+
+def export_onnx(model, path):
+    """Write ``model`` as an ONNX file at ``path`` (atomically); returns the path."""
+    onnx, helper, numpy_helper = _onnx()
+    input_shape = model.metadata.get("input_shape")
+    if not input_shape:
+        raise GlassnetError("export_onnx: the model does not record its input shape; set "
+                            "model.metadata['input_shape'] = [C, H, W] (or [features])")
+    element = onnx.TensorProto.DOUBLE if model.dtype == np.float64 else onnx.TensorProto.FLOAT
+    nodes, weights, current, shape = [], [], "input", tuple(input_shape)
+    for index, layer in enumerate(model.layers):
+        shape = layer.output_shape(shape)
+        exporter = EXPORTERS.get(type(layer))
+        if exporter is None:
+            raise GlassnetError(f"export_onnx: layer {index} ({type(layer).__name__}) has no ONNX form here")
+        output = f"layer{index}"
+        op, attributes, arrays = exporter(layer)
+        names = [f"{index}.{key}" for key in arrays]
+        weights += [numpy_helper.from_array(np.asarray(value, dtype=model.dtype), name)
+                    for name, value in zip(names, arrays.values())]
+        nodes.append(helper.make_node(op, [current] + names, [output], name=f"{index}.{type(layer).__name__}",
+                                      **attributes))
+        current = output
+    graph = helper.make_graph(nodes, "glassnet", [helper.make_tensor_value_info("input", element,
+                                                                                ["N"] + list(input_shape))],
+                              [helper.make_tensor_value_info(current, element, ["N"] + list(shape))], weights)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="glassnet")
+    helper.set_model_props(proto, {METADATA_KEY: json.dumps(_plain(model.metadata))})
+    onnx.checker.check_model(proto)
+    with atomic_write(path) as out:
+        out.write(proto.SerializeToString())
+    return Path(path)
+
+
+def _plain(value):
+    from ..serialization import _json_ready
+    return _json_ready(value)
+
+
+def _conv(layer):
+    top, bottom, left, right = layer.pads
+    arrays = {"weight": layer.params["weight"]}
+    if layer.use_bias:
+        arrays["bias"] = layer.params["bias"]
+    return "Conv", dict(kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
+                        pads=[top, left, bottom, right]), arrays
+
+
+def _pool(op):
+    def export(layer):
+        (ph, pw) = layer.padding
+        attributes = dict(kernel_shape=list(layer.kernel_size), strides=list(layer.stride), pads=[ph, pw, ph, pw])
+        if op == "AveragePool":
+            attributes["count_include_pad"] = 1                    # zero padding counts, as in PyTorch
+        return op, attributes, {}
+    return export
+
+
+def _dense(layer):
+    arrays = {"weight": layer.params["weight"]}                    # Gemm: y = x @ W + b with W (in, out)
+    if layer.use_bias:
+        arrays["bias"] = layer.params["bias"]
+    return "Gemm", {}, arrays
+
+
+def _batchnorm(layer):
+    return "BatchNormalization", dict(epsilon=layer.eps), {
+        "weight": layer.params["weight"], "bias": layer.params["bias"],
+        "running_mean": layer.buffers["running_mean"], "running_var": layer.buffers["running_var"]}
+
+
+EXPORTERS = {
+    Conv2D: _conv, MaxPool2D: _pool("MaxPool"), AvgPool2D: _pool("AveragePool"), Dense: _dense,
+    BatchNorm2D: _batchnorm,
+    Flatten: lambda layer: ("Flatten", dict(axis=1), {}),
+    ReLU: lambda layer: ("Relu", {}, {}),
+    LeakyReLU: lambda layer: ("LeakyRelu", dict(alpha=float(layer.alpha)), {}),
+    Sigmoid: lambda layer: ("Sigmoid", {}, {}),
+    Tanh: lambda layer: ("Tanh", {}, {}),
+    Softmax: lambda layer: ("Softmax", dict(axis=1), {}),
+    Identity: lambda layer: ("Identity", {}, {}),
+    Dropout: lambda layer: ("Identity", {}, {}),                   # inference form
+}
+
+
+# -- import ------------------------------------------------------------------------------------------
+
+def import_onnx(path):
+    """A glassnet ``Sequential`` from an ONNX file holding one chain of supported ops."""
+    onnx, helper, numpy_helper = _onnx()
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise GlassnetError(f"{path}: no such file") from None
+    if size > MAX_FILE_BYTES:
+        raise GlassnetError(f"{path}: {size:,} bytes exceeds the limit of {MAX_FILE_BYTES:,} bytes for ONNX files")
+    try:
+        proto = onnx.load_model_from_string(path.read_bytes())
+    except Exception as error:      # protobuf raises its own DecodeError and others for damaged bytes
+        raise GlassnetError(f"{path}: not a readable ONNX file ({type(error).__name__})") from None
+    reader = _GraphReader(proto, str(path), helper, numpy_helper, folder=path.resolve().parent)
+    model = reader.model()
+    metadata = {prop.key: prop.value for prop in proto.metadata_props}.get(METADATA_KEY)
+    if metadata:
+        try:
+            saved = json.loads(metadata)
+        except ValueError:
+            raise GlassnetError(f"{path}: its glassnet metadata is not valid JSON") from None
+        if isinstance(saved, dict):
+            model.metadata.update({k: v for k, v in saved.items() if k in ("preprocessing", "class_names", "loss",
+                                                                          "dataset", "task")})
+    model.metadata["input_shape"] = list(reader.input_shape)
+    return model.eval()
+
+
+class _GraphReader:
+    """Walks an ONNX graph from its input along one chain of nodes, building glassnet layers."""
+
+    def __init__(self, proto, source, helper, numpy_helper, folder):
+        self.source, self.helper, self.numpy_helper, self.folder = source, helper, numpy_helper, folder
+        graph = proto.graph
+        for opset in proto.opset_import:
+            if opset.domain not in ("", "ai.onnx"):
+                raise GlassnetError(f"{source}: custom op domain {opset.domain!r} is not supported")
+        self.constants = {}
+        for tensor in graph.initializer:
+            self.constants[tensor.name] = self._array(tensor)
+        self.nodes = []
+        for node in graph.node:
+            if node.domain not in ("", "ai.onnx"):
+                raise GlassnetError(f"{source}: node {node.name or node.op_type!r} uses the custom domain "
+                                    f"{node.domain!r}, which is not supported")
+            if node.op_type == "Constant":
+                value = next((a for a in node.attribute if a.name == "value"), None)
+                if value is None:
+                    raise GlassnetError(f"{source}: Constant node {node.name!r} holds no tensor value")
+                self.constants[node.output[0]] = self._array(value.t)
+            else:
+                self.nodes.append(node)
+        inputs = [i for i in graph.input if i.name not in self.constants]
+        if len(inputs) != 1 or len(graph.output) != 1:
+            raise GlassnetError(f"{source}: expected one input and one output, found {len(inputs)} and "
+                                f"{len(graph.output)}")
+        dims = inputs[0].type.tensor_type.shape.dim
+        shape = [d.dim_value if d.HasField("dim_value") else None for d in dims][1:]
+        if not shape or any(v is None or v <= 0 for v in shape):
+            raise GlassnetError(f"{source}: the input's sizes after the batch axis must be fixed numbers. "
+                                f"Received: {[d.dim_param or d.dim_value for d in dims]}")
+        self.input_name, self.output_name = inputs[0].name, graph.output[0].name
+        self.input_shape = tuple(shape)
+        elem = inputs[0].type.tensor_type.elem_type
+        self.dtype = np.float64 if elem == 11 else np.float32          # 11: DOUBLE, 1: FLOAT
+
+    def _array(self, tensor):
+        count = int(np.prod(tensor.dims, dtype=np.float64)) if tensor.dims else 1
+        if any(d < 0 for d in tensor.dims) or count > MAX_TENSOR_ELEMENTS:
+            raise GlassnetError(f"{self.source}: tensor {tensor.name!r} declares {list(tensor.dims)} "
+                                f"({count:,} values), over the limit of {MAX_TENSOR_ELEMENTS:,}")
+        if tensor.data_location == 1 or tensor.external_data:          # EXTERNAL: stored in a side file
+            return self._external(tensor, count)
+        try:
+            array = self.numpy_helper.to_array(tensor)
+        except Exception as error:
+            raise GlassnetError(f"{self.source}: tensor {tensor.name!r} is damaged ({type(error).__name__}: "
+                                f"{error})") from None
+        if array.size != count:
+            raise GlassnetError(f"{self.source}: tensor {tensor.name!r} holds {array.size} values, its shape "
+                                f"{list(tensor.dims)} says {count}")
+        return array
+
+    def _external(self, tensor, count):
+        """A tensor stored in a file beside the model: only inside the model's own folder, only the
+        bytes its shape needs (ONNX's external-data path traversal, CVE-2024-27318/27319, closed)."""
+        entries = {entry.key: entry.value for entry in tensor.external_data}
+        location = entries.get("location", "")
+        where = f"{self.source}: tensor {tensor.name!r} refers to external data {location!r}"
+        dtype = EXTERNAL_DTYPES.get(tensor.data_type)
+        if dtype is None:
+            raise GlassnetError(f"{where} of an unsupported element type {tensor.data_type}")
+        relative = Path(location)
+        if not location or relative.is_absolute() or ".." in relative.parts:
+            raise GlassnetError(f"{where}: external data must be a file inside the model's own folder")
+        target = (self.folder / relative).resolve()
+        if self.folder not in target.parents or not target.is_file():
+            raise GlassnetError(f"{where}: not a file inside the model's own folder {self.folder}")
+        try:
+            offset, length = int(entries.get("offset", 0)), int(entries.get("length", count * dtype.itemsize))
+        except ValueError:
+            raise GlassnetError(f"{where}: offset and length must be whole numbers") from None
+        if offset < 0 or length != count * dtype.itemsize or offset + length > target.stat().st_size:
+            raise GlassnetError(f"{where}: {length} bytes at offset {offset} do not match its shape "
+                                f"{list(tensor.dims)} or lie outside the file")
+        with open(target, "rb") as handle:
+            handle.seek(offset)
+            data = handle.read(length)
+        return np.frombuffer(data, dtype=dtype).reshape(tuple(tensor.dims)).copy()
+
+    def model(self):
+        layers, shape, current, used = [], self.input_shape, self.input_name, set()
+        while current != self.output_name:
+            node = self._next(current, used)
+            importer = IMPORTERS.get(node.op_type)
+            if importer is None:
+                raise GlassnetError(f"{self.source}: node {node.name or '?'!r} is a {node.op_type}, which glassnet "
+                                    f"cannot import (supported: {', '.join(sorted(IMPORTERS))})")
+            new, current = importer(self, node, shape, used)
+            for layer in new:
+                shape = layer.output_shape(shape)
+                layers.append(layer)
+        if not layers:
+            raise GlassnetError(f"{self.source}: the graph holds no layer")
+        leftover = [n for n in self.nodes if id(n) not in used]
+        if leftover:
+            raise GlassnetError(f"{self.source}: nodes outside the input-to-output chain are not supported: "
+                                f"{', '.join(n.op_type for n in leftover[:5])}")
+        return Sequential(layers, dtype=self.dtype)
+
+    def _next(self, current, used):
+        """The one node that takes ``current`` as its data input (a chain: no branches, no cycles)."""
+        takers = [n for n in self.nodes if n.input and n.input[0] == current]
+        if len(takers) != 1:
+            raise GlassnetError(f"{self.source}: {current!r} feeds {len(takers)} nodes; glassnet imports one "
+                                "chain of layers from input to output")
+        node = takers[0]
+        if id(node) in used:
+            raise GlassnetError(f"{self.source}: the graph has a cycle at node {node.name or node.op_type!r}")
+        used.add(id(node))
+        return node
+
+    def attributes(self, node):
+        """Node attributes; floats (stored as float32 by ONNX) read back as the shortest decimal
+        that float32 denotes, so an epsilon of 1e-5 comes back as 1e-5, not 9.99999974738e-06."""
+        values = {}
+        for attribute in node.attribute:
+            value = self.helper.get_attribute_value(attribute)
+            if isinstance(value, float):
+                value = float(np.format_float_positional(np.float32(value), unique=True, trim="-"))
+            values[attribute.name] = value
+        return values
+
+    def weight(self, node, position):
+        if len(node.input) <= position or not node.input[position]:
+            return None
+        name = node.input[position]
+        if name not in self.constants:
+            raise GlassnetError(f"{self.source}: node {node.name or node.op_type!r} takes {name!r}, which is not "
+                                "a stored weight")
+        return self.constants[name]
+
+
+def _where(reader, node):
+    return f"{reader.source}: node {node.name or '?'!r} ({node.op_type})"
+
+
+def _pads(reader, node, attributes, kernel, stride):
+    """ONNX pads [top, left, bottom, right] / auto_pad -> a glassnet padding argument."""
+    auto = attributes.get("auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        if tuple(stride) != (1, 1) or (auto == "SAME_LOWER" and any(k % 2 == 0 for k in kernel)):
+            raise GlassnetError(f"{_where(reader, node)}: auto_pad={auto} is supported with stride 1 "
+                                "(SAME_LOWER with odd kernels)")
+        return "same"
+    if auto == "VALID":
+        return 0
+    top, left, bottom, right = attributes.get("pads", [0, 0, 0, 0])
+    if top == bottom and left == right:
+        return (top, left)
+    kh, kw = kernel
+    if tuple(stride) == (1, 1) and (top, bottom, left, right) == ((kh - 1) // 2, kh - 1 - (kh - 1) // 2,
+                                                                   (kw - 1) // 2, kw - 1 - (kw - 1) // 2):
+        return "same"                                  # the extra row/column at the bottom/right
+    raise GlassnetError(f"{_where(reader, node)}: asymmetric pads {[top, left, bottom, right]} other than "
+                        "'same' are not supported")
+
+
+def _import_conv(reader, node, shape, used):
+    a = reader.attributes(node)
+    weight, bias = reader.weight(node, 1), reader.weight(node, 2)
+    if a.get("group", 1) != 1 or any(d != 1 for d in a.get("dilations", [1, 1])):
+        raise GlassnetError(f"{_where(reader, node)}: only group=1 and dilation 1 are supported")
+    if weight is None or weight.ndim != 4 or weight.shape[1] != shape[0]:
+        raise GlassnetError(f"{_where(reader, node)}: expected a weight (out, {shape[0]}, kh, kw). Received: "
+                            f"{None if weight is None else list(weight.shape)}")
+    kernel = tuple(a.get("kernel_shape", weight.shape[2:]))
+    stride = tuple(a.get("strides", [1, 1]))
+    layer = Conv2D(weight.shape[1], weight.shape[0], kernel, stride, _pads(reader, node, a, kernel, stride),
+                   bias=bias is not None, dtype=reader.dtype)
+    layer.params["weight"] = weight.astype(reader.dtype)
+    if bias is not None:
+        layer.params["bias"] = bias.reshape(-1).astype(reader.dtype)
+    return [layer], node.output[0]
+
+
+def _import_pool(reader, node, shape, used):
+    a = reader.attributes(node)
+    if a.get("ceil_mode", 0) or any(d != 1 for d in a.get("dilations", [1, 1])) or a.get("storage_order", 0):
+        raise GlassnetError(f"{_where(reader, node)}: ceil_mode, dilations and storage_order are not supported")
+    kernel, stride = tuple(a["kernel_shape"]), tuple(a.get("strides", [1, 1]))
+    top, left, bottom, right = a.get("pads", [0, 0, 0, 0])
+    if (top, left) != (bottom, right):
+        raise GlassnetError(f"{_where(reader, node)}: asymmetric pooling pads are not supported")
+    if node.op_type == "AveragePool" and (top or left) and not a.get("count_include_pad", 0):
+        raise GlassnetError(f"{_where(reader, node)}: padded average pooling needs count_include_pad=1")
+    pool = MaxPool2D if node.op_type == "MaxPool" else AvgPool2D
+    return [pool(kernel, stride, (top, left), dtype=reader.dtype)], node.output[0]
+
+
+def _import_flatten(reader, node, shape, used):
+    if node.op_type == "Flatten" and reader.attributes(node).get("axis", 1) != 1:
+        raise GlassnetError(f"{_where(reader, node)}: only axis=1 is supported")
+    if node.op_type == "Reshape":
+        target = reader.weight(node, 1)
+        features = int(np.prod(shape))
+        # (N, features) spelled [0, -1], [-1, features], [N, -1] or [N, features]; exporters that fixed
+        # the batch size write it as N, and glassnet's Flatten takes any batch
+        two_dims = target is not None and target.ndim == 1 and len(target) == 2
+        batch_ok = two_dims and (target[0] in (0, -1) or target[0] > 0)
+        features_ok = two_dims and (target[1] == features or (target[1] == -1 and target[0] != -1))
+        if not (batch_ok and features_ok):
+            raise GlassnetError(f"{_where(reader, node)}: only a reshape to (N, {features}) is supported. Received: "
+                                f"{None if target is None else target.tolist()}")
+    return [Flatten(dtype=reader.dtype)], node.output[0]
+
+
+def _import_gemm(reader, node, shape, used):
+    a = reader.attributes(node)
+    if a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0 or a.get("transA", 0):
+        raise GlassnetError(f"{_where(reader, node)}: only alpha=1, beta=1, transA=0 are supported")
+    weight, bias = reader.weight(node, 1), reader.weight(node, 2)
+    if weight is None or weight.ndim != 2:
+        raise GlassnetError(f"{_where(reader, node)}: expected a 2-D weight")
+    weight = weight.T if a.get("transB", 0) else weight                  # glassnet keeps (in, out)
+    return [_dense_layer(reader, node, shape, weight, bias)], node.output[0]
+
+
+def _import_matmul(reader, node, shape, used):
+    weight = reader.weight(node, 1)
+    if weight is None or weight.ndim != 2:
+        raise GlassnetError(f"{_where(reader, node)}: expected MatMul by a stored 2-D weight")
+    bias, output = None, node.output[0]
+    adders = [n for n in reader.nodes if n.op_type == "Add" and output in n.input and id(n) not in used]
+    if len(adders) == 1:
+        add = adders[0]
+        other = [name for name in add.input if name != output]
+        if len(other) == 1 and other[0] in reader.constants:
+            used.add(id(add))
+            bias, output = reader.constants[other[0]], add.output[0]
+    return [_dense_layer(reader, node, shape, weight, bias)], output
+
+
+def _dense_layer(reader, node, shape, weight, bias):
+    if len(shape) != 1 or weight.shape[0] != shape[0]:
+        raise GlassnetError(f"{_where(reader, node)}: a weight {list(weight.shape)} cannot take inputs of shape "
+                            f"{list(shape)}")
+    layer = Dense(weight.shape[0], weight.shape[1], bias=bias is not None, dtype=reader.dtype)
+    layer.params["weight"] = np.ascontiguousarray(weight).astype(reader.dtype)
+    if bias is not None:
+        layer.params["bias"] = bias.reshape(-1).astype(reader.dtype)
+    return layer
+
+
+def _import_batchnorm(reader, node, shape, used):
+    scale, bias, mean, var = (reader.weight(node, i) for i in (1, 2, 3, 4))
+    layer = BatchNorm2D(shape[0], eps=float(reader.attributes(node).get("epsilon", 1e-5)), dtype=reader.dtype)
+    layer.params["weight"], layer.params["bias"] = scale.astype(reader.dtype), bias.astype(reader.dtype)
+    layer.buffers["running_mean"], layer.buffers["running_var"] = mean.astype(reader.dtype), var.astype(reader.dtype)
+    return [layer], node.output[0]
+
+
+def _import_softmax(reader, node, shape, used):
+    axis = reader.attributes(node).get("axis", -1)
+    if len(shape) != 1 or axis not in (1, -1):
+        raise GlassnetError(f"{_where(reader, node)}: only a softmax over the classes of (N, K) is supported")
+    return [Softmax(dtype=reader.dtype)], node.output[0]
+
+
+def _simple(kind):
+    def build(reader, node, shape, used):
+        if kind is LeakyReLU:
+            return [LeakyReLU(float(reader.attributes(node).get("alpha", 0.01)), dtype=reader.dtype)], node.output[0]
+        return [kind(dtype=reader.dtype)], node.output[0]
+    return build
+
+
+IMPORTERS = {"Conv": _import_conv, "MaxPool": _import_pool, "AveragePool": _import_pool,
+             "Flatten": _import_flatten, "Reshape": _import_flatten, "Gemm": _import_gemm, "MatMul": _import_matmul,
+             "BatchNormalization": _import_batchnorm, "Softmax": _import_softmax,
+             "Relu": _simple(ReLU), "LeakyRelu": _simple(LeakyReLU), "Sigmoid": _simple(Sigmoid),
+             "Tanh": _simple(Tanh), "Identity": _simple(Identity), "Dropout": _simple(Identity)}
