@@ -15,6 +15,7 @@ from .checkpoint import load_checkpoint
 from .trace import Trace, trace
 from .interop.compare import compare
 from .interop.onnx_format import export_onnx, import_onnx
+from .interop.keras_convert import from_keras, to_keras
 from .interop.torch_convert import from_torch, to_torch
 from . import plots
 from . import datasets, presets
