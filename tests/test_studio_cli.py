@@ -89,7 +89,7 @@ def test_missing_extra_names_what_to_install(tmp_path):
                                      "pip install 'glassnet[studio]'")
 
 
-@pytest.mark.parametrize("module", ["starlette", "uvicorn", "playwright", "httpx"])
+@pytest.mark.parametrize("module", ["starlette", "uvicorn", "playwright", "httpx", "onnx", "keras", "torch", "PIL"])
 def test_import_glassnet_does_not_import_the_studio_extras(module):
     code = f"import sys, glassnet; sys.exit(1 if {module!r} in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
