@@ -123,3 +123,22 @@ def test_what_keras_cannot_take_or_give_is_named():
         gn.to_keras(padded)
     with pytest.raises(gn.GlassnetError, match="expected a keras.Sequential"):
         gn.from_keras(object())
+
+
+def test_keras_own_onnx_export_imports_and_matches_keras(tmp_path):
+    """Keras' exporter wraps every op in NHWC <-> NCHW transposes and casts, writes 'same' as a Pad whose
+    amounts are a small constant computation, biases as Adds, and flattens in NHWC order."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((10, 9, 3)), L.Conv2D(4, 3, activation="relu"), L.BatchNormalization(), L.MaxPooling2D(2),
+        L.Conv2D(5, 2, padding="same", activation="tanh"), L.AveragePooling2D(2), L.Flatten(), L.Dropout(0.3),
+        L.Dense(6, activation="relu"), L.Dense(3, activation="softmax")])
+    rng = np.random.default_rng(2)
+    model.layers[1].set_weights([rng.uniform(0.5, 1.5, 4).astype("float32"), rng.uniform(-1, 1, 4).astype("float32"),
+                                 rng.uniform(-1, 1, 4).astype("float32"), rng.uniform(0.5, 2, 4).astype("float32")])
+    x = images("float32")[:, :10, :9, :]
+    expected = run_keras(model, x)
+    model.export(str(tmp_path / "k.onnx"), format="onnx")
+    glass = gn.import_onnx(tmp_path / "k.onnx")
+    assert glass.metadata["input_shape"] == [3, 10, 9]
+    np.testing.assert_allclose(glass.predict(x.transpose(0, 3, 1, 2)), expected, rtol=1e-5, atol=1e-6)

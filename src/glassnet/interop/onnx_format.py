@@ -26,6 +26,9 @@ OPSET = 17
 MAX_FILE_BYTES = 512 * 1024 * 1024
 MAX_TENSOR_ELEMENTS = 64 * 1024 * 1024
 METADATA_KEY = "glassnet.metadata"
+FOLDABLE = {"ConstantOfShape", "Concat", "Reshape", "Slice", "Transpose", "Cast", "Gather", "Unsqueeze",
+            "Squeeze", "Identity", "Add", "Sub", "Mul", "Div", "Sqrt"}
+FOLD_LIMIT = 4096
 EXTERNAL_DTYPES = {1: np.dtype("<f4"), 11: np.dtype("<f8"), 6: np.dtype("<i4"), 7: np.dtype("<i8")}
 
 
@@ -179,6 +182,7 @@ class _GraphReader:
                 self.constants[node.output[0]] = self._array(value.t)
             else:
                 self.nodes.append(node)
+        self._fold_constants(proto)
         inputs = [i for i in graph.input if i.name not in self.constants]
         if len(inputs) != 1 or len(graph.output) != 1:
             raise GlassnetError(f"{source}: expected one input and one output, found {len(inputs)} and "
@@ -189,9 +193,50 @@ class _GraphReader:
             raise GlassnetError(f"{source}: the input's sizes after the batch axis must be fixed numbers. "
                                 f"Received: {[d.dim_param or d.dim_value for d in dims]}")
         self.input_name, self.output_name = inputs[0].name, graph.output[0].name
-        self.input_shape = tuple(shape)
+        self.input_shape, self.input_layout = tuple(shape), "NCHW"
+        if len(shape) == 3 and self._first_transpose() == [0, 3, 1, 2]:    # channels-last input (Keras)
+            self.input_shape, self.input_layout = (shape[2], shape[0], shape[1]), "NHWC"
         elem = inputs[0].type.tensor_type.elem_type
         self.dtype = np.float64 if elem == 11 else np.float32          # 11: DOUBLE, 1: FLOAT
+
+    def _fold_constants(self, proto):
+        """Evaluate small shape computations made only of constants (Keras' exporter builds its Pad
+        amounts this way) with ONNX's reference implementation; only ops in FOLDABLE, small tensors."""
+        from onnx.reference import ReferenceEvaluator
+        changed = True
+        while changed:
+            changed = False
+            for node in list(self.nodes):
+                names = [i for i in node.input if i]
+                if node.op_type not in FOLDABLE or not all(i in self.constants for i in names):
+                    continue
+                if any(np.asarray(self.constants[i]).size > FOLD_LIMIT for i in names):
+                    raise GlassnetError(f"{_where(self, node)}: a constant computation on more than {FOLD_LIMIT} "
+                                        "values is not supported")
+                graph = self.helper.make_graph(
+                    [node], "fold", [], [self.helper.make_empty_tensor_value_info(o) for o in node.output],
+                    [self.numpy_helper.from_array(np.asarray(self.constants[i]), i) for i in names])
+                tiny = self.helper.make_model(graph, opset_imports=list(proto.opset_import))
+                try:
+                    values = ReferenceEvaluator(tiny).run(None, {})
+                except Exception as error:
+                    raise GlassnetError(f"{_where(self, node)}: cannot evaluate its constant inputs "
+                                        f"({type(error).__name__})") from None
+                self.constants.update(zip(node.output, (np.asarray(v) for v in values)))
+                self.nodes.remove(node)
+                changed = True
+
+    def _first_transpose(self):
+        """The perm of the first Transpose on the input, past Casts; None if another op comes first."""
+        name = self.input_name
+        for _ in range(len(self.nodes)):
+            node = next((n for n in self.nodes if n.input and n.input[0] == name and n.op_type != "Shape"), None)
+            if node is None or node.op_type not in ("Cast", "Transpose"):
+                return None
+            if node.op_type == "Transpose":
+                return [int(p) for p in self.helper.get_attribute_value(node.attribute[0])]
+            name = node.output[0]
+        return None
 
     def _array(self, tensor):
         count = int(np.prod(tensor.dims, dtype=np.float64)) if tensor.dims else 1
@@ -238,17 +283,68 @@ class _GraphReader:
         return np.frombuffer(data, dtype=dtype).reshape(tuple(tensor.dims)).copy()
 
     def model(self):
+        """Walk the chain. Besides layers: same-type Casts are skipped; Transposes switch the layout
+        between NHWC and NCHW (Keras' exporter wraps each op in them); a constant Add becomes the bias
+        of the layer before it; a flatten done in NHWC order permutes the next Dense's rows."""
         layers, shape, current, used = [], self.input_shape, self.input_name, set()
+        layout, nhwc_rows, pending_pad, affine, after_weights = self.input_layout, None, None, None, False
         while current != self.output_name:
             node = self._next(current, used)
-            importer = IMPORTERS.get(node.op_type)
+            op, current = node.op_type, node.output[0]
+            arithmetic = op in ("Sub", "Mul", "Div") or (op == "Add" and not after_weights)
+            if affine is not None and not arithmetic and op not in ("Cast", "Transpose"):
+                layers.append(_affine_layer(self, affine))                  # the run of arithmetic has ended
+                affine = None
+            if arithmetic:
+                affine = _affine_step(self, node, affine, shape, layout)
+                after_weights = False
+                continue
+            after_weights = after_weights and op in ("Cast", "Transpose")
+            if op == "Cast":
+                if reader_type(self.attributes(node).get("to")) != self.dtype:
+                    raise GlassnetError(f"{_where(self, node)}: only casts to the model's own float type are supported")
+                continue
+            if op == "Transpose":
+                perm = list(self.attributes(node).get("perm", []))
+                if len(shape) == 3 and layout == "NHWC" and perm == [0, 3, 1, 2]:
+                    layout = "NCHW"
+                elif len(shape) == 3 and layout == "NCHW" and perm == [0, 2, 3, 1]:
+                    layout = "NHWC"
+                else:
+                    raise GlassnetError(f"{_where(self, node)}: only NHWC <-> NCHW transposes are supported. "
+                                        f"Received: perm={perm}")
+                continue
+            if op == "Add":                                                 # right after a Conv or MatMul
+                layers[-1:] = [_with_bias(self, node, layers[-1] if layers else None, layout)]
+                continue
+            if op == "Pad":
+                pending_pad = _zero_pads(self, node, shape, layout, used)       # taken by the next Conv or pool
+                continue
+            if pending_pad is not None and op not in ("Conv", "AveragePool"):
+                raise GlassnetError(f"{_where(self, node)}: a zero Pad must be followed by Conv or AveragePool")
+            if op in ("Conv", "MaxPool", "AveragePool", "BatchNormalization", "Pad") and layout != "NCHW" and not (
+                    op == "Pad" and layout == "NHWC"):
+                raise GlassnetError(f"{_where(self, node)}: expects NCHW data here")
+            importer = IMPORTERS.get(op)
             if importer is None:
-                raise GlassnetError(f"{self.source}: node {node.name or '?'!r} is a {node.op_type}, which glassnet "
+                raise GlassnetError(f"{self.source}: node {node.name or '?'!r} is a {op}, which glassnet "
                                     f"cannot import (supported: {', '.join(sorted(IMPORTERS))})")
             new, current = importer(self, node, shape, used)
+            if pending_pad is not None:
+                new, pending_pad = [_padded(self, node, new[0], pending_pad)], None
+            if op in ("Flatten", "Reshape") and len(shape) == 3 and layout == "NHWC":
+                nhwc_rows, layout = shape, "NCHW"
+            if nhwc_rows is not None and isinstance(new[0], Dense):
+                C, H, W = nhwc_rows                         # rows in (h, w, c) order -> glassnet's (c, h, w)
+                weight = new[0].params["weight"]
+                new[0].params["weight"] = weight.reshape(H, W, C, -1).transpose(2, 0, 1, 3).reshape(C * H * W, -1)
+                nhwc_rows = None
             for layer in new:
                 shape = layer.output_shape(shape)
                 layers.append(layer)
+            after_weights = op in ("Conv", "MatMul", "Gemm")
+        if affine is not None:
+            layers.append(_affine_layer(self, affine))
         if not layers:
             raise GlassnetError(f"{self.source}: the graph holds no layer")
         leftover = [n for n in self.nodes if id(n) not in used]
@@ -257,9 +353,30 @@ class _GraphReader:
                                 f"{', '.join(n.op_type for n in leftover[:5])}")
         return Sequential(layers, dtype=self.dtype)
 
+    def shape_value(self, name, shape, used):
+        """The value of a small shape computation (Shape, Gather, Unsqueeze, Concat, Cast of constants)
+        feeding a Reshape, with the batch size written as 0. ``shape`` is the data's shape without
+        the batch axis, in the layout the data has."""
+        if name in self.constants:
+            return np.asarray(self.constants[name]).reshape(-1)
+        producer = next((n for n in self.nodes if name in n.output), None)
+        if producer is None or producer.op_type not in ("Shape", "Gather", "Unsqueeze", "Concat", "Cast"):
+            raise GlassnetError(f"{self.source}: the target shape {name!r} of a Reshape is not a constant or a "
+                                "plain shape computation")
+        used.add(id(producer))
+        if producer.op_type == "Shape":
+            return np.array([0] + list(shape))
+        parts = [self.shape_value(i, shape, used) for i in producer.input if i]
+        if producer.op_type == "Gather":
+            return np.atleast_1d(parts[0][parts[1].astype(int)])
+        if producer.op_type == "Concat":
+            return np.concatenate(parts)
+        return parts[0]                                                     # Unsqueeze, Cast: same values
+
     def _next(self, current, used):
         """The one node that takes ``current`` as its data input (a chain: no branches, no cycles)."""
-        takers = [n for n in self.nodes if n.input and n.input[0] == current]
+        takers = [n for n in self.nodes if n.input and n.input[0] == current and n.op_type != "Shape"]
+        used.update(id(n) for n in self.nodes if n.op_type == "Shape" and n.input and n.input[0] == current)
         if len(takers) != 1:
             raise GlassnetError(f"{self.source}: {current!r} feeds {len(takers)} nodes; glassnet imports one "
                                 "chain of layers from input to output")
@@ -352,7 +469,7 @@ def _import_flatten(reader, node, shape, used):
     if node.op_type == "Flatten" and reader.attributes(node).get("axis", 1) != 1:
         raise GlassnetError(f"{_where(reader, node)}: only axis=1 is supported")
     if node.op_type == "Reshape":
-        target = reader.weight(node, 1)
+        target = reader.shape_value(node.input[1], shape, used) if len(node.input) > 1 else None
         features = int(np.prod(shape))
         # (N, features) spelled [0, -1], [-1, features], [N, -1] or [N, features]; exporters that fixed
         # the batch size write it as N, and glassnet's Flatten takes any batch
@@ -363,6 +480,105 @@ def _import_flatten(reader, node, shape, used):
             raise GlassnetError(f"{_where(reader, node)}: only a reshape to (N, {features}) is supported. Received: "
                                 f"{None if target is None else target.tolist()}")
     return [Flatten(dtype=reader.dtype)], node.output[0]
+
+
+def _zero_pads(reader, node, shape, layout, used):
+    """A constant-zero Pad over H and W -> (top, bottom, left, right)."""
+    mode = reader.attributes(node).get("mode", b"constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    value = reader.weight(node, 2)
+    pads = [int(v) for v in reader.shape_value(node.input[1], shape, used)] if len(node.input) > 1 else []
+    if mode != "constant" or (value is not None and np.any(value != 0)) or len(pads) != 8:
+        raise GlassnetError(f"{_where(reader, node)}: only zero padding of a 4-D tensor is supported")
+    begin, end = pads[:4], pads[4:]
+    axes = (2, 3) if layout == "NCHW" else (1, 2)
+    others = [a for a in range(4) if a not in axes]
+    if any(begin[a] or end[a] for a in others) or min(pads) < 0:
+        raise GlassnetError(f"{_where(reader, node)}: only padding of the height and width is supported")
+    return (begin[axes[0]], end[axes[0]], begin[axes[1]], end[axes[1]])
+
+
+def _padded(reader, node, layer, extra):
+    """``layer`` (Conv2D or AvgPool2D) rebuilt with ``extra`` (top, bottom, left, right) zero padding added."""
+    if isinstance(layer, Conv2D):
+        own = layer.pads
+    else:
+        ph, pw = layer.padding
+        own = (ph, ph, pw, pw)
+    top, bottom, left, right = (a + b for a, b in zip(own, extra))
+    config = {k: tuple(v) if isinstance(v, list) else v for k, v in layer.get_config().items()}
+    if top == bottom and left == right:
+        config["padding"] = (top, left)
+    elif isinstance(layer, Conv2D) and tuple(layer.stride) == (1, 1) and (top, bottom, left, right) == (
+            (layer.kernel_size[0] - 1) // 2, layer.kernel_size[0] // 2, (layer.kernel_size[1] - 1) // 2,
+            layer.kernel_size[1] // 2):
+        config["padding"] = "same"
+    else:
+        raise GlassnetError(f"{_where(reader, node)}: the padding before it, {extra}, is uneven in a way glassnet "
+                            "cannot express")
+    rebuilt = type(layer)(**config)
+    rebuilt.params.update(layer.params)
+    return rebuilt
+
+
+def _affine_step(reader, node, affine, shape, layout):
+    """Extend the per-channel map y = a * x + b by one Sub / Mul / Div / Add with a constant."""
+    constant = next((reader.constants[i] for i in node.input[1:] if i in reader.constants), None)
+    if len(shape) != 3 or constant is None or node.input[0] in reader.constants:
+        raise GlassnetError(f"{_where(reader, node)}: arithmetic is supported only as a per-channel scale and "
+                            "shift of image data by a constant (a BatchNormalization written out)")
+    C = shape[0]
+    value = np.asarray(constant, dtype=np.float64)
+    allowed = {(), (C,), (1,), (1, 1, 1, C) if layout == "NHWC" else (1, C, 1, 1),
+               (1, 1, C) if layout == "NHWC" else (C, 1, 1)}
+    if value.shape not in allowed:
+        raise GlassnetError(f"{_where(reader, node)}: a constant of shape {list(value.shape)} is not per channel "
+                            f"for {C} channels ({layout})")
+    c = np.broadcast_to(value.reshape(-1) if value.size > 1 else value.reshape(()), (C,))
+    a, b = affine if affine is not None else (np.ones(C), np.zeros(C))
+    if node.op_type == "Sub":
+        return a, b - c
+    if node.op_type == "Add":
+        return a, b + c
+    if node.op_type == "Mul":
+        return a * c, b * c
+    return a / c, b / c                                                       # Div
+
+
+def _affine_layer(reader, affine):
+    """y = a * x + b per channel as a BatchNorm2D in its inference form: mean 0, variance 1 - eps."""
+    a, b = affine
+    layer = BatchNorm2D(len(a))
+    layer.params["weight"], layer.params["bias"] = a.copy(), b.copy()
+    layer.buffers["running_mean"] = np.zeros(len(a))
+    layer.buffers["running_var"] = np.full(len(a), 1.0 - layer.eps)           # so sqrt(var + eps) = 1
+    return layer
+
+
+def reader_type(to):
+    """ONNX element type number -> NumPy float type (1: float32, 11: float64), else None."""
+    return {1: np.float32, 11: np.float64}.get(to)
+
+
+def _with_bias(reader, node, layer, layout):
+    """``layer`` (Conv2D or Dense) rebuilt with the constant of an Add node added to its bias."""
+    constant = next((reader.constants[i] for i in node.input if i in reader.constants), None)
+    if not isinstance(layer, (Conv2D, Dense)) or constant is None or len(node.input) != 2:
+        raise GlassnetError(f"{_where(reader, node)}: an Add is supported only as the bias of the Conv or "
+                            "MatMul before it")
+    channels = layer.out_channels if isinstance(layer, Conv2D) else layer.out_features
+    squeezed = np.asarray(constant).reshape(-1)
+    expected = {"NHWC": (1, 1, 1, channels), "NCHW": (1, channels, 1, 1)}[layout] if isinstance(layer, Conv2D) \
+        else (1, channels)
+    if squeezed.size != channels or constant.ndim not in (1, len(expected)) or (
+            constant.ndim == len(expected) and constant.shape != expected):
+        raise GlassnetError(f"{_where(reader, node)}: a bias of shape {list(constant.shape)} does not fit "
+                            f"{channels} channels")
+    config = dict(layer.get_config(), bias=True)
+    rebuilt = type(layer)(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
+    rebuilt.params["weight"] = layer.params["weight"]
+    rebuilt.params["bias"] = (layer.params.get("bias", 0.0) + squeezed).astype(reader.dtype)
+    return rebuilt
 
 
 def _import_gemm(reader, node, shape, used):
