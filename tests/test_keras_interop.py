@@ -142,3 +142,17 @@ def test_keras_own_onnx_export_imports_and_matches_keras(tmp_path):
     glass = gn.import_onnx(tmp_path / "k.onnx")
     assert glass.metadata["input_shape"] == [3, 10, 9]
     np.testing.assert_allclose(glass.predict(x.transpose(0, 3, 1, 2)), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_compare_lines_keras_layers_up_with_glassnet_layers():
+    model = keras_cnn("float64", batch_norm=False)
+    glass = gn.from_keras(model)
+    x = images("float64").transpose(0, 3, 1, 2)                                # glassnet's NCHW
+    report = gn.compare(glass, model, x)
+    assert len(report.layers) == len(model.layers) == 11                       # one row per Keras layer
+    assert report.largest < 1e-6 and report.layers[0].output < 1e-12         # Conv2D+ReLU: exact
+    broken = gn.from_keras(model)
+    broken.layers[0].params["weight"][0, 0, 0, 0] += 0.5
+    assert gn.compare(broken, model, x).layers[0].output > 1e-3
+    with pytest.raises(gn.GlassnetError, match="gradients are compared for glassnet and PyTorch models"):
+        gn.compare(glass, model, x, target=np.array([0, 1, 2]), loss=gn.CrossEntropy())

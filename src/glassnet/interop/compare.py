@@ -1,8 +1,11 @@
 """``gn.compare(model, other, x)``: two models on the same input, layer by layer.
 
 Seed 003 checks a hand-built network against Keras weight by weight; this is that check as one
-call. ``other`` is a glassnet ``Sequential`` or a ``torch.nn.Sequential`` (converted with
-``from_torch``, so its own modules run: each of its outputs is recorded with a forward hook).
+call. ``other`` is a glassnet ``Sequential``, a ``torch.nn.Sequential`` (its own modules run; each
+output is recorded with a forward hook) or a Keras ``Sequential`` (its own layers run one after the
+other on NHWC data; outputs are compared in NCHW, and a Keras layer that glassnet splits in two,
+such as Conv2D with ``activation="relu"``, is compared at the end of the pair; gradients are not
+taken from Keras).
 """
 from dataclasses import dataclass
 
@@ -43,7 +46,13 @@ def compare(model, other, x, target=None, loss=None):
     """Run ``model`` and ``other`` on ``x`` (N, C, H, W); the largest output difference of every layer
     (and, with ``target`` and ``loss``, of every parameter gradient). Both in evaluation mode."""
     first = _outputs_and_grads(model, x, target, loss)
-    second = _outputs_and_grads(other, x, target, loss)
+    if type(other).__module__.startswith("keras"):
+        if target is not None or loss is not None:
+            raise GlassnetError("compare: gradients are compared for glassnet and PyTorch models; for a Keras model "
+                                "compare outputs (no target/loss), or its gn.from_keras conversion with gradients")
+        first, second = _keras_rows(model, other, first, x)
+    else:
+        second = _outputs_and_grads(other, x, target, loss)
     if len(first) != len(second):
         raise GlassnetError(f"compare: the models have {len(first)} and {len(second)} layers")
     differences = []
@@ -86,10 +95,8 @@ def _torch_outputs(module, x, target, loss):
         if target is not None and loss is not None:
             for output in outputs:
                 output.retain_grad()
-            reference = loss.forward(prediction.detach().numpy().astype(np.float64), target)
-            grad = torch.from_numpy(loss.backward()).to(dtype)
-            prediction.backward(grad)
-            del reference
+            loss.forward(prediction.detach().numpy().astype(np.float64), target)   # the same loss, glassnet's
+            prediction.backward(torch.from_numpy(loss.backward()).to(dtype))          # dL/d(prediction) into torch
     finally:
         for hook in hooks:
             hook.remove()
@@ -105,3 +112,26 @@ def _torch_outputs(module, x, target, loss):
                 grads["bias"] = child.bias.grad.numpy()
         rows.append((type(child).__name__, output.detach().numpy(), grads))
     return rows
+
+
+def _keras_rows(model, keras_model, glass_rows, x):
+    """Line glassnet's rows up with a Keras model's layers; returns (glassnet rows, Keras rows)."""
+    import keras
+    from .keras_convert import from_keras
+    groups = from_keras(keras_model).metadata["converted_from"]["layers_per_layer"]
+    if sum(groups) != len(glass_rows):
+        raise GlassnetError(f"compare: the Keras model becomes {sum(groups)} glassnet layers, the model has "
+                            f"{len(glass_rows)}")
+    h = np.asarray(x).transpose(0, 2, 3, 1) if np.ndim(x) == 4 else np.asarray(x)      # NCHW -> NHWC
+    ours, theirs, end = [], [], 0
+    for layer, count in zip(keras_model.layers, groups):
+        h = layer(h, training=False)
+        end += count
+        if count == 0:                                                    # ZeroPadding2D: folded into the next
+            continue
+        value = keras.ops.convert_to_numpy(h)
+        value = value.transpose(0, 3, 1, 2) if value.ndim == 4 else value
+        name, output, _ = glass_rows[end - 1]
+        ours.append((name, output, None))
+        theirs.append((type(layer).__name__, value, None))
+    return ours, theirs

@@ -39,7 +39,7 @@ def from_keras(model):
     if None in shape:
         raise GlassnetError(f"from_keras: the model's input shape must be fixed. Received: {model.input_shape}")
     glass_shape = (shape[2], shape[0], shape[1]) if len(shape) == 3 else shape
-    layers, current, pending_flatten, pending_pad = [], glass_shape, None, None
+    layers, current, pending_flatten, pending_pad, groups = [], glass_shape, None, None, []
     for layer in model.layers:
         kind = type(layer).__name__
         where = f"from_keras: layer {layer.name!r} ({kind})"
@@ -54,6 +54,7 @@ def from_keras(model):
             if top != bottom or left != right:
                 raise GlassnetError(f"{where}: only symmetric zero padding is supported")
             pending_pad = (top, left)                                       # taken by the next layer
+            groups.append(0)
             continue
         if pending_pad is not None and config.get("padding") != "valid":
             raise GlassnetError(f"{where}: a ZeroPadding2D before padding='same' is not supported")
@@ -121,9 +122,12 @@ def from_keras(model):
         for glass_layer in new:
             current = glass_layer.output_shape(current)
             layers.append(glass_layer)
+        groups.append(len(new))
     dtype = np.float64 if any(w.dtype == np.float64 for w in model.get_weights()) else np.float32
     result = Sequential(layers, dtype=dtype)
     result.metadata["input_shape"] = list(glass_shape)
+    # how many glassnet layers each Keras layer became (gn.compare lines them up with this)
+    result.metadata["converted_from"] = {"format": "keras", "layers_per_layer": groups}
     return result.eval()
 
 
