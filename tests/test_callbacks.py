@@ -109,7 +109,7 @@ def test_the_progress_bar_is_a_listener_one_bar_per_epoch(monkeypatch):
         def close(self):
             self.closed = True
 
-    monkeypatch.setitem(sys.modules, "tqdm", types.SimpleNamespace(tqdm=FakeBar))
+    monkeypatch.setitem(sys.modules, "tqdm.auto", types.SimpleNamespace(tqdm=FakeBar))
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     model, x, y = small_problem()
     model.fit(x, y, epochs=2, batch_size=16, lr=0.1, seed=0, log=lambda line: None)

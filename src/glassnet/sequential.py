@@ -130,6 +130,11 @@ class Sequential:
         """Print the layer table (layer, output shape, parameter count, total)."""
         print_fn(training.summary_text(self, input_shape))
 
+    def _repr_html_(self):
+        """The summary table, for notebooks."""
+        from .display import summary_html
+        return summary_html(self)
+
     def __len__(self):
         return len(self.layers)
 

@@ -51,6 +51,11 @@ class Trace:
 
     __str__ = text
 
+    def _repr_html_(self):
+        """Every layer collapsible, small arrays whole, large ones as heatmaps, for notebooks."""
+        from .display import trace_html
+        return trace_html(self)
+
 
 def trace(model, x, target, loss, optimizer=None):
     """Run one forward and backward pass of ``model`` on (x, target), recording everything.

@@ -16,6 +16,7 @@ from .layers.activations import softmax
 from .losses import BinaryCrossEntropy, CrossEntropy, Loss, MSE, SoftmaxCrossEntropy, class_targets
 from .layers.activations import ReLU
 from .optim import SGD, Adam, Optimizer
+from .display import History
 from .imageset import ImageSet
 from .validation import as_float_array, make_rng, positive_int
 
@@ -77,16 +78,25 @@ def check_xy(model, x, y, owner):
     return x, y
 
 
+def in_notebook():
+    """True inside a Jupyter kernel (IPython's ZMQ shell), where stderr is no terminal but a bar shows."""
+    shell = sys.modules.get("IPython")
+    try:
+        return shell is not None and type(shell.get_ipython()).__name__ == "ZMQInteractiveShell"
+    except Exception:
+        return False
+
+
 class ProgressBar(Callback):
-    """A listener drawing one tqdm bar per epoch on a terminal; nothing when tqdm is missing or
-    stderr is not a TTY."""
+    """A listener drawing one tqdm bar per epoch on a terminal or in a notebook (``tqdm.auto``);
+    nothing when tqdm is missing or output goes elsewhere."""
 
     def __init__(self, samples, epochs):
         self.samples, self.epochs = samples, epochs
         self.tqdm = None
-        if sys.stderr.isatty():
+        if sys.stderr.isatty() or in_notebook():
             try:
-                from tqdm import tqdm
+                from tqdm.auto import tqdm      # a widget in Jupyter, text on a terminal
                 self.tqdm = tqdm
             except ImportError:
                 pass
@@ -167,12 +177,12 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
     n = x.shape[0]
     state = {"samples": n, "batch_size": batch_size, "shuffle": bool(shuffle), "epoch": 1, "position": 0,
              "total_loss": 0.0, "correct": 0.0,
-             "history": {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [], "grad_norms": {},
-                         "dead_relu": {}},
+             "history": History(loss=[], accuracy=[], val_loss=[], val_accuracy=[], grad_norms={}, dead_relu={}),
              "sums": new_sums()}
     order = None
     if resume and checkpoint is not None and (Path(checkpoint).exists() or previous_path(checkpoint).exists()):
         state, order, rng = _resume(checkpoint, model, optimizer, state, log)
+        state["history"] = History(state["history"])
     history = state["history"]
     try:
         _epochs(model, x, y, epochs, batch_size, loss, optimizer, validation_data, shuffle, verbose, log,

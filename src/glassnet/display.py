@@ -1,0 +1,131 @@
+"""Rich display in notebooks: ``_repr_html_`` for a model, a trace and a fit history.
+
+Jupyter calls ``_repr_html_`` when an object ends a cell; a terminal keeps the plain text. Small
+arrays are shown whole (every value, as the engine holds it); larger ones as a heatmap picture
+(when Pillow is installed) with their statistics. Curves are inline SVG, so nothing here needs
+matplotlib. Every string from the model is escaped.
+"""
+import base64
+import html
+import io
+
+import numpy as np
+
+WHOLE = 64          # arrays up to this many values are shown as tables of numbers
+MAP_SIDE = 96       # pixels: about the longer side of each map in a heatmap
+MOSAIC_WIDTH = 900  # pixels: the widest a row of maps may grow
+
+
+def summary_html(model):
+    """The ``summary()`` table as HTML: layer, output shape, parameter count, total."""
+    shape = model.metadata.get("input_shape")
+    rows = []
+    for index, layer in enumerate(model.layers):
+        shape = layer.output_shape(tuple(shape)) if shape is not None else None
+        shown = "(N, " + ", ".join(map(str, shape)) + ")" if shape is not None else "?"
+        rows.append(f"<tr><td>{index}: {html.escape(type(layer).__name__)}</td><td>{shown}</td>"
+                    f"<td style='text-align:right'>{layer.num_params():,}</td></tr>")
+    return ("<table class='glassnet-summary'><thead><tr><th>layer</th><th>output shape</th><th>params</th></tr>"
+            f"</thead><tbody>{''.join(rows)}</tbody><tfoot><tr><td colspan='2'>total parameters</td>"
+            f"<td style='text-align:right'>{model.num_params():,}</td></tr></tfoot></table>")
+
+
+def array_html(label, array):
+    """One array: its label and shape, then the values (small) or a heatmap and statistics (large)."""
+    array = np.asarray(array)
+    head = f"<div><b>{html.escape(label)}</b> <code>shape {tuple(array.shape)}</code></div>"
+    if array.size <= WHOLE:
+        grid = np.squeeze(array) if array.ndim > 2 else array
+        grid = np.atleast_2d(grid) if grid.ndim < 2 else grid.reshape(grid.shape[0], -1)
+        cells = "".join("<tr>" + "".join(f"<td title='{v!r}'>{v:.6g}</td>" for v in row.tolist()) + "</tr>"
+                        for row in grid + 0.0)                      # + 0.0 turns -0.0 into 0.0
+        return head + f"<table class='glassnet-array'>{cells}</table>"
+    values = array.astype(np.float64)
+    stats = (f"<div>min {values.min():.6g} · max {values.max():.6g} · mean {values.mean():.6g} · "
+             f"norm {np.linalg.norm(values):.6g} · {array.size:,} values</div>")
+    picture = heatmap_png(values)
+    image = f"<img alt='{html.escape(label)}' src='data:image/png;base64,{picture}'>" if picture else ""
+    return head + image + stats
+
+
+def heatmap_png(values):
+    """A (..., H, W) array as one PNG (maps side by side, blue-white-red around 0), base64; None without Pillow."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return None
+    planes = values.reshape(-1, *values.shape[-2:]) if values.ndim >= 2 else values.reshape(1, 1, -1)
+    planes = planes[:32]                                            # at most 32 maps side by side
+    count, H, W = planes.shape
+    mosaic = np.zeros((H, count * (W + 1) - 1))
+    for k, plane in enumerate(planes):
+        mosaic[:, k * (W + 1):k * (W + 1) + W] = plane
+    limit = float(np.max(np.abs(mosaic))) or 1.0
+    t = mosaic / limit                                              # in [-1, 1]
+    red = np.where(t > 0, 255, 255 * (1 + t))
+    blue = np.where(t < 0, 255, 255 * (1 - t))
+    green = 255 * (1 - np.abs(t))
+    rgb = np.stack([red, green, blue], axis=-1).round().astype(np.uint8)
+    zoom = max(1, min(MAP_SIDE // max(H, W), MOSAIC_WIDTH // mosaic.shape[1]))   # each map ~MAP_SIDE px
+    image = Image.fromarray(rgb).resize((mosaic.shape[1] * zoom, mosaic.shape[0] * zoom), Image.Resampling.NEAREST)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def trace_html(record):
+    """A trace: each layer collapsible, forward arrays, backward arrays, the update; the loss in between."""
+    parts = ["<div class='glassnet-trace'>", array_html("input", record.steps[0].input) if record.steps else ""]
+    for step in record.steps:
+        inner = [array_html(key, value) for key, value in step.params_before.items()]
+        inner.append(array_html("output", step.output))
+        inner.append(array_html("dL/d(output)", step.grad_output))
+        inner += [array_html(f"dL/d({key})", value) for key, value in step.param_grads.items()]
+        inner.append(array_html("dL/d(input)", step.grad_input))
+        inner += [array_html(f"updated {key}", value) for key, value in step.params_after.items()]
+        parts.append(f"<details><summary>layer {step.index}: {html.escape(step.layer)}</summary>"
+                     f"{''.join(inner)}</details>")
+    parts.append(f"<div><b>{html.escape(record.loss_name)}</b> = {record.loss!r}"
+                 + (f" · then {html.escape(record.optimizer)}" if record.optimizer else "") + "</div></div>")
+    return "".join(parts)
+
+
+def curves_svg(series, width=360, height=160):
+    """Line chart of {label: [value per epoch]} as inline SVG (None values skipped)."""
+    colours = ["#c0392b", "#2471a3", "#27ae60", "#8e44ad"]
+    finite = [v for values in series.values() for v in values if v is not None and np.isfinite(v)]
+    if not finite:
+        return ""
+    low, high = min(finite), max(finite)
+    span = (high - low) or 1.0
+    lines, legend = [], []
+    for k, (label, values) in enumerate(series.items()):
+        points = [(30 + (width - 40) * i / max(1, len(values) - 1), 10 + (height - 30) * (1 - (v - low) / span))
+                  for i, v in enumerate(values) if v is not None and np.isfinite(v)]
+        if not points:
+            continue
+        colour = colours[k % len(colours)]
+        lines.append(f"<polyline fill='none' stroke='{colour}' stroke-width='2' points='"
+                     + " ".join(f"{x:.1f},{y:.1f}" for x, y in points) + "'/>")
+        legend.append(f"<text x='{30 + 110 * k}' y='{height - 4}' fill='{colour}' font-size='11'>"
+                      f"{html.escape(label)} {values[-1]:.4g}</text>")
+    return (f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}'>"
+            f"<text x='2' y='14' font-size='10'>{high:.3g}</text><text x='2' y='{height - 20}' font-size='10'>"
+            f"{low:.3g}</text>{''.join(lines)}{''.join(legend)}</svg>")
+
+
+def history_html(history):
+    """A fit history: loss and accuracy curves per epoch (training and validation), inline."""
+    losses = {k: history[k] for k in ("loss", "val_loss") if any(v is not None for v in history.get(k, []))}
+    accuracies = {k: history[k] for k in ("accuracy", "val_accuracy")
+                  if any(v is not None for v in history.get(k, []))}
+    epochs = len(history.get("loss", []))
+    return (f"<div class='glassnet-history'><div>{epochs} epoch(s)</div>{curves_svg(losses)}"
+            f"{curves_svg(accuracies) if accuracies else ''}</div>")
+
+
+class History(dict):
+    """What ``fit`` returns: the per-epoch dict, which also draws its curves in a notebook."""
+
+    def _repr_html_(self):
+        return history_html(self)
