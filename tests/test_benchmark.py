@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from glassnet import cli
-from glassnet.benchmark.cases import CASES, batch, torch_twin
+from glassnet.benchmark.cases import CASES, batch
+from glassnet.interop.torch_convert import to_torch
 from glassnet.benchmark.seed_loops import SeedStyleNet
 from glassnet.presets import build
 
@@ -18,7 +19,7 @@ from glassnet.presets import build
 def test_torch_twin_computes_the_same_outputs(name):
     model = build(CASES[name].arch, (1, 28, 28), 10, seed=3)
     x, _ = batch(CASES[name], np.float64, batch_size=4)
-    twin = torch_twin(model).double()
+    twin = to_torch(model).double()
     with torch.no_grad():
         expected = twin(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(model.forward(x), expected, rtol=1e-10, atol=1e-12)

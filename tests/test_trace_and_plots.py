@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 import glassnet as gn
-from glassnet.benchmark.cases import torch_twin
+from glassnet.interop.torch_convert import to_torch
 from glassnet.explain import seed_example
 from test_cli import draw_digit, run as glassnet
 from test_seed000 import torch_updated_weights
@@ -25,7 +25,7 @@ def test_the_trace_records_the_engines_own_gradients_and_pytorchs():
     rng = np.random.default_rng(1)
     x, labels = rng.standard_normal((3, 2, 10, 10)), np.array([0, 4, 2])
     model = small_cnn()
-    twin = torch_twin(model).double()
+    twin = to_torch(model).double()
     engine = copy.deepcopy(model)
     record = gn.trace(model, x, labels, gn.SoftmaxCrossEntropy())
 

@@ -18,10 +18,8 @@ MOSAIC_WIDTH = 900  # pixels: the widest a row of maps may grow
 
 def summary_html(model):
     """The ``summary()`` table as HTML: layer, output shape, parameter count, total."""
-    shape = model.metadata.get("input_shape")
     rows = []
-    for index, layer in enumerate(model.layers):
-        shape = layer.output_shape(tuple(shape)) if shape is not None else None
+    for index, (layer, shape) in enumerate(zip(model.layers, model.output_shapes())):
         shown = "(N, " + ", ".join(map(str, shape)) + ")" if shape is not None else "?"
         rows.append(f"<tr><td>{index}: {html.escape(type(layer).__name__)}</td><td>{shown}</td>"
                     f"<td style='text-align:right'>{layer.num_params():,}</td></tr>")

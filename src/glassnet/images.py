@@ -14,7 +14,7 @@ from .errors import GlassnetError
 MAX_PIXELS = 50_000_000  # larger images are refused before decoding
 
 
-def _pillow():
+def pillow():
     try:
         from PIL import Image
     except ImportError:
@@ -30,7 +30,7 @@ def opened_image(source, max_pixels=MAX_PIXELS, name=None):
     empty ones too. Every way a file can fail to be an image becomes a ``GlassnetError``
     naming ``name`` (default: the path).
     """
-    Image = _pillow()
+    Image = pillow()
     name = source if name is None else name
     try:
         with Image.open(source) as image:
@@ -58,7 +58,7 @@ def opened_image(source, max_pixels=MAX_PIXELS, name=None):
 
 def on_white(image):
     """Transparent areas composited onto white paper (RGBA); other images unchanged."""
-    Image = _pillow()
+    Image = pillow()
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
@@ -98,7 +98,7 @@ def ink_of(grey, source="image"):
 
 
 def _resize(array, width, height):
-    Image = _pillow()
+    Image = pillow()
     image = Image.fromarray(array.astype(np.float32), mode="F")
     return np.asarray(image.resize((max(width, 1), max(height, 1)), Image.Resampling.LANCZOS), dtype=np.float64)
 

@@ -15,7 +15,7 @@ studio all go through it, so a photo is prepared exactly as the training images 
 import numpy as np
 
 from .errors import GlassnetError
-from .images import MAX_PIXELS, fit_digit, ink_of, on_white, opened_image, read_grey
+from .images import MAX_PIXELS, fit_digit, ink_of, on_white, opened_image, pillow, read_grey
 from .imageset import normalise
 
 FITS = ("crop", "pad")
@@ -42,21 +42,14 @@ def kind_of(record):
     return {"image": "digit", "digit": "digit", "resize": "resize"}.get(kind)
 
 
-def _pillow():
-    try:
-        from PIL import Image, ImageOps
-    except ImportError:
-        raise GlassnetError("reading images needs Pillow: pip install 'glassnet[image]'") from None
-    return Image, ImageOps
-
-
 def decode_resized(source, size, channels, fit="crop", max_pixels=MAX_PIXELS, name=None):
     """Image file (path or binary file object) -> (uint8 pixels (C, H, W), note or "").
 
     Transparent areas become white; 16-bit images keep their top 8 bits; palette, CMYK and
     1-bit images are converted. ``note`` says when a grey image was made colour or the reverse.
     """
-    Image, ImageOps = _pillow()
+    Image = pillow()
+    from PIL import ImageOps
     name = str(source) if name is None else name
     with opened_image(source, max_pixels, name) as image:
         colour = image.mode not in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F") and not (

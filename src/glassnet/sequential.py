@@ -109,6 +109,18 @@ class Sequential:
     def num_params(self):
         return sum(layer.num_params() for layer in self.layers)
 
+    def output_shapes(self, input_shape=None):
+        """Each layer's output shape without the batch axis, from ``input_shape`` (default: the one in
+        ``metadata``); a list of None when neither is known."""
+        shape = input_shape if input_shape is not None else self.metadata.get("input_shape")
+        if not shape:
+            return [None] * len(self.layers)
+        shapes, shape = [], tuple(shape)
+        for layer in self.layers:
+            shape = layer.output_shape(shape)
+            shapes.append(shape)
+        return shapes
+
     # -- training and inference (see training.py) --------------------------------------
     def fit(self, x, y, **kwargs):
         """Train on (x, y); see ``glassnet.training.fit`` for the arguments. Returns the history."""

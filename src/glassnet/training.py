@@ -384,11 +384,8 @@ def evaluate(model, x, y, loss=None, batch_size=256):
 
 def summary_text(model, input_shape=None):
     """A table of layer, output shape and parameter count, with the total."""
-    shape = tuple(input_shape) if input_shape is not None else model.metadata.get("input_shape")
     rows = [("layer", "output shape", "params")]
-    for index, layer in enumerate(model.layers):
-        if shape is not None:
-            shape = layer.output_shape(tuple(shape))
+    for index, (layer, shape) in enumerate(zip(model.layers, model.output_shapes(input_shape))):
         rows.append((f"{index}: {type(layer).__name__}", "(N, " + ", ".join(map(str, shape)) + ")" if shape else "?",
                      f"{layer.num_params():,}"))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]

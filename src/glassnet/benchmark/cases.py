@@ -66,7 +66,7 @@ def torch_trainer(case, dtype, seed=0):
     import torch
 
     glass = presets.build(case.arch, INPUT_SHAPE, CLASSES, seed=seed, dtype=dtype)
-    model = torch_twin(glass)
+    model = to_torch(glass)
     loss_fn = torch.nn.CrossEntropyLoss()
     if case.optimizer == "adam":
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -83,8 +83,3 @@ def torch_trainer(case, dtype, seed=0):
             return model(x)
 
     return model, train_step, infer
-
-
-def torch_twin(model):
-    """A ``torch.nn.Sequential`` computing what the glassnet ``model`` computes, same weights."""
-    return to_torch(model)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import GlassnetError
+from ..images import pillow
 from ..imageset import ImageSet
 from ..preprocessing import resize_record
 from .base import Dataset
@@ -19,14 +20,6 @@ from .folder import channel_statistics, stratified_split
 SHAPE_CLASSES = ("circle", "square", "triangle", "star", "cross")
 SUPERSAMPLE = 4
 NOISE = 6.0          # standard deviation of the added noise, in 0..255 pixel units
-
-
-def _pillow():
-    try:
-        from PIL import Image, ImageDraw
-    except ImportError:
-        raise GlassnetError("the shapes dataset needs Pillow: pip install 'glassnet[image]'") from None
-    return Image, ImageDraw
 
 
 def shape_images(n, size=32, seed=0):
@@ -44,7 +37,8 @@ def shape_images(n, size=32, seed=0):
 
 def draw_shape(name, size, rng):
     """One (size, size, 3) uint8 picture of shape ``name``."""
-    Image, ImageDraw = _pillow()
+    Image = pillow()
+    from PIL import ImageDraw
     big = size * SUPERSAMPLE
     background, average = _background(big, rng)
     image = Image.fromarray(background)
@@ -131,7 +125,7 @@ def export_shapes(folder, n=3000, size=32, seed=0, image_format="png"):
 
     Refuses a folder that already holds files (nothing is overwritten).
     """
-    Image, _ = _pillow()
+    Image = pillow()
     folder = Path(folder)
     if image_format not in ("png", "jpeg"):
         raise GlassnetError(f"format must be 'png' or 'jpeg'. Received: {image_format!r}")

@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import GlassnetError
 from ..layers import (AvgPool2D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, Identity, LeakyReLU, MaxPool2D,
                       ReLU, Sigmoid, Softmax, Tanh)
+from ..layers.conv import padding_argument
 from ..sequential import Sequential
 
 ACTIVATIONS = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh, "softmax": Softmax, "linear": None}
@@ -150,10 +151,9 @@ def _padding(mode, kernel, strides, current, where):
         total = max((-(-size // s) - 1) * s + k - size, 0)                 # TensorFlow's SAME rule
         pads.append((total // 2, total - total // 2))
     (top, bottom), (left, right) = pads
-    if top == bottom and left == right:
-        return (top, left)
-    if strides == (1, 1):
-        return "same"                                                       # the extra row/column at the end
+    padding = padding_argument((top, bottom, left, right), kernel, strides)
+    if padding is not None:
+        return padding
     raise GlassnetError(f"{where}: padding='same' with stride {strides} pads unevenly here, which glassnet "
                         "cannot express")
 

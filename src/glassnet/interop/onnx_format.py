@@ -20,6 +20,7 @@ from ..errors import GlassnetError
 from ..files import atomic_write
 from ..layers import (AvgPool2D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, Identity, LeakyReLU, MaxPool2D,
                       ReLU, Sigmoid, Softmax, Tanh)
+from ..layers.conv import padding_argument
 from ..sequential import Sequential
 
 OPSET = 17
@@ -505,18 +506,19 @@ def _padded(reader, node, layer, extra):
     else:
         ph, pw = layer.padding
         own = (ph, ph, pw, pw)
-    top, bottom, left, right = (a + b for a, b in zip(own, extra))
-    config = {k: tuple(v) if isinstance(v, list) else v for k, v in layer.get_config().items()}
-    if top == bottom and left == right:
-        config["padding"] = (top, left)
-    elif isinstance(layer, Conv2D) and tuple(layer.stride) == (1, 1) and (top, bottom, left, right) == (
-            (layer.kernel_size[0] - 1) // 2, layer.kernel_size[0] // 2, (layer.kernel_size[1] - 1) // 2,
-            layer.kernel_size[1] // 2):
-        config["padding"] = "same"
-    else:
+    total = tuple(a + b for a, b in zip(own, extra))
+    stride = layer.stride if isinstance(layer, Conv2D) else (0, 0)     # "same" exists for stride-1 Conv2D only
+    padding = padding_argument(total, layer.kernel_size, stride)
+    if padding is None:
         raise GlassnetError(f"{_where(reader, node)}: the padding before it, {extra}, is uneven in a way glassnet "
                             "cannot express")
-    rebuilt = type(layer)(**config)
+    return _rebuilt(layer, padding=padding)
+
+
+def _rebuilt(layer, **changes):
+    """A new layer of ``layer``'s type and config with ``changes``, holding the same parameters."""
+    config = {k: tuple(v) if isinstance(v, list) else v for k, v in layer.get_config().items()}
+    rebuilt = type(layer)(**dict(config, **changes))
     rebuilt.params.update(layer.params)
     return rebuilt
 
@@ -574,9 +576,7 @@ def _with_bias(reader, node, layer, layout):
             constant.ndim == len(expected) and constant.shape != expected):
         raise GlassnetError(f"{_where(reader, node)}: a bias of shape {list(constant.shape)} does not fit "
                             f"{channels} channels")
-    config = dict(layer.get_config(), bias=True)
-    rebuilt = type(layer)(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
-    rebuilt.params["weight"] = layer.params["weight"]
+    rebuilt = _rebuilt(layer, bias=True)
     rebuilt.params["bias"] = (layer.params.get("bias", 0.0) + squeezed).astype(reader.dtype)
     return rebuilt
 
@@ -596,15 +596,7 @@ def _import_matmul(reader, node, shape, used):
     weight = reader.weight(node, 1)
     if weight is None or weight.ndim != 2:
         raise GlassnetError(f"{_where(reader, node)}: expected MatMul by a stored 2-D weight")
-    bias, output = None, node.output[0]
-    adders = [n for n in reader.nodes if n.op_type == "Add" and output in n.input and id(n) not in used]
-    if len(adders) == 1:
-        add = adders[0]
-        other = [name for name in add.input if name != output]
-        if len(other) == 1 and other[0] in reader.constants:
-            used.add(id(add))
-            bias, output = reader.constants[other[0]], add.output[0]
-    return [_dense_layer(reader, node, shape, weight, bias)], output
+    return [_dense_layer(reader, node, shape, weight, None)], node.output[0]     # its Add becomes the bias
 
 
 def _dense_layer(reader, node, shape, weight, bias):

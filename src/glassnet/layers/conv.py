@@ -33,6 +33,17 @@ def resolve_padding(padding, kernel, stride, owner):
     return (ph, ph, pw, pw)
 
 
+def padding_argument(pads, kernel, stride):
+    """(top, bottom, left, right) -> the ``padding`` argument that gives it: (ph, pw) when even, "same"
+    when it is stride 1's "same" (the extra row/column at the bottom/right), else None."""
+    top, bottom, left, right = pads
+    if top == bottom and left == right:
+        return (top, left)
+    if tuple(stride) == (1, 1) and tuple(pads) == resolve_padding("same", tuple(kernel), (1, 1), "Conv2D"):
+        return "same"
+    return None
+
+
 class Conv2D(Layer):
     """2-D convolution over a batch of images.
 

@@ -81,10 +81,8 @@ class Studio:
                 return info
             model = self.model
             metadata = model.metadata
-            shape = tuple(metadata.get("input_shape") or ())
             layers = []
-            for index, layer in enumerate(model.layers):
-                shape = layer.output_shape(shape) if shape else None
+            for index, (layer, shape) in enumerate(zip(model.layers, model.output_shapes())):
                 layers.append({"index": index, "type": type(layer).__name__, "label": repr(layer),
                                "output_shape": list(shape) if shape else None, "params": layer.num_params()})
             preprocessing = metadata.get("preprocessing") or {}
@@ -101,10 +99,10 @@ class Studio:
         return [names[i] if i < len(names) else str(i) for i in range(outputs)]
 
     def _output_count(self):
-        shape = tuple(self.model.metadata.get("input_shape") or ())
-        for layer in self.model.layers:
-            shape = layer.output_shape(shape)
-        return int(shape[-1])
+        last = self.model.output_shapes()[-1]
+        if last is None:   # no recorded input shape: the last Dense layer says how many outputs
+            last = (next(l.out_features for l in reversed(self.model.layers) if hasattr(l, "out_features")),)
+        return int(last[-1])
 
     # -- input ----------------------------------------------------------------------------
     def predict_image(self, data, name="upload"):
@@ -192,16 +190,17 @@ class Studio:
             if type(layer_index) is not int or not 0 <= layer_index < len(model.layers):
                 raise StudioError(400, f"layer must be an index in [0, {len(model.layers) - 1}]. "
                                        f"Received: {layer_index!r}")
-            loss, target_array, _ = self._target(model, x, None)
-            step = trace(model, x, target_array, loss).steps[layer_index]
+            inputs = x                                  # forward only, up to the clicked layer
+            for earlier in model.layers[:layer_index]:
+                inputs = earlier.forward(inputs)
             layer = model.layers[layer_index]
-            out = step.output[0]
+            out = layer.forward(inputs)[0]
             if not (isinstance(position, list) and len(position) == out.ndim
                     and all(type(p) is int and 0 <= p < n for p, n in zip(position, out.shape))):
                 raise StudioError(400, f"position must be {out.ndim} indices inside the output of shape "
                                        f"{list(out.shape)}. Received: {position!r}")
-            detail = explain_unit(layer, step.input[0], out, tuple(position))
-            return {"layer": layer_index, "type": type(layer).__name__, "label": step.layer,
+            detail = explain_unit(layer, inputs[0], out, tuple(position))
+            return {"layer": layer_index, "type": type(layer).__name__, "label": repr(layer),
                     "position": position, "value": float(out[tuple(position)]), **detail}
 
     def sgd_step(self, input_id, target, lr):
