@@ -9,9 +9,6 @@ Outside CI these tests skip when no Chromium is installed; in CI (CI=true) a mis
 fails them, and .ci/run installs it first.
 """
 import copy
-import os
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,37 +17,8 @@ import glassnet as gn
 from glassnet.images import load_image
 from glassnet.studio.arrays import decode
 from glassnet.studio.views import Studio
+from browser_setup import browser, shots, sync_api, watch_for_errors  # noqa: F401 (fixtures)
 from studio_setup import digits_model, drawn_digit_png, served
-
-sync_api = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM_CANDIDATES = ["/usr/lib/chromium/chromium", "/usr/bin/chromium", "/usr/bin/chromium-browser"]
-
-
-def chromium_path():
-    for candidate in CHROMIUM_CANDIDATES + [shutil.which("chromium") or ""]:
-        if candidate and Path(candidate).exists():
-            return candidate
-    if os.environ.get("CI"):
-        pytest.fail("Chromium is not installed; .ci/run installs it with apt-get (no skipping in CI)")
-    pytest.skip("no Chromium here: apt-get install chromium")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = chromium_path()
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable,
-                                             args=["--no-sandbox", "--disable-dev-shm-usage"])
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def shots(tmp_path):
-    folder = Path(os.environ.get("GLASSNET_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.fixture
@@ -61,12 +29,9 @@ def studio(tmp_path):
 @pytest.fixture
 def page(browser, studio):
     """The studio page, open; fails the test on any console error or uncaught page error."""
-    problems = []
     with served(studio) as server:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.on("console", lambda message: problems.append(f"console {message.type}: {message.text}")
-                if message.type == "error" else None)
-        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+        problems = watch_for_errors(page)
         page.goto(server.url)
         sync_api.expect(page.locator("#model-line")).to_contain_text("22,602 parameters")
         yield page

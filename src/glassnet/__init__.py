@@ -17,7 +17,7 @@ from .interop.compare import compare
 from .interop.onnx_format import export_onnx, import_onnx
 from .interop.keras_convert import from_keras, to_keras
 from .interop.torch_convert import from_torch, to_torch
-from . import plots
+from . import explain, plots
 from . import datasets, presets
 
 __version__ = "0.1.0"

@@ -42,9 +42,12 @@ def write_archive(path, header, arrays):
 class ArchiveReader:
     """Open a glassnet archive for checked reading; use as a context manager.
 
+    >>> gn.save(gn.Sequential([gn.Conv2D(1, 8, 3, rng=0)]), "model.glassnet")
+    PosixPath('model.glassnet')
     >>> with ArchiveReader("model.glassnet", "model file") as archive:
-    ...     header = archive.header()
     ...     weight = archive.array("0.weight", (8, 1, 3, 3), np.float64)
+    >>> weight.shape
+    (8, 1, 3, 3)
     """
 
     def __init__(self, path, kind):

@@ -42,6 +42,11 @@ class Augment:
                    rotate=15.0 if "rotate" in words else 0.0, scale=0.1 if "scale" in words else 0.0)
 
     def describe(self):
+        """The amounts in words.
+
+        >>> gn.Augment.parse("shift,flip,rotate").describe()
+        'shift 0.125, flip, rotate 15 degrees'
+        """
         parts = [f"shift {self.shift:g}"] if self.shift else []
         parts += ["flip"] if self.flip else []
         parts += [f"rotate {self.rotate:g} degrees"] if self.rotate else []

@@ -6,9 +6,12 @@ may block (to pause training) or raise ``StopTraining`` (to end it after the cur
 batch, keeping the weights as they are and returning the history so far).
 
 >>> class Printer(gn.Callback):
-...     def on_batch_end(self, event):
-...         print(event.epoch, event.batch, event.loss)
->>> model.fit(x, y, callbacks=[Printer()])
+...     def on_epoch_end(self, event):
+...         print(f"epoch {event.epoch} of {event.epochs} done")
+>>> model = gn.Sequential([gn.Dense(2, 2, rng=0)])
+>>> history = model.fit(np.zeros((4, 2)), np.array([0, 1, 0, 1]), epochs=2, verbose=False, callbacks=[Printer()])
+epoch 1 of 2 done
+epoch 2 of 2 done
 """
 from dataclasses import dataclass, field
 

@@ -14,6 +14,9 @@ import numpy as np
 WHOLE = 64          # arrays up to this many values are shown as tables of numbers
 MAP_SIDE = 96       # pixels: about the longer side of each map in a heatmap
 MOSAIC_WIDTH = 900  # pixels: the widest a row of maps may grow
+# inline styles, because notebook viewers and documentation themes drop or override <style> blocks
+TABLE_STYLE = "border-collapse:collapse;margin:2px 0 10px"
+CELL_STYLE = "padding:1px 10px;text-align:right;font-family:monospace;border:1px solid #ddd"
 
 
 def summary_html(model):
@@ -35,9 +38,9 @@ def array_html(label, array):
     if array.size <= WHOLE:
         grid = np.squeeze(array) if array.ndim > 2 else array
         grid = np.atleast_2d(grid) if grid.ndim < 2 else grid.reshape(grid.shape[0], -1)
-        cells = "".join("<tr>" + "".join(f"<td title='{v!r}'>{v:.6g}</td>" for v in row.tolist()) + "</tr>"
+        cells = "".join("<tr>" + "".join(f"<td style='{CELL_STYLE}' title='{v!r}'>{v:.6g}</td>" for v in row.tolist()) + "</tr>"
                         for row in grid + 0.0)                      # + 0.0 turns -0.0 into 0.0
-        return head + f"<table class='glassnet-array'>{cells}</table>"
+        return head + f"<table class='glassnet-array' style='{TABLE_STYLE}'>{cells}</table>"
     values = array.astype(np.float64)
     stats = (f"<div>min {values.min():.6g} · max {values.max():.6g} · mean {values.mean():.6g} · "
              f"norm {np.linalg.norm(values):.6g} · {array.size:,} values</div>")

@@ -18,7 +18,9 @@ def atomic_write(path, mode="wb"):
     """Context manager yielding an open file; on success it becomes ``path``.
 
     >>> with atomic_write("results.json", "w") as out:
-    ...     out.write("{}")
+    ...     _ = out.write("{}")
+    >>> open("results.json").read()
+    '{}'
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")

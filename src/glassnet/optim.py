@@ -66,6 +66,19 @@ class SGD(Optimizer):
     ``buf = g`` (first step) or ``momentum * buf + (1 - dampening) * g``;
     ``direction = g + momentum * buf`` if nesterov else ``buf`` (or ``g`` without momentum);
     ``param -= lr * direction``.
+
+    Examples
+    --------
+    >>> model = gn.Sequential([gn.Dense(1, 1)])
+    >>> model[0].params["weight"][...] = 2.0
+    >>> model[0].params["bias"][...] = 0.0
+    >>> loss = gn.MSE()
+    >>> loss.forward(model(np.array([[3.0]])), np.array([[0.0]]))   # (2 * 3 - 0)**2
+    36.0
+    >>> _ = model.backward(loss.backward())                          # dL/dw = 2 * (6 - 0) * 3 = 36
+    >>> gn.SGD(model, lr=0.01).step()
+    >>> model[0].params["weight"]                                    # 2 - 0.01 * 36
+    array([[1.64]])
     """
 
     def __init__(self, model, lr=0.01, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):

@@ -16,9 +16,9 @@ class Sequential:
     dtype : None (keep each layer's dtype, float64 by default) or float32 / float64
         to convert every layer.
 
-    Example
-    -------
-    >>> model = Sequential([Dense(4, 8, rng=0), ReLU(), Dense(8, 3, rng=1)])
+    Examples
+    --------
+    >>> model = gn.Sequential([gn.Dense(4, 8, rng=0), gn.ReLU(), gn.Dense(8, 3, rng=1)])
     >>> model(np.ones((2, 4))).shape
     (2, 3)
     """

@@ -64,7 +64,18 @@ def save(model, path):
 
 
 def load(path):
-    """Read a model written by ``save``; any damaged, foreign or hostile file raises GlassnetError."""
+    """Read a model written by ``save``; any damaged, foreign or hostile file raises GlassnetError.
+
+    >>> model = gn.Sequential([gn.Dense(2, 3, rng=0)])
+    >>> gn.save(model, "tiny.glassnet")
+    PosixPath('tiny.glassnet')
+    >>> np.array_equal(gn.load("tiny.glassnet")[0].params["weight"], model[0].params["weight"])
+    True
+    >>> gn.load("no-such-file.glassnet")
+    Traceback (most recent call last):
+      ...
+    glassnet.errors.GlassnetError: no-such-file.glassnet: no such model file
+    """
     with ArchiveReader(path, "model file") as archive:
         header = archive.header(FORMAT)
         _check_version(header, archive.path)

@@ -1,7 +1,18 @@
 """See every number: one forward and backward pass recorded layer by layer.
 
->>> record = gn.trace(model, x, target, gn.SoftmaxCrossEntropy(), optimizer=gn.SGD(model, lr=0.1))
->>> print(record.text())
+>>> model = gn.explain.seed_example_model()          # seed 000: conv 2x2, ReLU, max pool, dense, sigmoid
+>>> x = gn.explain.SEED_IMAGE.reshape(1, 1, 5, 5)
+>>> record = gn.trace(model, x, np.array([[1.0]]), gn.BinaryCrossEntropy(), optimizer=gn.SGD(model, lr=0.1))
+>>> record.steps[2].output                           # after max pooling (seed 000 prints [[3, 1], [5, 3]])
+array([[[[3., 1.],
+         [5., 3.]]]])
+>>> round(record.loss, 10)                           # -ln(sigmoid(2)) = ln(1 + e**-2)
+0.126928011
+>>> print(record.text())                             # doctest: +ELLIPSIS
+FORWARD PASS
+============
+input  shape (1, 1, 5, 5)
+...
 
 The recorded arrays are the ones the engine computes (copied as they pass), so what
 the trace shows is exactly what training would use.

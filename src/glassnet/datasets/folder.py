@@ -35,7 +35,11 @@ def image_folder(root, size=(32, 32), channels=3, kind="resize", fit="crop", tes
     cache : decode once into the data cache folder and memory-map it (``resize`` only)
     preprocessing : a ``digit`` record to use instead of the MNIST one (kind "digit")
 
-    Returns a Dataset; x_train / x_test are ``ImageSet``s (kind resize) or float arrays (digit).
+    Returns
+    -------
+    Dataset
+        x_train / x_test are ``ImageSet``s (kind resize) or float arrays (digit); ``notes`` names
+        the files skipped as unreadable.
     """
     root = Path(root)
     if kind not in KINDS:

@@ -67,8 +67,8 @@ class Conv2D(Layer):
     ``OH = floor((H + pad_top + pad_bottom - kh) / sh) + 1`` and likewise OW.
     weight (out_channels, in_channels, kh, kw); bias (out_channels,).
 
-    Example
-    -------
+    Examples
+    --------
     >>> conv = Conv2D(1, 8, kernel_size=3, padding="same", rng=0)
     >>> conv(np.zeros((2, 1, 28, 28))).shape
     (2, 8, 28, 28)

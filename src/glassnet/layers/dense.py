@@ -22,8 +22,8 @@ class Dense(Layer):
     Input (N, in_features); output (N, out_features).
     weight (in_features, out_features); bias (out_features,).
 
-    Example
-    -------
+    Examples
+    --------
     >>> Dense(4, 2, rng=0)(np.ones((3, 4))).shape
     (3, 2)
     """
@@ -84,6 +84,9 @@ class Flatten(Layer):
     """Flatten every axis after the batch axis, in C, H, W order (as PyTorch).
 
     Shapes: input (N, d1, d2, ...) -> output (N, d1 * d2 * ...).
+
+    >>> gn.Flatten()(np.arange(8.0).reshape(1, 2, 2, 2))    # channel 0's pixels first, then channel 1's
+    array([[0., 1., 2., 3., 4., 5., 6., 7.]])
     """
 
     def __init__(self, dtype=np.float64):

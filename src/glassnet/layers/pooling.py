@@ -62,8 +62,8 @@ class MaxPool2D(_Pool2D):
     the first position (row-major) holding the window's maximum; with overlapping
     windows one input pixel collects the gradients of every window it wins.
 
-    Example
-    -------
+    Examples
+    --------
     >>> MaxPool2D(2)(np.arange(16.0).reshape(1, 1, 4, 4))[0, 0]
     array([[ 5.,  7.],
            [13., 15.]])
@@ -116,8 +116,8 @@ class MaxPool2D(_Pool2D):
 class AvgPool2D(_Pool2D):
     """Average pooling. Zero padding counts in the average (PyTorch's count_include_pad=True).
 
-    Example
-    -------
+    Examples
+    --------
     >>> AvgPool2D(2)(np.arange(16.0).reshape(1, 1, 4, 4))[0, 0]
     array([[ 2.5,  4.5],
            [10.5, 12.5]])

@@ -7,14 +7,13 @@ from .base import Layer
 
 class Dropout(Layer):
     """Inverted dropout: in training, zero each element with probability ``p`` and scale
-    the survivors by ``1 / (1 - p)``; in evaluation, the identity.
+    the survivors by ``1 / (1 - p)``; in evaluation, the identity. Any input shape; the
+    output has the same shape.
 
     Parameters
     ----------
     p : float in [0, 1), default 0.5
     rng : np.random.Generator, int seed or None (draws the masks)
-
-    Shapes: any input shape; output has the same shape.
     """
 
     def __init__(self, p=0.5, rng=None, dtype=np.float64):

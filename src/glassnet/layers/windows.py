@@ -12,7 +12,11 @@ import numpy as np
 
 
 def output_size(size, kernel, stride, pad_before, pad_after):
-    """Number of window positions along one axis."""
+    """Number of window positions along one axis.
+
+    >>> output_size(28, 5, 1, 2, 2), output_size(28, 2, 2, 0, 0), output_size(7, 3, 2, 1, 1)
+    (28, 14, 4)
+    """
     return (size + pad_before + pad_after - kernel) // stride + 1
 
 
