@@ -14,3 +14,10 @@ def private_data_cache(tmp_path_factory):
         os.environ.pop("GLASSNET_DATA_DIR", None)
     else:
         os.environ["GLASSNET_DATA_DIR"] = before
+
+
+@pytest.fixture(params=["numpy", "array_api_strict", "torch"])
+def backend(request):
+    """The array library a test runs glassnet on (see tests/backends.py)."""
+    from backends import Backend
+    return Backend(request.param)

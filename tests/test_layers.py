@@ -1,44 +1,46 @@
-"""Dense, Flatten, Dropout, BatchNorm2D and the activations against PyTorch float64."""
+"""Dense, Flatten, Dropout, BatchNorm2D and the activations against PyTorch float64, on every array
+library of tests/backends.py."""
+import copy
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 import glassnet as gn
+from backends import same_as_numpy
+from glassnet.backend import to_numpy
 from reference import assert_matches, tensor, torch_forward_backward
 
 
 @pytest.mark.parametrize("batch, fan_in, fan_out", [(1, 1, 1), (3, 5, 2), (7, 12, 10), (2, 64, 3)])
-def test_dense_matches_torch(batch, fan_in, fan_out):
+def test_dense_matches_torch(backend, batch, fan_in, fan_out):
     rng = np.random.default_rng(batch * fan_in)
     dense = gn.Dense(fan_in, fan_out, rng=rng)
+    weight, bias = dense.params["weight"].copy(), dense.params["bias"].copy()
     x = rng.standard_normal((batch, fan_in))
-    out = dense.forward(x)
-    dy = rng.standard_normal(out.shape)
-    dx = dense.backward(dy)
+    run = backend.forward_backward(dense, x, rng.standard_normal)
     # glassnet weight is (in, out); torch's linear wants (out, in)
     ref_out, ref_dx, (ref_dw, ref_db) = torch_forward_backward(
-        lambda x_t, w_t, b_t: x_t @ w_t + b_t, x, dy, [dense.params["weight"], dense.params["bias"]])
-    assert_matches(out, ref_out)
-    assert_matches(dx, ref_dx)
-    assert_matches(dense.grads["weight"], ref_dw)
-    assert_matches(dense.grads["bias"], ref_db)
+        lambda x_t, w_t, b_t: x_t @ w_t + b_t, x, run.dy, [weight, bias])
+    assert_matches(run.out, ref_out)
+    assert_matches(run.dx, ref_dx)
+    assert_matches(run.grads["weight"], ref_dw)
+    assert_matches(run.grads["bias"], ref_db)
     linear = torch.nn.Linear(fan_in, fan_out)
     with torch.no_grad():
-        linear.weight.copy_(tensor(dense.params["weight"].T))
-        linear.bias.copy_(tensor(dense.params["bias"]))
-    assert_matches(out, linear(tensor(x)))
+        linear.weight.copy_(tensor(weight.T))
+        linear.bias.copy_(tensor(bias))
+    assert_matches(run.out, linear(tensor(x)))
 
 
-def test_flatten_keeps_chw_order_like_torch():
+def test_flatten_keeps_chw_order_like_torch(backend):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, 4, 5))
-    flatten = gn.Flatten()
-    out = flatten.forward(x)
-    dy = rng.standard_normal(out.shape)
-    ref_out, ref_dx, _ = torch_forward_backward(lambda x_t: torch.flatten(x_t, 1), x, dy)
-    assert_matches(out, ref_out)
-    assert_matches(flatten.backward(dy), ref_dx)
+    run = backend.forward_backward(gn.Flatten(), x, rng.standard_normal)
+    ref_out, ref_dx, _ = torch_forward_backward(lambda x_t: torch.flatten(x_t, 1), x, run.dy)
+    assert_matches(run.out, ref_out)
+    assert_matches(run.dx, ref_dx)
 
 
 ACTIVATIONS = [
@@ -54,42 +56,39 @@ ACTIVATIONS = [
 
 @pytest.mark.parametrize("layer_class, kwargs, torch_fn", ACTIVATIONS)
 @pytest.mark.parametrize("shape", [(4, 7), (2, 3, 4, 5)])
-def test_activation_matches_torch(layer_class, kwargs, torch_fn, shape):
+def test_activation_matches_torch(backend, layer_class, kwargs, torch_fn, shape):
     rng = np.random.default_rng(len(shape))
     x = 3 * rng.standard_normal(shape)
     x.flat[0] = 0.0  # the kink of ReLU-like functions: derivative convention must match torch
-    layer = layer_class(**kwargs)
-    out = layer.forward(x)
-    dy = rng.standard_normal(out.shape)
-    dx = layer.backward(dy)
-    ref_out, ref_dx, _ = torch_forward_backward(torch_fn, x, dy)
-    assert_matches(out, ref_out)
-    assert_matches(dx, ref_dx)
+    run = backend.forward_backward(layer_class(**kwargs), x, rng.standard_normal)
+    ref_out, ref_dx, _ = torch_forward_backward(torch_fn, x, run.dy)
+    assert_matches(run.out, ref_out)
+    assert_matches(run.dx, ref_dx)
 
 
-def test_sigmoid_and_softmax_are_stable_for_huge_inputs():
+def test_sigmoid_and_softmax_are_stable_for_huge_inputs(backend):
     x = np.array([[-1000.0, 0.0, 1000.0], [800.0, 800.0, -800.0]])
-    sig = gn.Sigmoid().forward(x)
+    sig = backend.forward_backward(gn.Sigmoid(), x, np.ones).out
     assert np.all(np.isfinite(sig))
     assert_matches(sig, torch.sigmoid(tensor(x)))
-    soft = gn.Softmax().forward(x)
+    soft = backend.forward_backward(gn.Softmax(), x, np.ones).out
     assert np.all(np.isfinite(soft))
     assert_matches(soft, torch.softmax(tensor(x), dim=1))
 
 
-def test_dropout_inverted_scaling_mask_and_eval_identity():
+def test_dropout_inverted_scaling_mask_and_eval_identity(backend):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((50, 40))
-    dropout = gn.Dropout(p=0.25, rng=np.random.default_rng(5))
-    out = dropout.forward(x)
-    keep = np.random.default_rng(5).random(x.shape) >= 0.25  # the same generator stream
-    np.testing.assert_allclose(out, np.where(keep, x / 0.75, 0.0), rtol=1e-15)
-    assert abs(keep.mean() - 0.75) < 0.03
     dy = rng.standard_normal(x.shape)
-    np.testing.assert_allclose(dropout.backward(dy), np.where(keep, dy / 0.75, 0.0), rtol=1e-15)
+    dropout = gn.Dropout(p=0.25, rng=np.random.default_rng(5))
+    run = backend.forward_backward(dropout, x, lambda shape: dy)
+    keep = np.random.default_rng(5).random(x.shape) >= 0.25  # the same generator stream, on every library
+    np.testing.assert_allclose(run.out, np.where(keep, x / 0.75, 0.0), rtol=1e-15)
+    assert abs(keep.mean() - 0.75) < 0.03
+    np.testing.assert_allclose(run.dx, np.where(keep, dy / 0.75, 0.0), rtol=1e-15)
     dropout.eval()
-    np.testing.assert_array_equal(dropout.forward(x), x)
-    np.testing.assert_array_equal(dropout.backward(dy), dy)
+    np.testing.assert_array_equal(to_numpy(dropout.forward(backend.array(x))), x)
+    np.testing.assert_array_equal(to_numpy(dropout.backward(backend.array(dy))), dy)
 
 
 def test_dropout_keeps_the_expected_value():
@@ -99,7 +98,7 @@ def test_dropout_keeps_the_expected_value():
 
 
 @pytest.mark.parametrize("shape", [(4, 3, 5, 6), (2, 1, 3, 3), (5, 2, 1, 4)])
-def test_batchnorm_training_matches_torch(shape):
+def test_batchnorm_training_matches_torch(backend, shape):
     rng = np.random.default_rng(shape[0])
     C = shape[1]
     bn = gn.BatchNorm2D(C, momentum=0.2)
@@ -109,28 +108,39 @@ def test_batchnorm_training_matches_torch(shape):
     with torch.no_grad():
         torch_bn.weight.copy_(tensor(bn.params["weight"]))
         torch_bn.bias.copy_(tensor(bn.params["bias"]))
+    twin = copy.deepcopy(bn)                       # stays on NumPy
+    backend.move(bn)
     for step in range(3):  # running statistics accumulate over several batches
-        compare_batchnorm_step(bn, torch_bn, 2 + 3 * rng.standard_normal(shape), rng.standard_normal(shape))
-        assert_matches(bn.buffers["running_mean"], torch_bn.running_mean)
-        assert_matches(bn.buffers["running_var"], torch_bn.running_var)
+        compare_batchnorm_step(backend, bn, twin, torch_bn, 2 + 3 * rng.standard_normal(shape),
+                               rng.standard_normal(shape))
+        assert_matches(to_numpy(bn.buffers["running_mean"]), torch_bn.running_mean)
+        assert_matches(to_numpy(bn.buffers["running_var"]), torch_bn.running_var)
     # evaluation mode: running statistics, affine in x
-    bn.eval()
-    torch_bn.eval()
-    compare_batchnorm_step(bn, torch_bn, rng.standard_normal(shape), rng.standard_normal(shape))
+    for layer in (bn, twin, torch_bn):
+        layer.eval()
+    compare_batchnorm_step(backend, bn, twin, torch_bn, rng.standard_normal(shape), rng.standard_normal(shape))
 
 
-def compare_batchnorm_step(bn, torch_bn, x, dy):
-    """One forward and backward of glassnet's and torch's BatchNorm on the same x and dy."""
-    out = bn.forward(x)
-    dx = bn.backward(dy)
+def compare_batchnorm_step(backend, bn, twin, torch_bn, x, dy):
+    """One forward and backward of glassnet's BatchNorm (on ``backend``), its NumPy twin and torch's."""
+    out = to_numpy(bn.forward(backend.array(x)))
+    dx = to_numpy(bn.backward(backend.array(dy)))
+    grads = {key: to_numpy(value) for key, value in bn.grads.items()}
     x_t = tensor(x, grad=True)
     torch_bn.zero_grad()
     ref = torch_bn(x_t)
     ref.backward(tensor(dy))
     assert_matches(out, ref)
     assert_matches(dx, x_t.grad)
-    assert_matches(bn.grads["weight"], torch_bn.weight.grad)
-    assert_matches(bn.grads["bias"], torch_bn.bias.grad)
+    assert_matches(grads["weight"], torch_bn.weight.grad)
+    assert_matches(grads["bias"], torch_bn.bias.grad)
+    if not backend.is_numpy:
+        same_as_numpy(out, twin.forward(x), "output")
+        same_as_numpy(dx, twin.backward(dy), "dL/dx")
+        for key in ("weight", "bias"):
+            same_as_numpy(grads[key], twin.grads[key], f"dL/d{key}")
+        for key in ("running_mean", "running_var"):
+            same_as_numpy(to_numpy(bn.buffers[key]), twin.buffers[key], key)
 
 
 def test_sequential_train_eval_switches_every_layer():

@@ -1,10 +1,15 @@
-"""A whole CNN trained for 20 steps next to the same network in PyTorch float64."""
+"""A whole CNN trained for 20 steps next to the same network in PyTorch float64, on every array
+library of tests/backends.py, and next to the same network on NumPy."""
+import copy
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 import glassnet as gn
+from backends import same_as_numpy
+from glassnet.backend import to_numpy
 from reference import assert_matches, tensor
 
 
@@ -37,23 +42,32 @@ def build_pair(rng):
 
 
 @pytest.mark.parametrize("optimizer", ["sgd-momentum", "adam"])
-def test_twenty_training_steps_match_torch(optimizer):
+def test_twenty_training_steps_match_torch(backend, optimizer):
     rng = np.random.default_rng(2024)
     model, torch_model = build_pair(rng)
-    loss_fn = gn.SoftmaxCrossEntropy()
+    twin = copy.deepcopy(model)                          # the same network, trained on NumPy alongside
+    backend.move(model)
+    loss_fn, twin_loss = gn.SoftmaxCrossEntropy(), gn.SoftmaxCrossEntropy()
     if optimizer == "adam":
         opt, torch_opt = gn.Adam(model, lr=0.01), torch.optim.Adam(torch_model.parameters(), lr=0.01)
+        twin_opt = gn.Adam(twin, lr=0.01)
     else:
         opt = gn.SGD(model, lr=0.05, momentum=0.9)
         torch_opt = torch.optim.SGD(torch_model.parameters(), lr=0.05, momentum=0.9)
+        twin_opt = gn.SGD(twin, lr=0.05, momentum=0.9)
     x_all = rng.standard_normal((160, 1, 12, 12))
     y_all = rng.integers(0, 5, size=160)
     losses = []
     for step in range(20):
         x, y = x_all[step * 8:(step + 1) * 8], y_all[step * 8:(step + 1) * 8]
-        loss = loss_fn.forward(model.forward(x), y)
+        loss = loss_fn.forward(model.forward(backend.array(x)), y)
         model.backward(loss_fn.backward())
         opt.step()
+        if not backend.is_numpy:
+            twin_value = twin_loss.forward(twin.forward(x), y)
+            twin.backward(twin_loss.backward())
+            twin_opt.step()
+            assert loss == pytest.approx(twin_value, rel=1e-12, abs=0), f"step {step}: loss differs from NumPy's"
 
         torch_opt.zero_grad()
         torch_loss = F.cross_entropy(torch_model(tensor(x)), torch.tensor(y))
@@ -62,5 +76,8 @@ def test_twenty_training_steps_match_torch(optimizer):
         assert loss == pytest.approx(torch_loss.item(), rel=1e-9), f"step {step}"
         losses.append(loss)
     assert losses[-1] != losses[0]  # the network did move
-    assert_matches(model[0].params["weight"], torch_model[0].weight, rtol=1e-9)
-    assert_matches(model[6].params["weight"], torch_model[6].weight.T, rtol=1e-9)
+    assert_matches(to_numpy(model[0].params["weight"]), torch_model[0].weight, rtol=1e-9)
+    assert_matches(to_numpy(model[6].params["weight"]), torch_model[6].weight.T, rtol=1e-9)
+    if not backend.is_numpy:
+        for name, param in model.parameters().items():
+            same_as_numpy(to_numpy(param), twin.parameters()[name], f"after 20 steps: {name}")

@@ -1,9 +1,14 @@
-"""20-step trajectories of SGD (momentum, dampening, Nesterov, weight decay) and Adam against torch.optim."""
+"""20-step trajectories of SGD (momentum, dampening, Nesterov, weight decay) and Adam against torch.optim,
+on every array library of tests/backends.py (and the same numbers as a NumPy twin to 1e-12)."""
+import copy
+
 import numpy as np
 import pytest
 import torch
 
 import glassnet as gn
+from backends import same_as_numpy
+from glassnet.backend import to_numpy
 from reference import assert_matches, tensor
 
 OPTIMIZERS = [
@@ -20,21 +25,54 @@ OPTIMIZERS = [
 
 
 @pytest.mark.parametrize("kind, kwargs", OPTIMIZERS)
-def test_trajectory_matches_torch_optim(kind, kwargs):
+def test_trajectory_matches_torch_optim(backend, kind, kwargs):
     rng = np.random.default_rng(0)
     model = gn.Sequential([gn.Conv2D(2, 3, 2, rng=1), gn.Flatten(), gn.Dense(12, 4, rng=2)])
+    twin = copy.deepcopy(model)                         # the NumPy run, fed the same gradients
     torch_params = {name: tensor(p, grad=True) for name, p in model.parameters().items()}
-    ours = (gn.SGD if kind == "sgd" else gn.Adam)(model, **kwargs)
+    optimizer_class = gn.SGD if kind == "sgd" else gn.Adam
+    ours, twins = optimizer_class(backend.move(model), **kwargs), optimizer_class(twin, **kwargs)
     theirs = (torch.optim.SGD if kind == "sgd" else torch.optim.Adam)(list(torch_params.values()), **kwargs)
     for step in range(20):
+        for (name, layer, key), (_, twin_layer, _) in zip(model.named_parameters(), twin.named_parameters()):
+            grad = rng.standard_normal(tuple(layer.params[key].shape))
+            layer.grads[key] = backend.array(grad)
+            twin_layer.grads[key] = grad
+            torch_params[name].grad = tensor(grad)
+        ours.step()
+        twins.step()
+        theirs.step()
+        for name, param in model.parameters().items():
+            backend.check_place(param)
+            assert_matches(to_numpy(param), torch_params[name])
+            if not backend.is_numpy:
+                same_as_numpy(to_numpy(param), twin.parameters()[name], f"step {step}: {name}")
+
+
+@pytest.mark.parametrize("kind", ["momentum", "adam"])
+def test_optimizer_state_moves_with_the_model(backend, kind):
+    """Ten steps on NumPy, model.to(the other library), ten more: the trajectory of twenty steps there."""
+    rng = np.random.default_rng(1)
+    model = gn.Sequential([gn.Dense(5, 3, rng=0)])
+    torch_params = {name: tensor(p, grad=True) for name, p in model.parameters().items()}
+    if kind == "adam":
+        ours, theirs = gn.Adam(model, lr=0.01), torch.optim.Adam(list(torch_params.values()), lr=0.01)
+    else:
+        ours = gn.SGD(model, lr=0.05, momentum=0.9)
+        theirs = torch.optim.SGD(list(torch_params.values()), lr=0.05, momentum=0.9)
+    for step in range(20):
+        if step == 10:
+            backend.move(model)                       # parameters, and the optimizer's moments with them
+            for entry in ours.state.values():
+                backend.check_place(entry[0] if isinstance(entry, tuple) else entry)
         for name, layer, key in model.named_parameters():
-            grad = rng.standard_normal(layer.params[key].shape)
-            layer.grads[key] = grad
+            grad = rng.standard_normal(tuple(layer.params[key].shape))
+            layer.grads[key] = backend.array(grad) if step >= 10 else grad
             torch_params[name].grad = tensor(grad)
         ours.step()
         theirs.step()
-        for name, param in model.parameters().items():
-            assert_matches(param, torch_params[name])
+    for name, param in model.parameters().items():
+        assert_matches(to_numpy(param), torch_params[name])
 
 
 def test_step_updates_in_place_so_user_references_stay_live():

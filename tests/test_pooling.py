@@ -1,4 +1,5 @@
-"""MaxPool2D and AvgPool2D against PyTorch float64 and plain loops, incl. overlap, padding and ties."""
+"""MaxPool2D and AvgPool2D against PyTorch float64 and plain loops, incl. overlap, padding and ties,
+on every array library of tests/backends.py."""
 import itertools
 
 import numpy as np
@@ -43,30 +44,27 @@ def test_grid_is_large_enough():
 
 
 @pytest.mark.parametrize("kind, kernel, stride, padding, batch, channels, height, width", GRID)
-def test_pool_matches_torch(kind, kernel, stride, padding, batch, channels, height, width):
+def test_pool_matches_torch(backend, kind, kernel, stride, padding, batch, channels, height, width):
     rng = np.random.default_rng(len(GRID) + batch * 100 + height)
     layer = LAYERS[kind](kernel, stride=stride, padding=padding)
     x = rng.standard_normal((batch, channels, height, width))
-    out = layer.forward(x)
-    dy = rng.standard_normal(out.shape)
-    dx = layer.backward(dy)
-    ref_out, ref_dx, _ = torch_forward_backward(torch_pool(kind, kernel, stride, padding), x, dy)
-    assert_matches(out, ref_out)
-    assert_matches(dx, ref_dx)
-    assert out.shape[1:] == layer.output_shape(x.shape[1:])
+    run = backend.forward_backward(layer, x, rng.standard_normal)
+    ref_out, ref_dx, _ = torch_forward_backward(torch_pool(kind, kernel, stride, padding), x, run.dy)
+    assert_matches(run.out, ref_out)
+    assert_matches(run.dx, ref_dx)
+    assert run.out.shape[1:] == layer.output_shape(x.shape[1:])
 
 
 @pytest.mark.parametrize("kernel, stride, padding", [(2, None, 0), (3, 1, 0), (3, 1, 1), (2, 1, 1), ((2, 3), (1, 2), 1)])
-def test_maxpool_ties_route_like_torch(kernel, stride, padding):
+def test_maxpool_ties_route_like_torch(backend, kernel, stride, padding):
     # few distinct values: most windows hold several equal maxima
     rng = np.random.default_rng(11)
     x = rng.integers(0, 3, size=(2, 3, 7, 6)).astype(np.float64)
     layer = gn.MaxPool2D(kernel, stride=stride, padding=padding)
-    out = layer.forward(x)
-    dy = rng.standard_normal(out.shape)
-    dx = layer.backward(dy)
+    run = backend.forward_backward(layer, x, rng.standard_normal)
+    dy, dx = run.dy, run.dx
     ref_out, ref_dx, _ = torch_forward_backward(torch_pool("max", kernel, stride, padding), x, dy)
-    assert_matches(out, ref_out)
+    assert_matches(run.out, ref_out)
     assert_matches(dx, ref_dx)
     pair = lambda v: (v, v) if isinstance(v, int) else v
     expected = loop_maxpool2d_backward(x, dy, pair(kernel), pair(stride if stride is not None else kernel),

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .archive import ArchiveReader, write_archive
+from .backend import to_namespace, to_numpy
 from .errors import GlassnetError
 from .optim import OPTIMIZERS
 from .serialization import model_arrays, model_from_archive, model_header
@@ -54,6 +55,7 @@ def save_checkpoint(path, model, optimizer, progress, order):
                             f"not {type(optimizer).__name__}")
     arrays = model_arrays(model)  # raises on non-finite weights before anything is touched
     for name, value in optimizer.state_arrays().items():
+        value = to_numpy(value)
         if not np.all(np.isfinite(value)):
             raise GlassnetError(f"checkpoint: optimizer state {name} holds NaN or Inf; not written")
         arrays[f"optimizer.{name}"] = value
@@ -118,10 +120,11 @@ def restore(checkpoint, model, optimizer):
     if not isinstance(kind, str) or kind not in OPTIMIZERS or not isinstance(optimizer, OPTIMIZERS[kind]):
         raise GlassnetError(f"{checkpoint.path}: checkpoint optimizer {kind!r}, fit was given "
                             f"{type(optimizer).__name__}")
+    xp, device = model.place()
     for mine, theirs in zip(model.layers, checkpoint.model.layers):
         for store, source in ((mine.params, theirs.params), (mine.buffers, theirs.buffers)):
             for key in store:
-                store[key][...] = source[key]
+                store[key][...] = to_namespace(source[key], xp, device)   # in place: references stay live
     counters = checkpoint.optimizer.get("counters", {})
     if not isinstance(counters, dict):
         raise GlassnetError(f"{checkpoint.path}: damaged optimizer state")

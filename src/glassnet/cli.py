@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import datasets, plots, presets
+from .backend import DEVICES, resolve_device
 from .errors import GlassnetError
 from .benchmark.run import build_parser as benchmark_parser
 from .explain import NET_HELP, explain_network, parse_net, seed_example
@@ -39,6 +40,8 @@ def build_parser():
     train.add_argument("--lr", type=float)
     train.add_argument("--optimizer", choices=["sgd", "momentum", "adam"])
     train.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    train.add_argument("--device", choices=sorted(DEVICES), default="cpu",
+                       help="where the arithmetic runs: " + "; ".join(f"{k}: {v}" for k, v in DEVICES.items()))
     train.add_argument("--seed", type=int, help="weight and shuffling seed (default: the dataset's, else 0)")
     train.add_argument("--data-dir", help="folder holding the IDX files (fashion_mnist, mnist) or the "
                                             "class sub-folders (folder)")
@@ -166,12 +169,15 @@ def command_train(args):
         checkpoint = args.checkpoint
     if args.plots:
         Path(args.plots).mkdir(parents=True, exist_ok=True)  # fail now, not after training
+    xp, device = resolve_device(args.device)
+    model.to(xp, device)
     log = (lambda line: None) if args.quiet else print
     for note in dataset.notes:
         print(f"note: {note}", file=sys.stderr)
     augment = settings.get("augment")
     log(f"training {settings['arch']} on {dataset.description}: {settings['epochs']} epochs, batch "
         f"{settings['batch_size']}, {settings['optimizer']} lr {settings['lr']}, {settings['dtype']}"
+        + (f", on {args.device}" if args.device != "cpu" else "")
         + (f", augment {Augment.parse(augment).describe()}" if augment else ""))
     started = time.perf_counter()
     history = model.fit(dataset.x_train, dataset.y_train, epochs=settings["epochs"],

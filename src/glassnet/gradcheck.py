@@ -3,6 +3,7 @@ import copy
 
 import numpy as np
 
+from .backend import to_namespace, to_numpy
 from .errors import GlassnetError, GradcheckError
 from .layers.base import Layer
 from .sequential import Sequential
@@ -69,7 +70,8 @@ def gradcheck(model, x, target, loss, eps=1e-5, tol=1e-5, raise_on_failure=True)
     else:
         raise GlassnetError(f"gradcheck: expected a Sequential or a Layer. Received: {type(model).__name__}")
     model.astype(np.float64)
-    x = np.array(x, dtype=np.float64)  # a private copy we perturb
+    xp, device = model.place()
+    x = to_namespace(np.array(to_numpy(x), dtype=np.float64), xp, device)  # a private copy we perturb
     loss = copy.deepcopy(loss)
     states = _random_states(model)
 
@@ -80,23 +82,22 @@ def gradcheck(model, x, target, loss, eps=1e-5, tol=1e-5, raise_on_failure=True)
 
     loss_value()
     analytic = {"input": model.backward(loss.backward())}
-    analytic.update({name: grad.copy() for name, grad in model.gradients().items()})
+    analytic.update({name: to_numpy(grad).copy() for name, grad in model.gradients().items()})
     arrays = {"input": x}
     arrays.update(model.parameters())
 
     errors = {}
-    for name, array in arrays.items():
-        numeric = np.zeros_like(array)
-        flat, numeric_flat = array.reshape(-1), numeric.reshape(-1)  # views into the live arrays
-        for i in range(flat.size):
-            original = flat[i]
-            flat[i] = original + eps
+    for name, array in arrays.items():                # the live arrays, perturbed in place one entry at a time
+        numeric = np.zeros(tuple(array.shape))
+        for index in np.ndindex(*numeric.shape):
+            original = float(array[index])
+            array[index] = original + eps
             plus = loss_value()
-            flat[i] = original - eps
+            array[index] = original - eps
             minus = loss_value()
-            flat[i] = original
-            numeric_flat[i] = (plus - minus) / (2 * eps)
-        errors[name] = relative_error(analytic[name], numeric)
+            array[index] = original
+            numeric[index] = (plus - minus) / (2 * eps)
+        errors[name] = relative_error(to_numpy(analytic[name]), numeric)
 
     failing = {name: err for name, err in errors.items() if not err <= tol}
     if failing and raise_on_failure:

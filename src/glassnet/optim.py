@@ -2,12 +2,14 @@
 
 An optimizer walks the model's ``(name, layer, key)`` triples: it reads
 ``layer.grads[key]`` and updates ``layer.params[key]`` in place, so references held
-by the user stay valid. Its state is keyed by the same names ("0.weight", ...).
+by the user stay valid. Its state is keyed by the same names ("0.weight", ...) and lives
+where the parameters live (``model.to(xp, device)`` moves it with them).
 """
 import math
 
 import numpy as np
 
+from .backend import NUMPY, device_of, namespace, numpy_dtype, to_namespace, to_numpy
 from .errors import GlassnetError
 from .validation import non_negative_number, positive_number, probability
 
@@ -20,6 +22,8 @@ class Optimizer:
         self.lr = positive_number(lr, "lr", type(self).__name__)
         self.state = {}
         self.steps = 0
+        if hasattr(model, "register_optimizer"):
+            model.register_optimizer(self)    # so that model.to(...) moves this state too
 
     def step(self):
         """Apply one update to every parameter from its current gradient."""
@@ -27,8 +31,15 @@ class Optimizer:
             if key not in layer.grads:
                 raise GlassnetError(f"{type(self).__name__}.step: no gradient for {name}; call model.backward first")
             param, grad = layer.params[key], layer.grads[key]
-            param -= self._update(name, param, grad.astype(param.dtype, copy=False))
+            param -= self._update(name, param, namespace(param).astype(grad, param.dtype, copy=False))
         self.steps += 1
+
+    def to(self, xp, device=None):
+        """Move every state array into namespace ``xp`` on ``device``; returns self."""
+        move = lambda value: to_namespace(to_numpy(value), xp, device) if hasattr(value, "shape") else value  # noqa
+        self.state = {name: tuple(map(move, entry)) if isinstance(entry, tuple) else move(entry)
+                      for name, entry in self.state.items()}
+        return self
 
     # -- state for checkpoints ------------------------------------------------------------
     def hyperparameters(self):
@@ -51,6 +62,11 @@ class Optimizer:
         """Forget the stored gradients (backward overwrites them anyway)."""
         for _, layer, key in self.model.named_parameters():
             layer.grads.pop(key, None)
+
+
+def beside(param, host_array):
+    """A state array read from a checkpoint (NumPy), moved next to its parameter."""
+    return to_namespace(host_array, namespace(param), device_of(param))
 
 
 def _count(value, what):
@@ -108,14 +124,16 @@ class SGD(Optimizer):
         for name in counters.get("buffers", []):
             if name not in parameters:
                 raise GlassnetError(f"optimizer state: no parameter named {name!r}")
-            self.state[name] = read_array(f"{name}.momentum_buffer", parameters[name].shape, parameters[name].dtype)
+            self.state[name] = beside(parameters[name], read_array(f"{name}.momentum_buffer",
+                                                                   tuple(parameters[name].shape),
+                                                                   numpy_dtype(parameters[name].dtype)))
 
     def _update(self, name, param, grad):
         g = grad + self.weight_decay * param if self.weight_decay else grad
         if self.momentum == 0:
             return self.lr * g
         buf = self.state.get(name)
-        buf = g.copy() if buf is None else self.momentum * buf + (1 - self.dampening) * g
+        buf = namespace(g).asarray(g, copy=True) if buf is None else self.momentum * buf + (1 - self.dampening) * g
         self.state[name] = buf
         direction = g + self.momentum * buf if self.nesterov else buf
         return self.lr * direction
@@ -158,15 +176,18 @@ class Adam(Optimizer):
         for name, t in counts.items():
             if name not in parameters:
                 raise GlassnetError(f"optimizer state: no parameter named {name!r}")
-            shape, dtype = parameters[name].shape, parameters[name].dtype
-            self.state[name] = (read_array(f"{name}.exp_avg", shape, dtype),
-                                read_array(f"{name}.exp_avg_sq", shape, dtype), _count(t, f"count of {name}"))
+            param = parameters[name]
+            shape, dtype = tuple(param.shape), numpy_dtype(param.dtype)
+            self.state[name] = (beside(param, read_array(f"{name}.exp_avg", shape, dtype)),
+                                beside(param, read_array(f"{name}.exp_avg_sq", shape, dtype)),
+                                _count(t, f"count of {name}"))
 
     def _update(self, name, param, grad):
         b1, b2 = self.betas
+        xp = namespace(param)
         g = grad + self.weight_decay * param if self.weight_decay else grad
         if name not in self.state:
-            self.state[name] = (np.zeros_like(param), np.zeros_like(param), 0)
+            self.state[name] = (xp.zeros_like(param), xp.zeros_like(param), 0)
         m, v, t = self.state[name]
         t += 1
         # the moments are updated in place (same arithmetic, no new arrays per step)
@@ -176,12 +197,16 @@ class Adam(Optimizer):
         v += (1 - b2) * (g * g)
         self.state[name] = (m, v, t)
         step_size = self.lr / (1 - b1 ** t)
-        denom = np.sqrt(v)
+        denom = xp.sqrt(v)
         denom /= math.sqrt(1 - b2 ** t)
         denom += self.eps
-        np.divide(m, denom, out=denom)
-        denom *= step_size
-        return denom
+        if xp is NUMPY:
+            np.divide(m, denom, out=denom)          # m / denom without a new array
+            step = denom
+        else:
+            step = m / denom
+        step *= step_size
+        return step
 
 
 OPTIMIZERS = {"SGD": SGD, "Adam": Adam}

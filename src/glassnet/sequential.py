@@ -1,7 +1,11 @@
 """A stack of layers applied in order, with backpropagation in reverse order."""
+import math
+import weakref
+
 import numpy as np
 
 from . import training
+from .backend import all_finite, device_of, namespace, same_place, to_numpy
 from .errors import GlassnetError
 from .layers.base import Layer
 from .validation import as_float_array, resolve_dtype
@@ -35,6 +39,7 @@ class Sequential:
         self.layers = layers
         # what predict needs beyond the weights: input shape, preprocessing, class names, loss
         self.metadata = {}
+        self._optimizers = []     # weak references to optimizers on this model: model.to(...) moves their state
         if dtype is not None:
             self.astype(dtype)
         self.training = True
@@ -46,9 +51,13 @@ class Sequential:
         NaN or Inf in ``x`` is refused here, once, rather than propagated silently.
         """
         x = as_float_array(x, f"Sequential (layer 0: {type(self.layers[0]).__name__})", self.dtype)
-        if not np.all(np.isfinite(x)):
+        reference = self._first_parameter()
+        if reference is not None:
+            same_place(x, reference, "input", "Sequential")
+        if not all_finite(namespace(x), x):
+            host = to_numpy(x)
             raise GlassnetError(f"Sequential: the input holds NaN or Inf values "
-                                f"({int(np.sum(~np.isfinite(x)))} of {x.size})")
+                                f"({int(np.sum(~np.isfinite(host)))} of {math.prod(host.shape)})")
         for layer in self.layers:
             x = layer.forward(x)
         return x
@@ -87,6 +96,41 @@ class Sequential:
         for layer in self.layers:
             layer.astype(dtype)
         return self
+
+    # -- where the arrays live ---------------------------------------------------------
+    def to(self, xp, device=None):
+        """Move every parameter, gradient, buffer and optimizer state into array namespace ``xp``
+        (``numpy``, ``array_api_strict``, ``torch``, ``cupy``, ...) on ``device``; returns self.
+
+        ``model.to(numpy)`` brings everything back to the host. Inputs must then live where the
+        model lives; ``fit``, ``evaluate`` and ``predict`` move host data there batch by batch.
+        """
+        for layer in self.layers:
+            layer.to(xp, device)
+        for optimizer in self.optimizers():
+            optimizer.to(xp, device)
+        return self
+
+    def optimizers(self):
+        """The live optimizers created on this model."""
+        alive = [ref() for ref in self._optimizers]
+        return [optimizer for optimizer in alive if optimizer is not None and optimizer.model is self]
+
+    def register_optimizer(self, optimizer):
+        self._optimizers = [ref for ref in self._optimizers if ref() is not None] + [weakref.ref(optimizer)]
+
+    def place(self):
+        """(namespace, device) of the parameters: (numpy, "cpu") for a NumPy model or one without any."""
+        reference = self._first_parameter()
+        if reference is None:
+            return np, "cpu"
+        return namespace(reference), device_of(reference)
+
+    def _first_parameter(self):
+        for layer in self.layers:
+            for value in layer.params.values():
+                return value
+        return None
 
     # -- parameters -------------------------------------------------------------------
     def named_parameters(self):

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import layers as layer_module
 from .archive import ArchiveReader, write_archive
+from .backend import to_numpy
 from .errors import GlassnetError
 from . import sequential  # a module reference: sequential -> training -> checkpoint -> here
 
@@ -51,6 +52,7 @@ def model_arrays(model):
     for index, layer in enumerate(model.layers):
         for store in (layer.params, layer.buffers):
             for key, value in store.items():
+                value = to_numpy(value)                      # the file holds host arrays, whatever the device
                 if not np.all(np.isfinite(value)):
                     raise GlassnetError(f"save: {index}.{key} holds NaN or Inf values; refusing to write them")
                 arrays[f"{index}.{key}"] = value

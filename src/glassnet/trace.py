@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .backend import to_namespace, to_numpy
 from .errors import GlassnetError
 from .losses import Loss
 from .optim import Optimizer
+from .validation import foreign_array
 
 
 @dataclass
@@ -81,26 +83,31 @@ def trace(model, x, target, loss, optimizer=None):
     if optimizer is not None and not isinstance(optimizer, Optimizer):
         raise GlassnetError(f"trace: optimizer must be a glassnet Optimizer or None. Received: {optimizer!r}")
     steps = []
-    h = np.asarray(x)
+    h = x if foreign_array(x) else to_namespace(np.asarray(x), *model.place())   # the batch, where the model is
     for index, layer in enumerate(model.layers):
         out = layer.forward(h)
-        steps.append(LayerStep(index, repr(layer), np.array(h, copy=True), out.copy(),
-                               params_before={k: v.copy() for k, v in layer.params.items()}))
+        steps.append(LayerStep(index, repr(layer), host_copy(h), host_copy(out),
+                               params_before={k: host_copy(v) for k, v in layer.params.items()}))
         h = out
     loss_value = loss.forward(h, target)
     grad = loss.backward()
-    grad_prediction = grad.copy()
+    grad_prediction = host_copy(grad)
     for step, layer in zip(reversed(steps), reversed(model.layers)):
-        step.grad_output = grad.copy()
+        step.grad_output = host_copy(grad)
         grad = layer.backward(grad)
-        step.grad_input = grad.copy()
-        step.param_grads = {k: v.copy() for k, v in layer.grads.items()}
+        step.grad_input = host_copy(grad)
+        step.param_grads = {k: host_copy(v) for k, v in layer.grads.items()}
     if optimizer is not None:
         optimizer.step()
         for step, layer in zip(steps, model.layers):
-            step.params_after = {k: v.copy() for k, v in layer.params.items()}
-    return Trace(steps, type(loss).__name__, loss_value, np.array(target, copy=True), grad_prediction,
+            step.params_after = {k: host_copy(v) for k, v in layer.params.items()}
+    return Trace(steps, type(loss).__name__, loss_value, host_copy(target), grad_prediction,
                  optimizer=_optimizer_label(optimizer))
+
+
+def host_copy(array):
+    """A NumPy copy of ``array`` (from any array library), independent of the engine's own."""
+    return np.array(to_numpy(array), copy=True)
 
 
 def _optimizer_label(optimizer):

@@ -2,12 +2,18 @@
 
 An epoch visits every training sample exactly once, in an order drawn from the
 given generator; ``batch_size=1`` is the seeds' per-sample SGD.
+
+The data stays on the host (NumPy); each batch moves to where the model lives (``model.to``)
+just before its forward pass, and each step's figures (loss, gradient norms, dead ReLUs, correct
+predictions) come back to the host together, in one transfer.
 """
+import math
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from .backend import all_finite, device_of, host_floats, namespace, to_namespace, to_numpy
 from .callbacks import BatchEnd, Callback, EpochEnd, StopTraining, notify
 from .augment import Augment
 from .checkpoint import generator_from_state, generator_state, load_checkpoint, previous_path, restore, save_checkpoint
@@ -18,7 +24,7 @@ from .layers.activations import ReLU
 from .optim import SGD, Adam, Optimizer
 from .display import History
 from .imageset import ImageSet
-from .validation import as_float_array, make_rng, positive_int
+from .validation import as_float_array, foreign_array, make_rng, positive_int
 
 LOSSES = {"softmax_cross_entropy": SoftmaxCrossEntropy, "cross_entropy": CrossEntropy,
           "binary_cross_entropy": BinaryCrossEntropy, "mse": MSE}
@@ -50,12 +56,21 @@ def resolve_optimizer(model, optimizer, lr):
 
 def accuracy(loss, outputs, target):
     """Fraction of correct predictions for classification losses; None for MSE."""
-    target = np.asarray(target)
+    correct = correct_count(loss, outputs, target)
+    return None if correct is None else float(correct) / int(np.asarray(target).shape[0])
+
+
+def correct_count(loss, outputs, target):
+    """How many predictions are right, as a 0-d array beside ``outputs`` (host ``target``); None for MSE."""
+    target = np.asarray(to_numpy(target))
+    xp = namespace(outputs)
     if isinstance(loss, (SoftmaxCrossEntropy, CrossEntropy)):
         labels = target if target.ndim == 1 else target.argmax(axis=1)
-        return float(np.mean(outputs.argmax(axis=1) == labels))
+        labels = to_namespace(labels.astype(np.int64), xp, device_of(outputs))
+        return xp.sum(xp.astype(xp.argmax(outputs, axis=1) == labels, outputs.dtype))
     if isinstance(loss, BinaryCrossEntropy):
-        return float(np.mean((outputs > 0.5) == (target > 0.5)))
+        positive = to_namespace(target > 0.5, xp, device_of(outputs))
+        return xp.sum(xp.astype((outputs > 0.5) == positive, outputs.dtype)) / (math.prod(outputs.shape[1:]) or 1)
     return None
 
 
@@ -66,8 +81,10 @@ def check_xy(model, x, y, owner):
             raise GlassnetError(f"{owner}: x and y must hold the same, non-zero number of samples: "
                                 f"x.shape={x.shape}, y.shape={y.shape}")
         return x, y
+    if foreign_array(x):
+        x = to_numpy(x)           # the data set stays on the host; batches move to the model
     x = as_float_array(x, owner, model.dtype, name="x")
-    y = np.asarray(y)
+    y = np.asarray(to_numpy(y))
     if x.shape[0] == 0:
         raise GlassnetError(f"{owner}: received an empty dataset, x.shape={x.shape}")
     if y.shape[0] != x.shape[0]:
@@ -212,6 +229,7 @@ def _epochs(model, x, y, epochs, batch_size, loss, optimizer, validation_data, s
     history = state["history"]
     tracks_accuracy = not isinstance(loss, MSE)
     batches = -(-n // batch_size)
+    xp, device = model.place()
     # overflow is caught below as a non-finite loss or gradient, with a clearer message than NumPy's
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for epoch in range(state["epoch"], epochs + 1):
@@ -223,19 +241,21 @@ def _epochs(model, x, y, epochs, batch_size, loss, optimizer, validation_data, s
                 batch_number = start // batch_size + 1
                 batch = order[start:start + batch_size]
                 inputs = x[batch] if augmenter is None else augmenter(np.asarray(x[batch]), rng)
-                outputs = model.forward(inputs)
-                batch_loss = loss.forward(outputs, y[batch])
+                outputs = model.forward(to_namespace(inputs, xp, device))
+                loss_value = loss.forward_value(outputs, y[batch])
+                model.backward(loss.backward(), input_grad=False)
                 where = f"epoch {epoch}, batch {batch_number}"
+                right = correct_count(loss, outputs, y[batch]) if tracks_accuracy else None
+                batch_loss, norms, dead, right = step_figures(model, loss_value, right)   # one host transfer
                 if not np.isfinite(batch_loss):
                     raise TrainingDivergedError(f"fit: the loss became {batch_loss} at {where}"
                                                 + _last_good(checkpoint))
-                model.backward(loss.backward(), input_grad=False)
-                norms, dead = record_gradients(model, state["sums"], where, checkpoint)
+                record_gradients(model, state["sums"], norms, dead, where, checkpoint)
                 optimizer.step()
                 total_loss += batch_loss * len(batch)
-                batch_accuracy = accuracy(loss, outputs, y[batch]) if tracks_accuracy else None
+                batch_accuracy = right / len(batch) if tracks_accuracy else None
                 if tracks_accuracy:
-                    correct += batch_accuracy * len(batch)
+                    correct += right
                 position = start + len(batch)
                 notify(listeners, "on_batch_end", BatchEnd(epoch, batch_number, batches, position, float(batch_loss),
                                                            batch_accuracy, norms, dead, model))
@@ -272,29 +292,44 @@ def new_sums():
     return {"batches": 0, "grad_norms": {}, "dead_relu": {}}
 
 
-def record_gradients(model, sums, where, checkpoint):
-    """Add each parameter's gradient norm and each ReLU's dead fraction to ``sums``; stop on NaN/Inf.
+def step_figures(model, loss_value, right):
+    """A training step's figures, brought to the host together: (loss, {parameter: gradient L2 norm},
+    {ReLU index: dead fraction}, correct predictions or None).
 
-    A ReLU unit is dead in a batch when it outputs 0 for every sample of the batch.
-    Returns this batch's ``(grad_norms, dead_relu)`` dicts.
+    A ReLU unit is dead in a batch when it outputs 0 for every sample of the batch. Norms are
+    summed in float64.
     """
-    broken, norms, dead_fractions = [], {}, {}
+    xp = namespace(loss_value)
+    norm_names, dead_names, values = [], [], [loss_value]
     for name, layer, key in model.named_parameters():
-        norm = float(np.sqrt(np.sum(np.square(layer.grads[key], dtype=np.float64))))
-        if not np.isfinite(norm):
-            broken.append(f"{name} ({type(layer).__name__})")
-        norms[name] = norm
-        sums["grad_norms"][name] = sums["grad_norms"].get(name, 0.0) + norm
+        grad = xp.astype(layer.grads[key], xp.float64)
+        norm_names.append(name)
+        values.append(xp.sqrt(xp.sum(grad * grad)))
+    for index, layer in enumerate(model.layers):
+        if isinstance(layer, ReLU):
+            never_positive = xp.logical_not(xp.any(layer.positive_mask(), axis=0))
+            dead_names.append(str(index))
+            values.append(xp.mean(xp.astype(never_positive, xp.float64)))
+    if right is not None:
+        values.append(right)
+    figures = host_floats(xp, values)
+    norms = dict(zip(norm_names, figures[1:]))
+    dead = dict(zip(dead_names, figures[1 + len(norm_names):]))
+    return figures[0], norms, dead, (figures[-1] if right is not None else None)
+
+
+def record_gradients(model, sums, norms, dead, where, checkpoint):
+    """Add the step's gradient norms and dead-ReLU fractions to ``sums``; stop on a NaN/Inf gradient."""
+    layers = {name: type(layer).__name__ for name, layer, _ in model.named_parameters()}
+    broken = [f"{name} ({layers[name]})" for name, norm in norms.items() if not np.isfinite(norm)]
     if broken:
         raise TrainingDivergedError(f"fit: NaN/Inf gradient at {where} in {', '.join(broken)}"
                                     + _last_good(checkpoint))
-    for index, layer in enumerate(model.layers):
-        if isinstance(layer, ReLU):
-            dead = float(np.mean(~layer.positive_mask().any(axis=0)))
-            dead_fractions[str(index)] = dead
-            sums["dead_relu"][str(index)] = sums["dead_relu"].get(str(index), 0.0) + dead
+    for name, norm in norms.items():
+        sums["grad_norms"][name] = sums["grad_norms"].get(name, 0.0) + norm
+    for name, fraction in dead.items():
+        sums["dead_relu"][name] = sums["dead_relu"].get(name, 0.0) + fraction
     sums["batches"] += 1
-    return norms, dead_fractions
 
 
 def close_sums(history, sums):
@@ -313,10 +348,11 @@ def _last_good(checkpoint):
 
 def _save(checkpoint, model, optimizer, state, order, rng, where):
     """Write a checkpoint, unless a weight is NaN/Inf (then stop and keep the last good one)."""
-    for name, layer, key in model.named_parameters():
-        if not np.all(np.isfinite(layer.params[key])):
-            raise TrainingDivergedError(f"fit: weight {name} became NaN/Inf at {where}; checkpoint not written"
-                                        + _last_good(checkpoint))
+    params = model.parameters()
+    if params and not all_finite(model.place()[0], *params.values()):
+        broken = [name for name, value in params.items() if not np.all(np.isfinite(to_numpy(value)))]
+        raise TrainingDivergedError(f"fit: weight {', '.join(broken)} became NaN/Inf at {where}; "
+                                    "checkpoint not written" + _last_good(checkpoint))
     state["rng"] = generator_state(rng)
     state["layer_rngs"] = {str(i): generator_state(layer.rng) for i, layer in enumerate(model.layers)
                            if isinstance(getattr(layer, "rng", None), np.random.Generator)}
@@ -356,13 +392,15 @@ def epoch_line(epoch, epochs, history):
 def predict(model, x, batch_size=256):
     """Model outputs for x in evaluation mode, batch by batch: (N, ...) -> (N, outputs)."""
     if not isinstance(x, ImageSet):
-        x = as_float_array(x, "predict", model.dtype, name="x")
+        x = as_float_array(to_numpy(x), "predict", model.dtype, name="x")
     if x.shape[0] == 0:
         raise GlassnetError(f"predict: received an empty batch, x.shape={x.shape}")
+    xp, device = model.place()
     was_training = model.training
     model.eval()
     try:
-        return np.concatenate([model.forward(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+        return np.concatenate([to_numpy(model.forward(to_namespace(x[i:i + batch_size], xp, device)))
+                               for i in range(0, x.shape[0], batch_size)])
     finally:
         model.train(was_training)
 

@@ -7,6 +7,7 @@ import numbers
 
 import numpy as np
 
+from .backend import float_dtype, namespace
 from .errors import GlassnetError, ShapeError
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -69,12 +70,30 @@ def positive_number(value, name, owner):
     return float(value)
 
 
-def as_float_array(x, owner, dtype, name="input"):
-    """``x`` as a NumPy array of ``dtype``; integer, bool, complex and object arrays are refused.
+def foreign_array(x):
+    """True for an array of another Array API library (array-api-strict, PyTorch, CuPy, ...)."""
+    if isinstance(x, np.ndarray) or not (hasattr(x, "shape") and hasattr(x, "dtype")):
+        return False
+    from .backend import _compat
+    return _compat().is_array_api_obj(x)
 
-    Float inputs of another precision are converted (a float64 batch fed to a
-    float32 model becomes float32), never the other way round silently.
+
+def as_float_array(x, owner, dtype, name="input"):
+    """``x`` as a floating array of ``dtype``'s precision; integer, bool, complex and object arrays are refused.
+
+    NumPy arrays and anything array-like become NumPy arrays; an array of another Array API
+    library stays in its library and on its device. Float inputs of another precision are
+    converted (a float64 batch fed to a float32 model becomes float32), never the other way
+    round silently.
     """
+    if type(x) is np.ndarray and x.dtype == dtype:      # the common case, answered first
+        return x
+    if foreign_array(x):
+        xp = namespace(x)
+        if not xp.isdtype(x.dtype, "real floating"):
+            raise GlassnetError(f"{owner}: {name} must be a floating-point array. Received: dtype={x.dtype}")
+        wanted = float_dtype(xp, dtype)
+        return x if x.dtype == wanted else xp.astype(x, wanted)
     array = np.asarray(x)
     if array.dtype.kind != "f":
         raise GlassnetError(
@@ -82,6 +101,17 @@ def as_float_array(x, owner, dtype, name="input"):
             + (" (convert with x.astype(np.float32) after scaling)" if array.dtype.kind in "iub" else "")
         )
     return array.astype(dtype, copy=False)
+
+
+def as_gradient(dy, dtype):
+    """An incoming gradient in ``dtype``'s precision, in its own library (NumPy for array-likes)."""
+    if type(dy) is np.ndarray and dy.dtype == dtype:
+        return dy
+    if foreign_array(dy):
+        xp = namespace(dy)
+        wanted = float_dtype(xp, dtype)
+        return dy if dy.dtype == wanted else xp.astype(dy, wanted)
+    return np.asarray(dy, dtype=dtype)
 
 
 def check_batch(x, owner, expected, channels_axis=None, channels=None, unit="channel(s)"):
@@ -110,7 +140,7 @@ def check_batch(x, owner, expected, channels_axis=None, channels=None, unit="cha
 
 def check_nonempty(x, owner, min_ndim, expected):
     """At least ``min_ndim`` axes and no zero-length axis, e.g. for activations and Flatten."""
-    if x.ndim < min_ndim or x.size == 0:
+    if x.ndim < min_ndim or 0 in tuple(x.shape):
         raise ShapeError(f"{owner}: expected a non-empty input of shape {expected}, received shape {tuple(x.shape)}")
 
 

@@ -4,8 +4,11 @@ A layer stores its hyperparameters and creates ``params`` in ``__init__``;
 ``forward(x)`` caches only what ``backward`` needs; ``backward(dy)`` returns
 dL/dx and overwrites ``grads`` under the same keys as ``params``.
 """
+import math
+
 import numpy as np
 
+from ..backend import float_dtype, namespace, to_namespace, to_numpy
 from ..errors import GlassnetError
 from ..validation import resolve_dtype
 
@@ -71,21 +74,37 @@ class Layer:
         self.dtype = resolve_dtype(dtype, type(self).__name__)
         for store in (self.params, self.grads, self.buffers):
             for key, value in store.items():
-                store[key] = value.astype(self.dtype)
+                xp = namespace(value)
+                store[key] = xp.astype(value, float_dtype(xp, self.dtype))
         return self
 
+    def to(self, xp, device=None):
+        """Move parameters, gradients and buffers into array namespace ``xp`` on ``device``
+        (``numpy`` brings them back to the host); returns self. Caches are dropped."""
+        for store in (self.params, self.grads, self.buffers):
+            for key, value in store.items():
+                store[key] = to_namespace(to_numpy(value), xp, device)
+        self.clear_cache()
+        return self
+
+    def clear_cache(self):
+        """Forget what the last forward kept for backward."""
+        for name in ("_cache", "_x", "_input_shape", "_scaled_mask"):
+            if hasattr(self, name):
+                setattr(self, name, None)
+
     def num_params(self):
-        return int(sum(p.size for p in self.params.values()))
+        return int(sum(math.prod(p.shape) for p in self.params.values()))
 
     def _require_cache(self, cached):
         if cached is None:
             raise GlassnetError(f"{type(self).__name__}: backward called before forward")
 
     def _check_grad_shape(self, dy, expected_shape):
-        if dy.shape != tuple(expected_shape):
+        if tuple(dy.shape) != tuple(expected_shape):
             raise GlassnetError(
                 f"{type(self).__name__}.backward: expected an upstream gradient of shape "
-                f"{tuple(expected_shape)}, received shape {dy.shape}"
+                f"{tuple(expected_shape)}, received shape {tuple(dy.shape)}"
             )
 
     def __repr__(self):

@@ -2,8 +2,9 @@
 import numpy as np
 
 from .. import init
+from ..backend import contiguous, namespace, same_place
 from ..errors import GlassnetError
-from ..validation import check_batch, as_float_array, int_pair, make_rng, positive_int
+from ..validation import as_float_array, as_gradient, check_batch, int_pair, make_rng, positive_int
 from .base import Layer
 from .windows import col2im, crop_padding, im2col, output_size, pad_images
 
@@ -124,20 +125,25 @@ class Conv2D(Layer):
         N = x.shape[0]
         OH, OW = self._spatial_output(*x.shape[2:])
         F = self.out_channels
+        xp = namespace(x)
+        weight = self.params["weight"]
+        same_place(x, weight, "input", "Conv2D")
         x_padded = pad_images(x, self.pads)
         cols = im2col(x_padded, self.kernel_size, self.stride, (OH, OW))   # (C*kh*kw, N*OH*OW)
-        out = self.params["weight"].reshape(F, -1) @ cols                  # (F, N*OH*OW): one GEMM for the batch
+        out = xp.reshape(weight, (F, -1)) @ cols                           # (F, N*OH*OW): one GEMM for the batch
         if self.use_bias:
-            out += self.params["bias"][:, None]
-        self._cache = (cols, x_padded.shape, (N, OH, OW))
-        return np.ascontiguousarray(out.reshape(F, N, OH, OW).transpose(1, 0, 2, 3))  # (N, F, OH, OW)
+            out += xp.reshape(self.params["bias"], (F, 1))
+        self._cache = (cols, tuple(x_padded.shape), (N, OH, OW))
+        return contiguous(xp, xp.permute_dims(xp.reshape(out, (F, N, OH, OW)), (1, 0, 2, 3)))  # (N, F, OH, OW)
 
     def backward(self, dy):
         """dy: (N, F, OH, OW) -> dL/dx: (N, C, H, W); fills grads["weight"], grads["bias"]."""
         dy_rows = self._parameter_grads(dy)
         cols, padded_shape, (N, OH, OW) = self._cache
+        xp = namespace(dy_rows)
         # out = W @ cols + b  =>  dcols = W^T @ dy; each column entry flows back to the pixel it was read from
-        dcols = self.params["weight"].reshape(self.out_channels, -1).T @ dy_rows     # (C*kh*kw, N*OH*OW)
+        weight_rows = xp.reshape(self.params["weight"], (self.out_channels, -1))
+        dcols = xp.matrix_transpose(weight_rows) @ dy_rows                             # (C*kh*kw, N*OH*OW)
         dx_padded = col2im(dcols, padded_shape, self.kernel_size, self.stride, (OH, OW))
         return crop_padding(dx_padded, self.pads)
 
@@ -150,11 +156,12 @@ class Conv2D(Layer):
         self._require_cache(self._cache)
         cols, _, (N, OH, OW) = self._cache
         F, C, kh, kw = self.params["weight"].shape
-        dy = np.asarray(dy, dtype=self.dtype)
+        dy = as_gradient(dy, self.dtype)
         self._check_grad_shape(dy, (N, F, OH, OW))
-        dy_rows = dy.transpose(1, 0, 2, 3).reshape(F, N * OH * OW)                   # (F, N*OH*OW) copy
+        xp = namespace(dy)
+        dy_rows = xp.reshape(xp.permute_dims(dy, (1, 0, 2, 3)), (F, N * OH * OW))    # (F, N*OH*OW) copy
         # out = W @ cols + b  =>  dW = dy @ cols^T,  db = sum of dy over samples and positions
-        self.grads["weight"] = (dy_rows @ cols.T).reshape(F, C, kh, kw)
+        self.grads["weight"] = xp.reshape(dy_rows @ xp.matrix_transpose(cols), (F, C, kh, kw))
         if self.use_bias:
-            self.grads["bias"] = dy_rows.sum(axis=1)
+            self.grads["bias"] = xp.sum(dy_rows, axis=1)
         return dy_rows

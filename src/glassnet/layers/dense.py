@@ -1,8 +1,11 @@
 """Fully connected layer and the Flatten that usually precedes it."""
+import math
+
 import numpy as np
 
 from .. import init
-from ..validation import check_nonempty, as_float_array, check_batch, make_rng, positive_int
+from ..backend import namespace, same_place
+from ..validation import as_float_array, as_gradient, check_batch, check_nonempty, make_rng, positive_int
 from .base import Layer
 
 
@@ -54,6 +57,7 @@ class Dense(Layer):
         x = as_float_array(x, "Dense", self.dtype)
         check_batch(x, "Dense", f"(N, {self.in_features})", channels_axis=1, channels=self.in_features,
                     unit="feature(s)")
+        same_place(x, self.params["weight"], "input", "Dense")
         self._x = x
         out = x @ self.params["weight"]
         if self.use_bias:
@@ -63,7 +67,7 @@ class Dense(Layer):
     def backward(self, dy):
         """dy: (N, out_features) -> dL/dx: (N, in_features)."""
         dy = self._parameter_grads(dy)
-        return dy @ self.params["weight"].T  # y = x W + b  =>  dx = dy W^T
+        return dy @ namespace(dy).matrix_transpose(self.params["weight"])  # y = x W + b  =>  dx = dy W^T
 
     def backward_parameters(self, dy):
         """Like ``backward`` without dL/dx (the first layer's input needs no gradient)."""
@@ -71,12 +75,13 @@ class Dense(Layer):
 
     def _parameter_grads(self, dy):
         self._require_cache(self._x)
-        dy = np.asarray(dy, dtype=self.dtype)
+        dy = as_gradient(dy, self.dtype)
         self._check_grad_shape(dy, (self._x.shape[0], self.out_features))
+        xp = namespace(dy)
         # y = x W + b  =>  dW = x^T dy,  db = sum_n dy
-        self.grads["weight"] = self._x.T @ dy
+        self.grads["weight"] = xp.matrix_transpose(self._x) @ dy
         if self.use_bias:
-            self.grads["bias"] = dy.sum(axis=0)
+            self.grads["bias"] = xp.sum(dy, axis=0)
         return dy
 
 
@@ -94,17 +99,17 @@ class Flatten(Layer):
         self._input_shape = None
 
     def output_shape(self, input_shape):
-        return (int(np.prod(input_shape)),)
+        return (math.prod(input_shape),)
 
     def forward(self, x):
         x = as_float_array(x, "Flatten", self.dtype)
         check_nonempty(x, "Flatten", 2, "(N, C, ...)")
-        self._input_shape = x.shape
-        return x.reshape(x.shape[0], -1)  # (N, C*H*W)
+        self._input_shape = tuple(x.shape)
+        return namespace(x).reshape(x, (x.shape[0], -1))  # (N, C*H*W)
 
     def backward(self, dy):
         self._require_cache(self._input_shape)
-        dy = np.asarray(dy, dtype=self.dtype)
+        dy = as_gradient(dy, self.dtype)
         N = self._input_shape[0]
-        self._check_grad_shape(dy, (N, int(np.prod(self._input_shape[1:]))))
-        return dy.reshape(self._input_shape)  # (N, C, H, W)
+        self._check_grad_shape(dy, (N, math.prod(self._input_shape[1:])))
+        return namespace(dy).reshape(dy, self._input_shape)  # (N, C, H, W)

@@ -1,10 +1,11 @@
 """Max and average pooling over the spatial axes of NCHW batches."""
 import numpy as np
 
+from ..backend import NUMPY, add_into, device_of, namespace
 from ..errors import GlassnetError
-from ..validation import as_float_array, check_batch, int_pair
+from ..validation import as_float_array, as_gradient, check_batch, int_pair
 from .base import Layer
-from .windows import crop_padding, kernel_offsets, offset_view, output_size, pad_images
+from .windows import crop_padding, kernel_offsets, offset_key, offset_view, output_size, pad_images
 
 
 class _Pool2D(Layer):
@@ -72,12 +73,16 @@ class MaxPool2D(_Pool2D):
     def forward(self, x):
         """x: (N, C, H, W) -> (N, C, OH, OW)."""
         x = self._input(x)
+        xp = namespace(x)
         out_hw = self._spatial_output(*x.shape[2:])
-        x_padded = pad_images(x, self.pads, value=-np.inf)
+        x_padded = pad_images(x, self.pads, value=-float("inf"))
         offsets = kernel_offsets(self.kernel_size)
-        out = offset_view(x_padded, 0, 0, self.stride, out_hw).copy()          # (N, C, OH, OW)
+        out = xp.asarray(offset_view(x_padded, 0, 0, self.stride, out_hw), copy=True)  # (N, C, OH, OW)
         for _, i, j in offsets[1:]:
-            np.maximum(out, offset_view(x_padded, i, j, self.stride, out_hw), out=out)
+            if xp is NUMPY:
+                np.maximum(out, offset_view(x_padded, i, j, self.stride, out_hw), out=out)   # in place, no temporary
+            else:
+                out = xp.maximum(out, offset_view(x_padded, i, j, self.stride, out_hw))
         self._cache = (x_padded, out, out_hw)
         return out
 
@@ -89,8 +94,23 @@ class MaxPool2D(_Pool2D):
         """
         self._require_cache(self._cache)
         x_padded, out, out_hw = self._cache
-        dy = np.asarray(dy, dtype=self.dtype)
+        dy = as_gradient(dy, self.dtype)
         self._check_grad_shape(dy, out.shape)
+        if namespace(dy) is NUMPY:
+            return crop_padding(self._numpy_backward(dy), self.pads)
+        xp = namespace(dy)
+        dx_padded = xp.zeros(x_padded.shape, dtype=dy.dtype, device=device_of(dy))
+        taken = xp.zeros(out.shape, dtype=xp.bool, device=device_of(dy))        # window already routed
+        for _, i, j in kernel_offsets(self.kernel_size):
+            wins = xp.logical_and(offset_view(x_padded, i, j, self.stride, out_hw) == out, xp.logical_not(taken))
+            taken = xp.logical_or(taken, wins)
+            # d max / d x = 1 at the window's first maximum, 0 elsewhere; overlapping windows add up
+            add_into(dx_padded, offset_key(i, j, self.stride, out_hw), xp.where(wins, dy, 0.0))
+        return crop_padding(dx_padded, self.pads)
+
+    def _numpy_backward(self, dy):
+        """``backward``'s routing with NumPy's ``out=`` arguments: no temporary per kernel offset."""
+        x_padded, out, out_hw = self._cache
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         windows_overlap = sh < kh or sw < kw
         dx_padded = np.zeros(x_padded.shape, dtype=self.dtype)
@@ -104,13 +124,12 @@ class MaxPool2D(_Pool2D):
                     taken |= wins
             else:
                 taken = wins.copy()
-            # d max / d x = 1 at the window's first maximum, 0 elsewhere; overlapping windows add up
             target = offset_view(dx_padded, i, j, self.stride, out_hw)
             if windows_overlap:
                 target += dy * wins
             else:
                 np.multiply(dy, wins, out=target)
-        return crop_padding(dx_padded, self.pads)
+        return dx_padded
 
 
 class AvgPool2D(_Pool2D):
@@ -126,25 +145,27 @@ class AvgPool2D(_Pool2D):
     def forward(self, x):
         """x: (N, C, H, W) -> (N, C, OH, OW)."""
         x = self._input(x)
+        xp = namespace(x)
         out_hw = self._spatial_output(*x.shape[2:])
         x_padded = pad_images(x, self.pads)
         kh, kw = self.kernel_size
-        total = np.zeros(x.shape[:2] + out_hw, dtype=self.dtype)
+        total = xp.zeros(tuple(x.shape[:2]) + out_hw, dtype=x.dtype, device=device_of(x))
         for _, i, j in kernel_offsets(self.kernel_size):
             total += offset_view(x_padded, i, j, self.stride, out_hw)
-        self._cache = (x_padded.shape, out_hw)
+        self._cache = (tuple(x_padded.shape), out_hw)
         return total / (kh * kw)
 
     def backward(self, dy):
         """dy: (N, C, OH, OW) -> dL/dx: (N, C, H, W)."""
         self._require_cache(self._cache)
         padded_shape, out_hw = self._cache
-        dy = np.asarray(dy, dtype=self.dtype)
+        dy = as_gradient(dy, self.dtype)
         self._check_grad_shape(dy, padded_shape[:2] + out_hw)
+        xp = namespace(dy)
         kh, kw = self.kernel_size
         # d mean / d x = 1 / (kh * kw) for every pixel of the window; overlapping windows add up
         share = dy / (kh * kw)
-        dx_padded = np.zeros(padded_shape, dtype=self.dtype)
+        dx_padded = xp.zeros(padded_shape, dtype=dy.dtype, device=device_of(dy))
         for _, i, j in kernel_offsets(self.kernel_size):
-            offset_view(dx_padded, i, j, self.stride, out_hw)[...] += share
+            add_into(dx_padded, offset_key(i, j, self.stride, out_hw), share)
         return crop_padding(dx_padded, self.pads)

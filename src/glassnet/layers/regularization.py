@@ -1,7 +1,9 @@
 """Dropout and batch normalisation: the layers that behave differently in training and evaluation."""
 import numpy as np
 
-from ..validation import as_float_array, check_batch, make_rng, positive_int, probability, positive_number
+from ..backend import device_of, namespace, same_place, to_namespace
+from ..validation import (as_float_array, as_gradient, check_batch, make_rng, positive_int, positive_number,
+                          probability)
 from .base import Layer
 
 
@@ -30,12 +32,13 @@ class Dropout(Layer):
         if not self.training or self.p == 0.0:
             self._scaled_mask = None
             return x
-        keep = self.rng.random(x.shape) >= self.p
-        self._scaled_mask = keep.astype(self.dtype) / self.dtype.type(1.0 - self.p)
+        keep = self.rng.random(tuple(x.shape)) >= self.p             # drawn on the host, as in a NumPy run
+        scaled = keep.astype(self.dtype) / self.dtype.type(1.0 - self.p)
+        self._scaled_mask = to_namespace(scaled, namespace(x), device_of(x))
         return x * self._scaled_mask
 
     def backward(self, dy):
-        dy = np.asarray(dy, dtype=self.dtype)
+        dy = as_gradient(dy, self.dtype)
         if self._scaled_mask is None:  # evaluation mode or p == 0: identity
             return dy
         self._check_grad_shape(dy, self._scaled_mask.shape)
@@ -81,35 +84,39 @@ class BatchNorm2D(Layer):
         x = as_float_array(x, "BatchNorm2D", self.dtype)
         C = self.num_features
         check_batch(x, "BatchNorm2D", f"(N, {C}, H, W)", channels_axis=1, channels=C)
+        same_place(x, self.params["weight"], "input", "BatchNorm2D")
+        xp = namespace(x)
         if self.training:
             count = x.shape[0] * x.shape[2] * x.shape[3]
-            mean = x.mean(axis=(0, 2, 3))                       # (C,)
-            var = x.var(axis=(0, 2, 3))                         # (C,) biased, used to normalise
+            mean = xp.mean(x, axis=(0, 2, 3))                   # (C,)
+            var = xp.var(x, axis=(0, 2, 3))                     # (C,) biased, used to normalise
             unbiased = var * (count / max(count - 1, 1))
             m = self.momentum
             self.buffers["running_mean"] = (1 - m) * self.buffers["running_mean"] + m * mean
             self.buffers["running_var"] = (1 - m) * self.buffers["running_var"] + m * unbiased
         else:
             mean, var = self.buffers["running_mean"], self.buffers["running_var"]
-        inv_std = 1.0 / np.sqrt(var + self.eps)                 # (C,)
-        x_hat = (x - mean[:, None, None]) * inv_std[:, None, None]
+        inv_std = 1.0 / xp.sqrt(var + self.eps)                 # (C,)
+        per_channel = lambda values: xp.reshape(values, (C, 1, 1))  # noqa: E731  (C,) -> (C, 1, 1)
+        x_hat = (x - per_channel(mean)) * per_channel(inv_std)
         self._cache = (x_hat, inv_std, self.training)
-        return x_hat * self.params["weight"][:, None, None] + self.params["bias"][:, None, None]
+        return x_hat * per_channel(self.params["weight"]) + per_channel(self.params["bias"])
 
     def backward(self, dy):
         """dy: (N, C, H, W) -> dL/dx: (N, C, H, W)."""
         self._require_cache(self._cache)
         x_hat, inv_std, used_batch_stats = self._cache
-        dy = np.asarray(dy, dtype=self.dtype)
+        dy = as_gradient(dy, self.dtype)
         self._check_grad_shape(dy, x_hat.shape)
+        xp, C = namespace(dy), self.num_features
         # y = w * x_hat + b  =>  dw = sum dy * x_hat,  db = sum dy
-        self.grads["weight"] = (dy * x_hat).sum(axis=(0, 2, 3))
-        self.grads["bias"] = dy.sum(axis=(0, 2, 3))
-        scale = (self.params["weight"] * inv_std)[:, None, None]   # (C, 1, 1)
+        self.grads["weight"] = xp.sum(dy * x_hat, axis=(0, 2, 3))
+        self.grads["bias"] = xp.sum(dy, axis=(0, 2, 3))
+        scale = xp.reshape(self.params["weight"] * inv_std, (C, 1, 1))
         if not used_batch_stats:
             # fixed mean and variance: x_hat is affine in x
             return dy * scale
         # mean and variance depend on x: dx = w/sigma * (dy - mean(dy) - x_hat * mean(dy * x_hat))
-        mean_dy = dy.mean(axis=(0, 2, 3))[:, None, None]
-        mean_dy_xhat = (dy * x_hat).mean(axis=(0, 2, 3))[:, None, None]
+        mean_dy = xp.reshape(xp.mean(dy, axis=(0, 2, 3)), (C, 1, 1))
+        mean_dy_xhat = xp.reshape(xp.mean(dy * x_hat, axis=(0, 2, 3)), (C, 1, 1))
         return scale * (dy - mean_dy - x_hat * mean_dy_xhat)

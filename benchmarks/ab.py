@@ -1,0 +1,108 @@
+"""Interleaved A/B timing of glassnet against an older revision of itself, in one process.
+
+    python benchmarks/ab.py --old 02c19d1            # old revision vs the working tree
+    python benchmarks/ab.py --old HEAD~1 --repeats 9 --dtype float64
+
+The old revision's ``src/glassnet`` is exported with ``git archive`` into a temporary folder and
+imported as the package ``glassnet_old`` (glassnet imports itself relatively, so the copy is
+self-contained). Both versions build the same network from the same seed and train on the same
+batch; old and new steps alternate, repeat after repeat, so machine noise hits both alike.
+Prints the median milliseconds per training step and per inference of each, and new / old.
+"""
+import argparse
+import dataclasses
+import importlib
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+import glassnet  # noqa: E402  (the working tree)
+
+SETTINGS = [("simple", 1), ("simple", 64), ("simple", 100), ("simple", 256),
+            ("lenet", 1), ("lenet", 64), ("lenet", 256)]
+
+
+def import_revision(revision, folder):
+    """``src/glassnet`` at ``revision`` as the package ``glassnet_old``."""
+    archive = Path(folder) / "old.tar"
+    subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), revision, "src/glassnet"], check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(folder, filter="data")
+    (Path(folder) / "src" / "glassnet").rename(Path(folder) / "glassnet_old")
+    sys.path.insert(0, str(folder))
+    return importlib.import_module("glassnet_old")
+
+
+def per_call_seconds(function, calls):
+    start = time.perf_counter()
+    for _ in range(calls):
+        function()
+    return (time.perf_counter() - start) / calls
+
+
+def calls_for(function, target_seconds=0.25):
+    """How many calls take about ``target_seconds`` (at least 2)."""
+    once = per_call_seconds(function, 2)
+    return max(2, int(target_seconds / max(once, 1e-6)))
+
+
+def compare(packages, arch, batch_size, dtype, repeats):
+    """Median seconds per training step and per inference for each package, interleaved."""
+    functions = {}
+    for label, package in packages.items():
+        cases = importlib.import_module(f"{package.__name__}.benchmark.cases")
+        case = dataclasses.replace(cases.CASES[arch], batch_size=batch_size)
+        x, y = cases.batch(case, dtype)
+        _, train_step, infer = cases.glassnet_trainer(case, dtype)
+        functions[label] = (lambda step=train_step: step(x, y), lambda run=infer: run(x))
+    times = {label: ([], []) for label in packages}
+    for kind in (0, 1):
+        calls = calls_for(functions["new"][kind])
+        for label in packages:                      # warm-up
+            per_call_seconds(functions[label][kind], 2)
+        for _ in range(repeats):
+            for label in packages:
+                times[label][kind].append(per_call_seconds(functions[label][kind], calls))
+    return {label: (statistics.median(train), statistics.median(infer)) for label, (train, infer) in times.items()}
+
+
+def threads_line():
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "BLAS: threadpoolctl not installed"
+    return "; ".join(f"{pool.get('internal_api')} {pool.get('version')} {pool.get('architecture')} "
+                     f"{pool.get('num_threads')} threads" for pool in threadpool_info())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--old", required=True, help="git revision to compare against (e.g. HEAD~1)")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as folder:
+        packages = {"old": import_revision(args.old, folder), "new": glassnet}
+        print(f"old: {args.old}   new: working tree   dtype {args.dtype}   median of {args.repeats} interleaved repeats")
+        print(f"NumPy {np.__version__}; {threads_line()}")
+        print(f"{'net':8} {'batch':>5} {'train old ms':>13} {'train new ms':>13} {'new/old':>8} "
+              f"{'infer old ms':>13} {'infer new ms':>13} {'new/old':>8}")
+        for arch, batch_size in SETTINGS:
+            result = compare(packages, arch, batch_size, np.dtype(args.dtype), args.repeats)
+            (old_train, old_infer), (new_train, new_infer) = result["old"], result["new"]
+            print(f"{arch:8} {batch_size:>5} {old_train * 1e3:>13.3f} {new_train * 1e3:>13.3f} "
+                  f"{new_train / old_train:>8.3f} {old_infer * 1e3:>13.3f} {new_infer * 1e3:>13.3f} "
+                  f"{new_infer / old_infer:>8.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
