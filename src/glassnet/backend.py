@@ -24,6 +24,11 @@ def _compat():
     return array_api_compat
 
 
+def _reduction(method):
+    """``xp.<method>(x, axis=None, keepdims=False)`` answered by the array method of that name."""
+    return staticmethod(lambda x, axis=None, keepdims=False: getattr(x, method)(axis=axis, keepdims=keepdims))
+
+
 class _NumPy:
     """NumPy's own namespace, with the standard's shape and reduction functions answered by the
     array methods. NumPy's module-level ``np.reshape``, ``np.sum``, ... dispatch through Python and
@@ -57,21 +62,7 @@ class _NumPy:
     def sum(x, axis=None, dtype=None, keepdims=False):
         return x.sum(axis=axis, dtype=dtype, keepdims=keepdims)
 
-    @staticmethod
-    def mean(x, axis=None, keepdims=False):
-        return x.mean(axis=axis, keepdims=keepdims)
-
-    @staticmethod
-    def max(x, axis=None, keepdims=False):
-        return x.max(axis=axis, keepdims=keepdims)
-
-    @staticmethod
-    def any(x, axis=None, keepdims=False):
-        return x.any(axis=axis, keepdims=keepdims)
-
-    @staticmethod
-    def argmax(x, axis=None, keepdims=False):
-        return x.argmax(axis=axis, keepdims=keepdims)
+    mean, max, any, argmax = (_reduction(name) for name in ("mean", "max", "any", "argmax"))
 
 
 NUMPY = _NumPy()
