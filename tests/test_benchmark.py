@@ -50,3 +50,16 @@ def test_bench_smoke_run_writes_json_and_markdown(tmp_path, capsys):
 def test_bench_rejects_bad_settings(tmp_path, capsys):
     assert cli.main(["bench", "--smoke", "--threads", "0", "--out", str(tmp_path)]) == 1
     assert "--threads" in capsys.readouterr().err
+
+
+def test_bench_epoch_trains_both_frameworks_on_the_same_order_and_reports_both(tmp_path, capsys):
+    """``--epoch``: one epoch each, same initial weights and sample order, so (float32 round-off aside)
+    the two test accuracies agree; times are reported, never judged here."""
+    assert cli.main(["bench", "--epoch", "mnist5k", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "bench-epoch.json").read_text())["epoch"]
+    assert report["images"] == 4000 and report["batch_size"] == 100
+    for framework in ("glassnet", "pytorch"):
+        assert report[framework]["seconds"] > 0
+    assert abs(report["glassnet"]["accuracy"] - report["pytorch"]["accuracy"]) <= 0.01
+    assert report["glassnet"]["accuracy"] > 0.8
+    assert "glassnet is" in capsys.readouterr().out
