@@ -43,6 +43,7 @@ def test_bench_smoke_run_writes_json_and_markdown(tmp_path, capsys):
     assert report["seed_loops_img_s"] > 0
     markdown = (tmp_path / "bench.md").read_text()
     assert "| simple | 100 |" in markdown and "SMOKE RUN" in markdown
+    assert set(report["threads"]["lenet"]) == {"1", "2"} and "against threads" in markdown
     assert markdown in capsys.readouterr().out
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
 

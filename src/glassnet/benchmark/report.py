@@ -44,6 +44,15 @@ def render_markdown(report):
             torch = figures.get("pytorch", {}).get("median")
             lines.append(f"| {name} | {size} | {glass:,.0f} | {_figure(torch)} | "
                          f"{_figure(glass / torch if torch else None, 2)} |")
+    if report.get("threads"):
+        lines += ["", "Training throughput against threads (BLAS and PyTorch threads; img/s):", "",
+                  "| net | threads | glassnet | PyTorch | ratio |", "|---|---|---|---|---|"]
+        for name, by_count in report["threads"].items():
+            for count, figures in by_count.items():
+                glass = figures["glassnet"]["median"]
+                torch = figures.get("pytorch", {}).get("median")
+                lines.append(f"| {name} | {count} | {glass:,.0f} | {_figure(torch)} | "
+                             f"{_figure(glass / torch if torch else None, 2)} |")
     for name, rows in report.get("profile", {}).items():
         total = sum(f + b for _, f, b in rows)
         lines += ["", f"glassnet profile, {name} (ms per training step, {total:.2f} ms in all):", "",

@@ -21,7 +21,7 @@ from .cases import CASES, batch, glassnet_trainer, torch_trainer, glassnet_optim
 from .epoch import epoch_markdown, epoch_report
 from .seed_loops import SeedStyleNet
 
-SCALING_BATCHES = (16, 32, 64, 128, 256)
+SCALING_BATCHES = (16, 32, 64, 128, 256, 512)
 
 
 def build_parser(parser=None):
@@ -92,6 +92,23 @@ def seed_loop_rate(repeats, seconds):
     return result["seed loops"]["median"]
 
 
+def thread_scaling(args, torch, repeats, seconds):
+    """Training img/s of both reference nets with 1 thread and with ``args.threads`` (BLAS and PyTorch)."""
+    from threadpoolctl import threadpool_limits
+    figures = {}
+    for count in sorted({1, args.threads}):
+        threadpool_limits(count)
+        if torch is not None:
+            torch.set_num_threads(count)
+        for name in ("simple", "lenet"):
+            figures.setdefault(name, {})[str(count)] = time_case(CASES[name], args.dtype, torch, max(1, repeats // 2),
+                                                                 seconds)["train"]
+    threadpool_limits(args.threads)
+    if torch is not None:
+        torch.set_num_threads(args.threads)
+    return figures
+
+
 def ratio(result, kind):
     figures = result[kind]
     if "pytorch" not in figures:
@@ -127,6 +144,7 @@ def run(args):
         report["scaling"][name] = {
             str(b): time_case(CASES[name], args.dtype, torch, max(1, repeats // 2), seconds, batch_size=b)["train"]
             for b in batches}
+    report["threads"] = thread_scaling(args, torch, repeats, seconds)
     if args.profile or args.smoke:
         report["profile"] = {}
         for name in ("simple", "lenet"):
