@@ -13,6 +13,7 @@ import numpy as np
 
 from . import datasets, plots, presets
 from .backend import DEVICES, resolve_device
+from .distributed import world
 from .errors import GlassnetError
 from .benchmark.run import build_parser as benchmark_parser
 from .explain import NET_HELP, explain_network, parse_net, seed_example
@@ -40,6 +41,9 @@ def build_parser():
     train.add_argument("--lr", type=float)
     train.add_argument("--optimizer", choices=["sgd", "momentum", "adam"])
     train.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    train.add_argument("--distributed", action="store_true",
+                       help="data-parallel over the processes of mpiexec -n N (pip install 'glassnet[mpi]'); "
+                            "rank 0 prints and writes")
     train.add_argument("--device", choices=sorted(DEVICES), default="cpu",
                        help="where the arithmetic runs: " + "; ".join(f"{k}: {v}" for k, v in DEVICES.items()))
     train.add_argument("--seed", type=int, help="weight and shuffling seed (default: the dataset's, else 0)")
@@ -171,8 +175,11 @@ def command_train(args):
         Path(args.plots).mkdir(parents=True, exist_ok=True)  # fail now, not after training
     xp, device = resolve_device(args.device)
     model.to(xp, device)
+    root = not args.distributed or world().is_root
+    if not root:
+        args.quiet, args.plots = True, None           # only rank 0 prints and writes
     log = (lambda line: None) if args.quiet else print
-    for note in dataset.notes:
+    for note in dataset.notes if root else ():
         print(f"note: {note}", file=sys.stderr)
     augment = settings.get("augment")
     log(f"training {settings['arch']} on {dataset.description}: {settings['epochs']} epochs, batch "
@@ -186,8 +193,10 @@ def command_train(args):
                         seed=settings["seed"], verbose=not args.quiet, log=log, checkpoint=checkpoint,
                         validation_data=(dataset.x_test, dataset.y_test) if args.plots else None,
                         checkpoint_every=settings["checkpoint_every"], resume=bool(args.resume),
-                        augment=settings.get("augment"))
+                        augment=settings.get("augment"), distributed=args.distributed)
     seconds = time.perf_counter() - started
+    if not root:
+        return
     line = test_line(model, dataset, settings["loss"])
     path = save(model, args.out)
     print(f"trained in {seconds:.1f} s; model saved to {path}")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import all_finite, device_of, host_floats, namespace, to_namespace, to_numpy
+from .backend import NUMPY, all_finite, device_of, host_floats, namespace, to_namespace, to_numpy
 from .callbacks import BatchEnd, Callback, EpochEnd, StopTraining, notify
 from .augment import Augment
 from .checkpoint import generator_from_state, generator_state, load_checkpoint, previous_path, restore, save_checkpoint
@@ -23,6 +23,8 @@ from .losses import BinaryCrossEntropy, CrossEntropy, Loss, MSE, SoftmaxCrossEnt
 from .layers.activations import ReLU
 from .optim import SGD, Adam, Optimizer
 from .display import History
+from .distributed import attach, world
+from .distributed import step_figures as group_step_figures
 from .imageset import ImageSet
 from .validation import as_float_array, foreign_array, make_rng, positive_int
 
@@ -141,7 +143,7 @@ class ProgressBar(Callback):
 
 def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None, validation_data=None,
         shuffle=True, seed=None, verbose=True, log=print, checkpoint=None, checkpoint_every=None, resume=False,
-        callbacks=(), augment=None):
+        callbacks=(), augment=None, distributed=False):
     """Train ``model`` on (x, y); returns a history dict of per-epoch lists.
 
     Parameters
@@ -163,6 +165,9 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
         (so runs and resumed checkpoints are reproducible)
     callbacks : listeners with ``on_batch_end(BatchEnd)`` / ``on_epoch_end(EpochEnd)`` (see
         ``glassnet.callbacks``); one raising ``StopTraining`` ends training after that batch.
+    distributed : data-parallel over the processes ``mpiexec`` started (see ``glassnet.distributed``):
+        each trains on its share of every global batch of ``batch_size``; the result equals one
+        process's. Only rank 0 prints and writes checkpoints.
 
     Returns
     -------
@@ -184,6 +189,11 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
     listeners = _listeners(callbacks)
     augmenter = Augment.parse(augment) if augment is not None else None
     x, y = check_xy(model, x, y, "fit")
+    group = _group(model, x.shape[0], batch_size, epochs) if distributed else None
+    if group is not None and not group.is_root:
+        verbose, log, checkpoint_writer = False, (lambda line: None), False
+    else:
+        checkpoint_writer = True
     progress = ProgressBar(x.shape[0], epochs) if verbose else None
     if progress is not None:
         listeners.append(progress)
@@ -203,14 +213,29 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
     history = state["history"]
     try:
         _epochs(model, x, y, epochs, batch_size, loss, optimizer, validation_data, shuffle, verbose, log,
-                checkpoint, checkpoint_every, listeners, state, order, rng, augmenter)
+                checkpoint, checkpoint_every, listeners, state, order, rng, augmenter, group, checkpoint_writer)
     except StopTraining:
         pass  # a listener asked to stop: the weights stay as the last step left them
     finally:
         if progress is not None:
             progress.close()
+        if group is not None:
+            attach(model, None)
     model.eval()
     return history
+
+
+def _group(model, n, batch_size, epochs):
+    """The MPI group for ``fit(distributed=True)``, after checking every rank can take part."""
+    group = world()
+    if model.place()[0] is not NUMPY:
+        raise GlassnetError("fit(distributed=True): the model must be on NumPy (model.to(numpy))")
+    group.same_everywhere((n, batch_size, epochs), "the number of samples, the batch size and the epochs")
+    smallest = n % batch_size or batch_size
+    if min(batch_size, n) < group.size or smallest < group.size:
+        raise GlassnetError(f"fit(distributed=True): every batch needs at least one sample per rank: "
+                            f"{group.size} ranks, batch size {batch_size}, last batch {smallest}")
+    return group
 
 
 def _listeners(callbacks):
@@ -223,7 +248,8 @@ def _listeners(callbacks):
 
 
 def _epochs(model, x, y, epochs, batch_size, loss, optimizer, validation_data, shuffle, verbose, log,
-            checkpoint, checkpoint_every, listeners, state, order, rng, augmenter=None):
+            checkpoint, checkpoint_every, listeners, state, order, rng, augmenter=None, group=None,
+            checkpoint_writer=True):
     """The epoch loop of ``fit`` from where ``state`` says it stands."""
     n = x.shape[0]
     history = state["history"]
@@ -241,12 +267,21 @@ def _epochs(model, x, y, epochs, batch_size, loss, optimizer, validation_data, s
                 batch_number = start // batch_size + 1
                 batch = order[start:start + batch_size]
                 inputs = x[batch] if augmenter is None else augmenter(np.asarray(x[batch]), rng)
+                targets = y[batch]
+                if group is not None:                  # this rank's share of the global batch
+                    share = group.share(len(batch))
+                    inputs, targets = inputs[share], targets[share]
+                    attach(model, group, (share.start, len(batch)))
                 outputs = model.forward(to_namespace(inputs, xp, device))
-                loss_value = loss.forward_value(outputs, y[batch])
-                model.backward(loss.backward(), input_grad=False)
+                loss_value = loss.forward_value(outputs, targets)
+                weight = len(targets) / len(batch)      # this share's part of the global mean loss
+                model.backward(loss.backward() * weight if group is not None else loss.backward(), input_grad=False)
                 where = f"epoch {epoch}, batch {batch_number}"
-                right = correct_count(loss, outputs, y[batch]) if tracks_accuracy else None
-                batch_loss, norms, dead, right = step_figures(model, loss_value, right)   # one host transfer
+                right = correct_count(loss, outputs, targets) if tracks_accuracy else None
+                if group is None:
+                    batch_loss, norms, dead, right = step_figures(model, loss_value, right)   # one host transfer
+                else:
+                    batch_loss, norms, dead, right = group_step_figures(group, model, loss_value, right, weight)
                 if not np.isfinite(batch_loss):
                     raise TrainingDivergedError(f"fit: the loss became {batch_loss} at {where}"
                                                 + _last_good(checkpoint))
@@ -261,7 +296,8 @@ def _epochs(model, x, y, epochs, batch_size, loss, optimizer, validation_data, s
                                                            batch_accuracy, norms, dead, model))
                 if checkpoint_every and batch_number % checkpoint_every == 0 and position < n:
                     state.update(epoch=epoch, position=position, total_loss=total_loss, correct=correct)
-                    _save(checkpoint, model, optimizer, state, order, rng, where)
+                    if checkpoint_writer:
+                        _save(checkpoint, model, optimizer, state, order, rng, where)
             history["loss"].append(total_loss / n)
             close_sums(history, state["sums"])
             history["accuracy"].append(correct / n if tracks_accuracy else None)
@@ -273,7 +309,7 @@ def _epochs(model, x, y, epochs, batch_size, loss, optimizer, validation_data, s
             history["val_accuracy"].append(val_accuracy)
             order = None
             state.update(epoch=epoch + 1, position=0, total_loss=0.0, correct=0.0, sums=new_sums())
-            if checkpoint is not None:
+            if checkpoint is not None and checkpoint_writer:
                 _save(checkpoint, model, optimizer, state, np.arange(n), rng, f"the end of epoch {epoch}")
             notify(listeners, "on_epoch_end", EpochEnd(epoch, epochs, history, model))  # closes the bar first
             if verbose:

@@ -23,6 +23,7 @@ class Dropout(Layer):
         self.p = probability(p, "p", "Dropout")
         self.rng = make_rng(rng, "Dropout")
         self._scaled_mask = None
+        self.batch_share = None     # data-parallel training: (this rank's first row, global batch size)
 
     def get_config(self):
         return {"p": self.p}
@@ -32,7 +33,12 @@ class Dropout(Layer):
         if not self.training or self.p == 0.0:
             self._scaled_mask = None
             return x
-        keep = self.rng.random(tuple(x.shape)) >= self.p             # drawn on the host, as in a NumPy run
+        shape = tuple(x.shape)
+        if self.batch_share is None:
+            keep = self.rng.random(shape) >= self.p                  # drawn on the host, as in a NumPy run
+        else:                                                        # the global batch's mask, this rank's rows
+            first, total = self.batch_share
+            keep = (self.rng.random((total,) + shape[1:]) >= self.p)[first:first + shape[0]]
         scaled = keep.astype(self.dtype) / self.dtype.type(1.0 - self.p)
         self._scaled_mask = to_namespace(scaled, namespace(x), device_of(x))
         return x * self._scaled_mask
@@ -75,6 +81,7 @@ class BatchNorm2D(Layer):
         self.buffers["running_mean"] = np.zeros(C, dtype=self.dtype)
         self.buffers["running_var"] = np.ones(C, dtype=self.dtype)
         self._cache = None
+        self.group_sum = None       # data-parallel training: sums arrays over all ranks (distributed.py)
 
     def get_config(self):
         return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum}
@@ -87,9 +94,7 @@ class BatchNorm2D(Layer):
         same_place(x, self.params["weight"], "input", "BatchNorm2D")
         xp = namespace(x)
         if self.training:
-            count = x.shape[0] * x.shape[2] * x.shape[3]
-            mean = xp.mean(x, axis=(0, 2, 3))                   # (C,)
-            var = xp.var(x, axis=(0, 2, 3))                     # (C,) biased, used to normalise
+            mean, var, count = self._batch_statistics(x)        # (C,), (C,) biased, values per channel
             unbiased = var * (count / max(count - 1, 1))
             m = self.momentum
             self.buffers["running_mean"] = (1 - m) * self.buffers["running_mean"] + m * mean
@@ -99,13 +104,26 @@ class BatchNorm2D(Layer):
         inv_std = 1.0 / xp.sqrt(var + self.eps)                 # (C,)
         per_channel = lambda values: xp.reshape(values, (C, 1, 1))  # noqa: E731  (C,) -> (C, 1, 1)
         x_hat = (x - per_channel(mean)) * per_channel(inv_std)
-        self._cache = (x_hat, inv_std, self.training)
+        self._cache = (x_hat, inv_std, self.training, count if self.training else None)
         return x_hat * per_channel(self.params["weight"]) + per_channel(self.params["bias"])
+
+    def _batch_statistics(self, x):
+        """(mean, biased variance, count) per channel over the batch (over every rank's share of it
+        in data-parallel training: sums, then the mean, then the squared deviations' sums)."""
+        xp, count = namespace(x), x.shape[0] * x.shape[2] * x.shape[3]
+        if self.group_sum is None:
+            return xp.mean(x, axis=(0, 2, 3)), xp.var(x, axis=(0, 2, 3)), count
+        total, counts = self.group_sum([xp.sum(x, axis=(0, 2, 3)), np.array([count], dtype=np.float64)])
+        count = int(counts[0])
+        mean = total / count
+        deviations = x - xp.reshape(mean, (self.num_features, 1, 1))
+        (squares,) = self.group_sum([xp.sum(deviations * deviations, axis=(0, 2, 3))])
+        return mean, squares / count, count
 
     def backward(self, dy):
         """dy: (N, C, H, W) -> dL/dx: (N, C, H, W)."""
         self._require_cache(self._cache)
-        x_hat, inv_std, used_batch_stats = self._cache
+        x_hat, inv_std, used_batch_stats, count = self._cache
         dy = as_gradient(dy, self.dtype)
         self._check_grad_shape(dy, x_hat.shape)
         xp, C = namespace(dy), self.num_features
@@ -116,7 +134,11 @@ class BatchNorm2D(Layer):
         if not used_batch_stats:
             # fixed mean and variance: x_hat is affine in x
             return dy * scale
-        # mean and variance depend on x: dx = w/sigma * (dy - mean(dy) - x_hat * mean(dy * x_hat))
-        mean_dy = xp.reshape(xp.mean(dy, axis=(0, 2, 3)), (C, 1, 1))
-        mean_dy_xhat = xp.reshape(xp.mean(dy * x_hat, axis=(0, 2, 3)), (C, 1, 1))
-        return scale * (dy - mean_dy - x_hat * mean_dy_xhat)
+        # mean and variance depend on x: dx = w/sigma * (dy - mean(dy) - x_hat * mean(dy * x_hat)),
+        # the means over the whole batch (every rank's share of it in data-parallel training)
+        if self.group_sum is None:
+            mean_dy, mean_dy_xhat = xp.mean(dy, axis=(0, 2, 3)), xp.mean(dy * x_hat, axis=(0, 2, 3))
+        else:
+            sum_dy, sum_dy_xhat = self.group_sum([self.grads["bias"], self.grads["weight"]])
+            mean_dy, mean_dy_xhat = sum_dy / count, sum_dy_xhat / count
+        return scale * (dy - xp.reshape(mean_dy, (C, 1, 1)) - x_hat * xp.reshape(mean_dy_xhat, (C, 1, 1)))
