@@ -38,24 +38,26 @@ def render_markdown(report):
               f"{loops:,.0f} img/s: {seed / loops:,.1f}x faster.", "",
               "Training throughput against batch size (img/s):", "",
               "| net | batch | glassnet | PyTorch | ratio |", "|---|---|---|---|---|"]
-    for name, curve in report["scaling"].items():
-        for size, figures in curve.items():
-            glass = figures["glassnet"]["median"]
-            torch = figures.get("pytorch", {}).get("median")
-            lines.append(f"| {name} | {size} | {glass:,.0f} | {_figure(torch)} | "
-                         f"{_figure(glass / torch if torch else None, 2)} |")
+    lines += _throughput_rows(report["scaling"])
     if report.get("threads"):
         lines += ["", "Training throughput against threads (BLAS and PyTorch threads; img/s):", "",
                   "| net | threads | glassnet | PyTorch | ratio |", "|---|---|---|---|---|"]
-        for name, by_count in report["threads"].items():
-            for count, figures in by_count.items():
-                glass = figures["glassnet"]["median"]
-                torch = figures.get("pytorch", {}).get("median")
-                lines.append(f"| {name} | {count} | {glass:,.0f} | {_figure(torch)} | "
-                             f"{_figure(glass / torch if torch else None, 2)} |")
+        lines += _throughput_rows(report["threads"])
     for name, rows in report.get("profile", {}).items():
         total = sum(f + b for _, f, b in rows)
         lines += ["", f"glassnet profile, {name} (ms per training step, {total:.2f} ms in all):", "",
                   "| layer | forward | backward |", "|---|---|---|"]
         lines += [f"| {label} | {forward:.2f} | {backward:.2f} |" for label, forward, backward in rows]
     return "\n".join(lines)
+
+
+def _throughput_rows(table):
+    """Rows "| net | setting | glassnet | PyTorch | ratio |" of ``{net: {setting: figures}}``."""
+    rows = []
+    for name, by_setting in table.items():
+        for setting, figures in by_setting.items():
+            glass = figures["glassnet"]["median"]
+            torch = figures.get("pytorch", {}).get("median")
+            rows.append(f"| {name} | {setting} | {glass:,.0f} | {_figure(torch)} | "
+                        f"{_figure(glass / torch if torch else None, 2)} |")
+    return rows
