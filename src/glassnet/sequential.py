@@ -6,6 +6,7 @@ import numpy as np
 
 from . import training
 from .backend import all_finite, device_of, namespace, same_place, to_numpy
+from .replicas import BatchSplit, parts_for
 from .errors import GlassnetError
 from .layers.base import Layer
 from .validation import as_float_array, resolve_dtype
@@ -40,6 +41,7 @@ class Sequential:
         # what predict needs beyond the weights: input shape, preprocessing, class names, loss
         self.metadata = {}
         self._optimizers = []     # weak references to optimizers on this model: model.to(...) moves their state
+        self._split = None        # the last forward pass, when it ran in parts (replicas.py)
         if dtype is not None:
             self.astype(dtype)
         self.training = True
@@ -58,6 +60,11 @@ class Sequential:
             host = to_numpy(x)
             raise GlassnetError(f"Sequential: the input holds NaN or Inf values "
                                 f"({int(np.sum(~np.isfinite(host)))} of {math.prod(host.shape)})")
+        self._split = None
+        parts = parts_for(self.layers, x)
+        if parts > 1:                             # both cores: see replicas.py
+            self._split = BatchSplit(self.layers, x, parts)
+            return self._split.output
         for layer in self.layers:
             x = layer.forward(x)
         return x
@@ -69,6 +76,9 @@ class Sequential:
 
         With ``input_grad=False`` (training) the first layer skips dL/dx and None is returned.
         """
+        if self._split is not None:               # the last forward ran in parts
+            split, self._split = self._split, None
+            return split.backward(dy, input_grad)
         for layer in reversed(self.layers[1:]):
             dy = layer.backward(dy)
         if input_grad:

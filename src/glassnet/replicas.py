@@ -1,0 +1,135 @@
+"""Both cores for one batch: the batch split over threads, each running the whole network on its part.
+
+NumPy runs the memory-bound passes (im2col, pooling, ReLU, transposes) on one core, and the BLAS
+threads of a GEMM cannot help with them. Here a large batch is cut into one contiguous part per
+thread; each thread runs every layer's forward (and later backward) on its part through its own
+*replicas* of the layers: shallow copies that share the parameters but keep their own caches and
+gradients. Each thread's BLAS runs single-threaded meanwhile (threadpoolctl), so the threads do
+not fight over the cores. Backward sums the replicas' gradients into the layers' ``grads``: a
+GEMM over the whole batch, written as a sum of two GEMMs over its halves (the same numbers up to
+the order of floating-point sums).
+
+Measured on this 2-core machine, float32 training steps: simple, batch 100: 18.3 -> 14.9 ms;
+lenet, batch 64: 17.6 -> 14.6 ms; lenet, batch 256: 61.3 -> 41.9 ms.
+
+Used for NumPy models in which every layer treats samples independently (no BatchNorm2D, whose
+statistics couple the batch, and no Dropout, whose masks come from one generator), on batches of at
+least ``MIN_PART`` samples per part, when threadpoolctl is installed and more than one CPU is usable.
+``GLASSNET_THREADS=1`` turns it off.
+"""
+import copy
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+MIN_PART = 48          # samples per part at least: below, thread hand-offs and the GIL eat the gain
+# glassnet's layers that treat every sample on its own and keep their state in attributes
+PER_SAMPLE = {"Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
+              "Identity", "Softmax"}
+_pool = None
+_controller = None
+
+
+def thread_count():
+    """Parts a batch is cut into: ``GLASSNET_THREADS``, else the CPUs this process may use (at most 4)."""
+    setting = os.environ.get("GLASSNET_THREADS", "")
+    if setting.isdigit() and int(setting) >= 1:
+        return int(setting)
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:                  # not on Linux
+        usable = os.cpu_count() or 1
+    return max(1, min(usable, 4))
+
+
+def _blas_controller():
+    """threadpoolctl's controller (to run the BLAS single-threaded inside the threads), or None."""
+    global _controller
+    if _controller is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _controller = False
+        else:
+            _controller = ThreadpoolController()
+    return _controller or None
+
+
+def _run(parts, work):
+    """``work(k)`` for k in range(parts), the first on this thread, the others on the pool; BLAS at 1 thread."""
+    global _pool
+    if _pool is None or _pool._max_workers < parts - 1:
+        _pool = ThreadPoolExecutor(max_workers=parts - 1, thread_name_prefix="glassnet")
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        pending = [_pool.submit(work, k) for k in range(1, parts)]
+        work(0)
+        for future in pending:
+            future.result()                     # a thread's exception is raised here
+
+
+class BatchSplit:
+    """One forward pass of a model cut into parts, kept until its backward pass."""
+
+    def __init__(self, layers, x, parts):
+        n = x.shape[0]
+        bounds = [n * k // parts for k in range(parts + 1)]
+        self.slices = [slice(bounds[k], bounds[k + 1]) for k in range(parts)]
+        self.layers = layers
+        self.replicas = [[_replica(layer) for layer in layers] for _ in range(parts)]
+        outputs = [None] * parts
+
+        def forward(k):
+            h = x[self.slices[k]]
+            for replica in self.replicas[k]:
+                h = replica.forward(h)
+            outputs[k] = h
+        _run(parts, forward)
+        self.output = np.concatenate(outputs)
+        for index, layer in enumerate(layers):        # what fit reads after a forward pass: ReLU masks
+            layer.clear_cache()
+            if hasattr(layer, "positive_mask"):
+                layer._cache = np.concatenate([replicas[index]._cache for replicas in self.replicas])
+
+    def backward(self, dy, input_grad):
+        """dy: dL/d(output) of the whole batch -> dL/dx (or None); the layers' grads summed over the parts."""
+        parts = len(self.slices)
+        inputs = [None] * parts
+
+        def backward(k):
+            g = dy[self.slices[k]]
+            for replica in reversed(self.replicas[k][1:]):
+                g = replica.backward(g)
+            if input_grad:
+                inputs[k] = self.replicas[k][0].backward(g)
+            else:
+                self.replicas[k][0].backward_parameters(g)
+        _run(parts, backward)
+        for index, layer in enumerate(self.layers):
+            for key in layer.params:
+                total = self.replicas[0][index].grads[key]
+                for replicas in self.replicas[1:]:
+                    total = total + replicas[index].grads[key]
+                layer.grads[key] = total
+        return np.concatenate(inputs) if input_grad else None
+
+
+def _replica(layer):
+    """A shallow copy of ``layer``: the same parameters, its own caches and gradients."""
+    replica = copy.copy(layer)
+    replica.grads = {}
+    return replica
+
+
+def parts_for(layers, x):
+    """How many parts to cut the batch ``x`` into (1: run as usual)."""
+    if type(x) is not np.ndarray:
+        return 1
+    parts = min(thread_count(), x.shape[0] // MIN_PART)
+    if parts < 2 or _blas_controller() is None:
+        return 1
+    if any(type(layer).__name__ not in PER_SAMPLE for layer in layers):
+        return 1
+    if any(type(value) is not np.ndarray for layer in layers for value in layer.params.values()):
+        return 1
+    return parts

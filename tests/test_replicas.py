@@ -1,0 +1,84 @@
+"""A batch cut into parts over threads (replicas.py) computes what one pass computes: float64 against
+the one-thread pass (1e-12) and PyTorch (1e-10), float32 against the float64 reference to float32
+precision, and the ReLU masks fit reads afterwards."""
+import numpy as np
+import pytest
+import torch
+
+import glassnet as gn
+from glassnet.replicas import BatchSplit, parts_for
+from reference import assert_matches
+
+
+def network(dtype=np.float64):
+    return gn.Sequential([
+        gn.Conv2D(2, 5, 3, padding=1, rng=0), gn.ReLU(), gn.MaxPool2D(2),
+        gn.Conv2D(5, 4, (2, 3), stride=(1, 2), rng=1), gn.LeakyReLU(0.1), gn.AvgPool2D(2, stride=1),
+        gn.Flatten(), gn.Dense(4 * 3 * 1, 7, rng=2), gn.Tanh(), gn.Dense(7, 3, rng=3),
+    ], dtype=dtype)
+
+
+def one_step(model, x, y):
+    loss = gn.SoftmaxCrossEntropy()
+    value = loss.forward(model.forward(x), y)
+    dx = model.backward(loss.backward())
+    return value, dx, {name: grad.copy() for name, grad in model.gradients().items()}
+
+
+@pytest.fixture
+def batch():
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((150, 2, 10, 10)), rng.integers(0, 3, 150)
+
+
+def test_the_batch_is_cut_when_it_is_large_and_every_layer_is_per_sample(monkeypatch, batch):
+    monkeypatch.setenv("GLASSNET_THREADS", "2")
+    x, _ = batch
+    assert parts_for(network().layers, x) == 2
+    assert parts_for(network().layers, x[:60]) == 1                      # under 48 samples per part
+    with_bn = gn.Sequential([gn.Conv2D(2, 2, 3, rng=0), gn.BatchNorm2D(2)])
+    assert parts_for(with_bn.layers, x) == 1                             # batch statistics couple samples
+    monkeypatch.setenv("GLASSNET_THREADS", "1")
+    assert parts_for(network().layers, x) == 1
+
+
+def test_parts_over_threads_equal_one_pass_and_pytorch(monkeypatch, batch):
+    x, y = batch
+    monkeypatch.setenv("GLASSNET_THREADS", "1")
+    alone = network()
+    value_1, dx_1, grads_1 = one_step(alone, x, y)
+    monkeypatch.setenv("GLASSNET_THREADS", "2")
+    split = network()
+    value_2, dx_2, grads_2 = one_step(split, x, y)
+    assert value_2 == pytest.approx(value_1, rel=1e-12)
+    assert_matches(dx_2, dx_1, rtol=1e-12)
+    for name, grad in grads_1.items():
+        assert_matches(grads_2[name], grad, rtol=1e-12)
+    twin = gn.to_torch(network())
+    x_t = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.cross_entropy(twin(x_t), torch.tensor(y)).backward()
+    assert_matches(dx_2, x_t.grad)
+    assert_matches(grads_2["0.weight"], twin[0].weight.grad)
+    # fit reads the ReLU's mask after a forward pass: the whole batch's, gathered from the parts
+    np.testing.assert_array_equal(split[1].positive_mask(), alone[1].positive_mask())
+
+
+def test_float32_parts_agree_with_the_float64_reference_to_float32_precision(monkeypatch, batch):
+    x, y = batch
+    monkeypatch.setenv("GLASSNET_THREADS", "2")
+    value_32, dx_32, grads_32 = one_step(network(np.float32), x.astype(np.float32), y)
+    value_64, dx_64, grads_64 = one_step(network(np.float64), x, y)
+    assert dx_32.dtype == np.float32 and all(g.dtype == np.float32 for g in grads_32.values())
+    assert value_32 == pytest.approx(value_64, rel=1e-5)
+    assert_matches(dx_32, dx_64, rtol=2e-4)
+    for name, grad in grads_64.items():
+        assert_matches(grads_32[name], grad, rtol=2e-4)
+
+
+def test_a_thread_error_reaches_the_caller(monkeypatch, batch):
+    monkeypatch.setenv("GLASSNET_THREADS", "2")
+    x, _ = batch
+    model = network()
+    split = BatchSplit(model.layers, x, 2)
+    with pytest.raises(gn.GlassnetError, match="upstream gradient"):
+        split.backward(np.zeros((150, 4)), input_grad=True)
