@@ -93,17 +93,20 @@ def seed_loop_rate(repeats, seconds):
 
 
 def thread_scaling(args, torch, repeats, seconds):
-    """Training img/s of both reference nets with 1 thread and with ``args.threads`` (BLAS and PyTorch)."""
+    """Training img/s of both reference nets with 1 thread and with ``args.threads`` (BLAS, glassnet's
+    batch split and PyTorch alike)."""
     from threadpoolctl import threadpool_limits
     figures = {}
     for count in sorted({1, args.threads}):
         threadpool_limits(count)
+        os.environ["GLASSNET_THREADS"] = str(count)
         if torch is not None:
             torch.set_num_threads(count)
         for name in ("simple", "lenet"):
             figures.setdefault(name, {})[str(count)] = time_case(CASES[name], args.dtype, torch, max(1, repeats // 2),
                                                                  seconds)["train"]
     threadpool_limits(args.threads)
+    os.environ["GLASSNET_THREADS"] = str(args.threads)
     if torch is not None:
         torch.set_num_threads(args.threads)
     return figures
@@ -128,6 +131,7 @@ def run(args):
                             f"Received: {args.threads}, {args.repeats}, {args.seconds}")
     torch = _torch_or_none(args.no_torch, args.threads)
     threadpool_limits(args.threads)
+    os.environ["GLASSNET_THREADS"] = str(args.threads)     # glassnet's batch split too (replicas.py)
     repeats, seconds = (1, 0.01) if args.smoke else (args.repeats, args.seconds)
     started = time.perf_counter()
     report = {"environment": environment(args.threads, torch), "dtype": args.dtype, "smoke": args.smoke,
@@ -166,6 +170,7 @@ def run_epoch(args):
         raise GlassnetError("glassnet bench needs threadpoolctl: pip install 'glassnet[bench]'") from None
     torch = _torch_or_none(args.no_torch, args.threads)
     threadpool_limits(args.threads)
+    os.environ["GLASSNET_THREADS"] = str(args.threads)
     started = time.perf_counter()
     report = {"environment": environment(args.threads, torch), "dtype": args.dtype,
               "epoch": epoch_report(args.epoch, np.dtype(args.dtype), torch)}
