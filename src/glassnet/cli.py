@@ -134,7 +134,52 @@ def build_parser():
 
     bench = commands.add_parser("bench", help="time glassnet against PyTorch on the same nets (benchmarks/)")
     benchmark_parser(bench)
+
+    sweep = commands.add_parser("sweep", help="one training run per combination of settings, on Ray Tune",
+                                description="Train every combination of --arch, --lr, --batch-size and --optimizer "
+                                            "on Ray Tune, print a table sorted by validation accuracy, write it as "
+                                            "CSV and JSON and save the best model, all inside --out. Needs "
+                                            "pip install 'glassnet[sweep]'.")
+    sweep.add_argument("--dataset", required=True, choices=sorted(datasets.LOADERS))
+    sweep.add_argument("--arch", required=True, type=word_list, help="comma-separated, e.g. lenet,mlp")
+    sweep.add_argument("--lr", required=True, type=number_list(float), help="comma-separated, e.g. 0.01,0.001")
+    sweep.add_argument("--batch-size", type=number_list(int), default=[32], help="comma-separated (default 32)")
+    sweep.add_argument("--optimizer", type=word_list, default=["adam"], help="comma-separated sgd, momentum, adam")
+    sweep.add_argument("--epochs", type=int, required=True)
+    sweep.add_argument("--scheduler", choices=["asha"], help="stop trials that fall behind early (ASHA)")
+    sweep.add_argument("--parallel", type=int, default=2, help="trials at once (default 2)")
+    sweep.add_argument("--address", help="an existing Ray cluster (ray start --head); default: a local Ray")
+    sweep.add_argument("--out", required=True, help="folder for Ray's files, the results and best.glassnet")
     return parser
+
+
+def word_list(text):
+    words = [word.strip() for word in text.split(",") if word.strip()]
+    if not words:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list. Received: {text!r}")
+    return words
+
+
+def number_list(kind):
+    def parse(text):
+        try:
+            return [kind(word) for word in word_list(text)]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s. Received: {text!r}") from None
+    return parse
+
+
+def command_sweep(args):
+    unknown = [arch for arch in args.arch if arch not in presets.ARCHITECTURES]
+    bad_optimizers = [name for name in args.optimizer if name not in ("sgd", "momentum", "adam")]
+    if unknown or bad_optimizers:
+        raise GlassnetError(f"sweep: unknown architecture(s) {unknown} or optimizer(s) {bad_optimizers}; "
+                            f"architectures: {', '.join(presets.ARCHITECTURES)}; optimizers: sgd, momentum, adam")
+    if args.epochs < 1 or args.parallel < 1 or any(b < 1 for b in args.batch_size) or any(lr <= 0 for lr in args.lr):
+        raise GlassnetError("sweep: --epochs, --parallel and batch sizes must be at least 1 and learning rates > 0")
+    from .sweep import run_sweep
+    run_sweep(args.dataset, args.arch, args.lr, args.batch_size, args.optimizer, args.epochs, args.out,
+              scheduler=args.scheduler, parallel=args.parallel, address=args.address)
 
 
 def test_line(model, dataset, loss_name):
@@ -388,7 +433,7 @@ def command_bench(args):
 COMMANDS = {"train": command_train, "evaluate": command_evaluate, "predict": command_predict,
             "summary": command_summary, "datasets": command_datasets,
             "explain": command_explain, "inspect": command_inspect, "bench": command_bench,
-            "studio": command_studio, "export": command_export, "import": command_import}
+            "studio": command_studio, "export": command_export, "import": command_import, "sweep": command_sweep}
 
 
 def main(argv=None):
