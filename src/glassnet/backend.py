@@ -117,6 +117,11 @@ def to_namespace(array, xp, device=None):
     return xp.asarray(np.ascontiguousarray(array), device=device, copy=True)
 
 
+def beside(reference, host_array):
+    """A host (NumPy) array moved into ``reference``'s library and onto its device."""
+    return to_namespace(host_array, namespace(reference), device_of(reference))
+
+
 def float_dtype(xp, dtype):
     """``xp``'s floating dtype with the precision of the NumPy dtype ``dtype`` (float32 or float64)."""
     return getattr(xp, np.dtype(dtype).name)
@@ -157,12 +162,6 @@ def pad_spatial(xp, x, pads, value=0.0):
     padded = xp.full((N, C, H + top + bottom, W + left + right), value, dtype=x.dtype, device=device_of(x))
     padded[:, :, top:top + H, left:left + W] = x
     return padded
-
-
-def one_hot(xp, labels, classes, dtype):
-    """Integer labels (N,) -> (N, classes) rows of 0 and 1 in ``dtype``."""
-    positions = xp.arange(classes, device=device_of(labels))
-    return xp.astype(xp.reshape(labels, (-1, 1)) == positions, dtype)
 
 
 def all_finite(xp, *arrays):

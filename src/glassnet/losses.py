@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from .backend import device_of, namespace, numpy_dtype, to_namespace, to_numpy
+from .backend import beside, namespace, numpy_dtype, to_numpy
 from .errors import GlassnetError, ShapeError
 from .layers.activations import log_softmax, softmax
 from .validation import as_float_array, foreign_array
@@ -106,11 +106,6 @@ class BinaryCrossEntropy(Loss):
         p, t = self._cache
         # dL/dp = (p - t) / (p (1 - p)) / n; the denominator floored at 1e-12 as in PyTorch
         return (p - t) / namespace(p).maximum(p * (1 - p), 1e-12) / math.prod(p.shape)
-
-
-def beside(pred, host_array):
-    """A host (NumPy) array moved into ``pred``'s array library and device."""
-    return to_namespace(host_array, namespace(pred), device_of(pred))
 
 
 def class_targets(owner, target, n, num_classes, dtype):

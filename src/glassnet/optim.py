@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from .backend import NUMPY, device_of, namespace, numpy_dtype, to_namespace, to_numpy
+from .backend import NUMPY, beside, namespace, numpy_dtype, to_namespace, to_numpy
 from .errors import GlassnetError
 from .validation import non_negative_number, positive_number, probability
 
@@ -62,11 +62,6 @@ class Optimizer:
         """Forget the stored gradients (backward overwrites them anyway)."""
         for _, layer, key in self.model.named_parameters():
             layer.grads.pop(key, None)
-
-
-def beside(param, host_array):
-    """A state array read from a checkpoint (NumPy), moved next to its parameter."""
-    return to_namespace(host_array, namespace(param), device_of(param))
 
 
 def _count(value, what):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import NUMPY, all_finite, device_of, host_floats, namespace, to_namespace, to_numpy
+from .backend import NUMPY, all_finite, beside, host_floats, namespace, to_namespace, to_numpy
 from .callbacks import BatchEnd, Callback, EpochEnd, StopTraining, notify
 from .augment import Augment
 from .checkpoint import generator_from_state, generator_state, load_checkpoint, previous_path, restore, save_checkpoint
@@ -68,10 +68,10 @@ def correct_count(loss, outputs, target):
     xp = namespace(outputs)
     if isinstance(loss, (SoftmaxCrossEntropy, CrossEntropy)):
         labels = target if target.ndim == 1 else target.argmax(axis=1)
-        labels = to_namespace(labels.astype(np.int64), xp, device_of(outputs))
+        labels = beside(outputs, labels.astype(np.int64))
         return xp.sum(xp.astype(xp.argmax(outputs, axis=1) == labels, outputs.dtype))
     if isinstance(loss, BinaryCrossEntropy):
-        positive = to_namespace(target > 0.5, xp, device_of(outputs))
+        positive = beside(outputs, target > 0.5)
         return xp.sum(xp.astype((outputs > 0.5) == positive, outputs.dtype)) / (math.prod(outputs.shape[1:]) or 1)
     return None
 
@@ -191,9 +191,7 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
     x, y = check_xy(model, x, y, "fit")
     group = _group(model, x.shape[0], batch_size, epochs) if distributed else None
     if group is not None and not group.is_root:
-        verbose, log, checkpoint_writer = False, (lambda line: None), False
-    else:
-        checkpoint_writer = True
+        verbose, log = False, (lambda line: None)
     progress = ProgressBar(x.shape[0], epochs) if verbose else None
     if progress is not None:
         listeners.append(progress)
@@ -213,7 +211,7 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
     history = state["history"]
     try:
         _epochs(model, x, y, epochs, batch_size, loss, optimizer, validation_data, shuffle, verbose, log,
-                checkpoint, checkpoint_every, listeners, state, order, rng, augmenter, group, checkpoint_writer)
+                checkpoint, checkpoint_every, listeners, state, order, rng, augmenter, group)
     except StopTraining:
         pass  # a listener asked to stop: the weights stay as the last step left them
     finally:
@@ -248,9 +246,9 @@ def _listeners(callbacks):
 
 
 def _epochs(model, x, y, epochs, batch_size, loss, optimizer, validation_data, shuffle, verbose, log,
-            checkpoint, checkpoint_every, listeners, state, order, rng, augmenter=None, group=None,
-            checkpoint_writer=True):
+            checkpoint, checkpoint_every, listeners, state, order, rng, augmenter=None, group=None):
     """The epoch loop of ``fit`` from where ``state`` says it stands."""
+    writes_checkpoints = group is None or group.is_root      # in data-parallel training, rank 0 only
     n = x.shape[0]
     history = state["history"]
     tracks_accuracy = not isinstance(loss, MSE)
@@ -296,7 +294,7 @@ def _epochs(model, x, y, epochs, batch_size, loss, optimizer, validation_data, s
                                                            batch_accuracy, norms, dead, model))
                 if checkpoint_every and batch_number % checkpoint_every == 0 and position < n:
                     state.update(epoch=epoch, position=position, total_loss=total_loss, correct=correct)
-                    if checkpoint_writer:
+                    if writes_checkpoints:
                         _save(checkpoint, model, optimizer, state, order, rng, where)
             history["loss"].append(total_loss / n)
             close_sums(history, state["sums"])
@@ -309,7 +307,7 @@ def _epochs(model, x, y, epochs, batch_size, loss, optimizer, validation_data, s
             history["val_accuracy"].append(val_accuracy)
             order = None
             state.update(epoch=epoch + 1, position=0, total_loss=0.0, correct=0.0, sums=new_sums())
-            if checkpoint is not None and checkpoint_writer:
+            if checkpoint is not None and writes_checkpoints:
                 _save(checkpoint, model, optimizer, state, np.arange(n), rng, f"the end of epoch {epoch}")
             notify(listeners, "on_epoch_end", EpochEnd(epoch, epochs, history, model))  # closes the bar first
             if verbose:

@@ -7,7 +7,7 @@ import numbers
 
 import numpy as np
 
-from .backend import float_dtype, namespace
+from .backend import _compat, float_dtype, namespace
 from .errors import GlassnetError, ShapeError
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -74,8 +74,14 @@ def foreign_array(x):
     """True for an array of another Array API library (array-api-strict, PyTorch, CuPy, ...)."""
     if isinstance(x, np.ndarray) or not (hasattr(x, "shape") and hasattr(x, "dtype")):
         return False
-    from .backend import _compat
     return _compat().is_array_api_obj(x)
+
+
+def _in_precision(x, dtype):
+    """A foreign array ``x`` in its own library with ``dtype``'s precision (a copy only when it differs)."""
+    xp = namespace(x)
+    wanted = float_dtype(xp, dtype)
+    return x if x.dtype == wanted else xp.astype(x, wanted)
 
 
 def as_float_array(x, owner, dtype, name="input"):
@@ -89,11 +95,9 @@ def as_float_array(x, owner, dtype, name="input"):
     if type(x) is np.ndarray and x.dtype == dtype:      # the common case, answered first
         return x
     if foreign_array(x):
-        xp = namespace(x)
-        if not xp.isdtype(x.dtype, "real floating"):
+        if not namespace(x).isdtype(x.dtype, "real floating"):
             raise GlassnetError(f"{owner}: {name} must be a floating-point array. Received: dtype={x.dtype}")
-        wanted = float_dtype(xp, dtype)
-        return x if x.dtype == wanted else xp.astype(x, wanted)
+        return _in_precision(x, dtype)
     array = np.asarray(x)
     if array.dtype.kind != "f":
         raise GlassnetError(
@@ -108,9 +112,7 @@ def as_gradient(dy, dtype):
     if type(dy) is np.ndarray and dy.dtype == dtype:
         return dy
     if foreign_array(dy):
-        xp = namespace(dy)
-        wanted = float_dtype(xp, dtype)
-        return dy if dy.dtype == wanted else xp.astype(dy, wanted)
+        return _in_precision(dy, dtype)
     return np.asarray(dy, dtype=dtype)
 
 

@@ -52,14 +52,37 @@ def environment(threads, torch):
     return info
 
 
-def _torch_or_none(disabled, threads):
+def _torch_or_none(disabled):
     if disabled:
         return None
     try:
         import torch
     except ImportError:
         return None
-    torch.set_num_threads(threads)
+    return torch
+
+
+def use_threads(count, torch):
+    """``count`` threads for the BLAS, glassnet's batch split (replicas.py) and PyTorch alike."""
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(count)
+    os.environ["GLASSNET_THREADS"] = str(count)
+    if torch is not None:
+        torch.set_num_threads(count)
+
+
+def frameworks(args):
+    """Check the settings and the tools, set the threads; returns torch (or None when absent or --no-torch)."""
+    try:
+        import threadpoolctl  # noqa: F401
+    except ImportError:
+        raise GlassnetError("glassnet bench needs threadpoolctl to set and report BLAS threads: "
+                            "pip install 'glassnet[bench]'") from None
+    if args.threads < 1 or args.repeats < 1 or args.seconds <= 0:
+        raise GlassnetError(f"bench: --threads and --repeats must be at least 1 and --seconds positive. "
+                            f"Received: {args.threads}, {args.repeats}, {args.seconds}")
+    torch = _torch_or_none(args.no_torch)
+    use_threads(args.threads, torch)
     return torch
 
 
@@ -95,20 +118,13 @@ def seed_loop_rate(repeats, seconds):
 def thread_scaling(args, torch, repeats, seconds):
     """Training img/s of both reference nets with 1 thread and with ``args.threads`` (BLAS, glassnet's
     batch split and PyTorch alike)."""
-    from threadpoolctl import threadpool_limits
     figures = {}
     for count in sorted({1, args.threads}):
-        threadpool_limits(count)
-        os.environ["GLASSNET_THREADS"] = str(count)
-        if torch is not None:
-            torch.set_num_threads(count)
+        use_threads(count, torch)
         for name in ("simple", "lenet"):
             figures.setdefault(name, {})[str(count)] = time_case(CASES[name], args.dtype, torch, max(1, repeats // 2),
                                                                  seconds)["train"]
-    threadpool_limits(args.threads)
-    os.environ["GLASSNET_THREADS"] = str(args.threads)
-    if torch is not None:
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads, torch)
     return figures
 
 
@@ -121,17 +137,7 @@ def ratio(result, kind):
 
 def run(args):
     """Every figure of the benchmark as a JSON-ready dict (see ``render_markdown``)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        raise GlassnetError("glassnet bench needs threadpoolctl to set and report BLAS threads: "
-                            "pip install 'glassnet[bench]'") from None
-    if args.threads < 1 or args.repeats < 1 or args.seconds <= 0:
-        raise GlassnetError(f"bench: --threads and --repeats must be at least 1 and --seconds positive. "
-                            f"Received: {args.threads}, {args.repeats}, {args.seconds}")
-    torch = _torch_or_none(args.no_torch, args.threads)
-    threadpool_limits(args.threads)
-    os.environ["GLASSNET_THREADS"] = str(args.threads)     # glassnet's batch split too (replicas.py)
+    torch = frameworks(args)
     repeats, seconds = (1, 0.01) if args.smoke else (args.repeats, args.seconds)
     started = time.perf_counter()
     report = {"environment": environment(args.threads, torch), "dtype": args.dtype, "smoke": args.smoke,
@@ -164,13 +170,7 @@ def run(args):
 
 def run_epoch(args):
     """The ``--epoch`` benchmark as a JSON-ready dict."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        raise GlassnetError("glassnet bench needs threadpoolctl: pip install 'glassnet[bench]'") from None
-    torch = _torch_or_none(args.no_torch, args.threads)
-    threadpool_limits(args.threads)
-    os.environ["GLASSNET_THREADS"] = str(args.threads)
+    torch = frameworks(args)
     started = time.perf_counter()
     report = {"environment": environment(args.threads, torch), "dtype": args.dtype,
               "epoch": epoch_report(args.epoch, np.dtype(args.dtype), torch)}

@@ -1,7 +1,7 @@
 """Dropout and batch normalisation: the layers that behave differently in training and evaluation."""
 import numpy as np
 
-from ..backend import device_of, namespace, same_place, to_namespace
+from ..backend import beside, namespace, same_place
 from ..validation import (as_float_array, as_gradient, check_batch, make_rng, positive_int, positive_number,
                           probability)
 from .base import Layer
@@ -40,7 +40,7 @@ class Dropout(Layer):
             first, total = self.batch_share
             keep = (self.rng.random((total,) + shape[1:]) >= self.p)[first:first + shape[0]]
         scaled = keep.astype(self.dtype) / self.dtype.type(1.0 - self.p)
-        self._scaled_mask = to_namespace(scaled, namespace(x), device_of(x))
+        self._scaled_mask = beside(x, scaled)
         return x * self._scaled_mask
 
     def backward(self, dy):
