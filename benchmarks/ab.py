@@ -66,9 +66,9 @@ def compare(packages, arch, batch_size, dtype, repeats):
         functions[label] = (lambda step=train_step: step(x, y), lambda run=infer: run(x))
     times = {label: ([], []) for label in packages}
     for kind in (0, 1):
-        calls = calls_for(functions["new"][kind])
-        for label in packages:                      # warm-up
+        for label in packages:                      # warm-up, old first (it starts its threads first)
             per_call_seconds(functions[label][kind], 2)
+        calls = calls_for(functions["new"][kind])
         for _ in range(repeats):
             for label in packages:
                 times[label][kind].append(per_call_seconds(functions[label][kind], calls))

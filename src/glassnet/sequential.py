@@ -8,6 +8,7 @@ from . import training
 from .backend import all_finite, device_of, namespace, same_place, to_numpy
 from .replicas import BatchSplit, parts_for
 from .errors import GlassnetError
+from .heap import keep_freed_memory
 from .layers.base import Layer
 from .validation import as_float_array, resolve_dtype
 
@@ -61,6 +62,7 @@ class Sequential:
             raise GlassnetError(f"Sequential: the input holds NaN or Inf values "
                                 f"({int(np.sum(~np.isfinite(host)))} of {math.prod(host.shape)})")
         self._split = None
+        keep_freed_memory()                       # once per process: see heap.py
         parts = parts_for(self.layers, x)
         if parts > 1:                             # both cores: see replicas.py
             self._split = BatchSplit(self.layers, x, parts)
