@@ -8,7 +8,8 @@ per step): simple b100 15.9 ms with 3,700 faults, lenet b256 63 ms with 6,000 (t
 threads free and allocate the most); with a pad kept, 0 faults after the first step.
 
 ``keep_freed_memory()`` asks malloc to keep a pad of free memory at the top of its heaps
-(``mallopt(M_TOP_PAD)``): large arrays then come from memory the process already holds. The pad
+(``mallopt(M_TOP_PAD)``) and to serve blocks under 32 MiB from its heaps rather than map them
+directly (``M_MMAP_THRESHOLD``): large arrays then come from memory the process already holds. The pad
 is address space until a step writes into it; the cost is that up to the pad's size of freed
 memory stays with the process instead of going back to the system. ``GLASSNET_MALLOC_PAD_MB``
 sets the pad (default 256; 0 leaves malloc alone). On other C libraries (macOS, musl, Windows)
@@ -17,7 +18,8 @@ this does nothing. ``Sequential.forward`` calls it once, the first time a model 
 import ctypes
 import os
 
-M_TOP_PAD = -2                 # glibc's mallopt parameter number (malloc.h)
+M_TOP_PAD, M_MMAP_THRESHOLD = -2, -3     # glibc's mallopt parameter numbers (malloc.h)
+MMAP_THRESHOLD = 32 * 2**20              # the largest glibc accepts on 64-bit (HEAP_MAX_SIZE / 2)
 DEFAULT_PAD_MB = 256
 _done = False
 
@@ -29,13 +31,20 @@ def pad_bytes():
 
 
 def set_top_pad(size):
-    """``mallopt(M_TOP_PAD, size)``; True if the C library took it (glibc), False otherwise."""
+    """``mallopt(M_TOP_PAD, size)`` and, for a pad, ``mallopt(M_MMAP_THRESHOLD, 32 MiB)``; True if the C
+    library took them (glibc), False otherwise."""
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):       # no C library to load, or one without mallopt
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    return mallopt(M_TOP_PAD, min(size, 2**31 - 1)) == 1
+    taken = mallopt(M_TOP_PAD, min(size, 2**31 - 1)) == 1
+    if taken and size:
+        # any mallopt call freezes glibc's own threshold for mapping blocks directly (128 KiB at
+        # start, raised as large blocks are freed): fixed at its ceiling instead, so that arrays
+        # under 32 MiB always come from the heap and its pad
+        taken = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+    return taken
 
 
 def keep_freed_memory():
