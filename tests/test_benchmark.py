@@ -2,7 +2,9 @@
 
 Speed is never asserted here: figures come from ``glassnet bench`` (see README, Performance).
 """
+import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,3 +66,15 @@ def test_bench_epoch_trains_both_frameworks_on_the_same_order_and_reports_both(t
     assert abs(report["glassnet"]["accuracy"] - report["pytorch"]["accuracy"]) <= 0.01
     assert report["glassnet"]["accuracy"] > 0.8
     assert "glassnet is" in capsys.readouterr().out
+
+
+def test_gemm_floor_script_prints_a_row_per_setting(capsys):
+    """benchmarks/floor.py (the matrix products of a step, timed beside PyTorch) runs on glassnet's current API."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "floor.py"
+    spec = importlib.util.spec_from_file_location("gemm_floor", path)
+    floor = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(floor)
+    floor.main(["--repeats", "1", "lenet:8"])
+    row = capsys.readouterr().out.strip().splitlines()[-1].split()
+    assert row[:2] == ["lenet", "8"] and len(row) == 9
+    assert all(float(figure) > 0 for figure in row[2:])
