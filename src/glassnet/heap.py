@@ -35,7 +35,7 @@ def set_top_pad(size):
     library took them (glibc), False otherwise."""
     try:
         mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):       # no C library to load, or one without mallopt
+    except (OSError, AttributeError, TypeError):   # no C library to load (Windows: TypeError), no mallopt
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     taken = mallopt(M_TOP_PAD, min(size, 2**31 - 1)) == 1
