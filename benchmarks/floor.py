@@ -18,9 +18,7 @@ optimizer all took no time at all.
 """
 import argparse
 import dataclasses
-import statistics
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,6 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from glassnet.benchmark import measure  # noqa: E402
 from glassnet.benchmark.cases import CASES, INPUT_SHAPE, batch, glassnet_trainer, torch_trainer  # noqa: E402
 from glassnet.layers import Conv2D, Dense  # noqa: E402
 from glassnet.layers.conv import weight_gradient  # noqa: E402
@@ -55,7 +54,9 @@ def products(model, samples, rng):
             weight = rng.standard_normal((layer.in_features, layer.out_features)).astype(np.float32)
             x = rng.standard_normal((samples, layer.in_features)).astype(np.float32)
             dy = rng.standard_normal((samples, layer.out_features)).astype(np.float32)
-            calls += [lambda x=x, w=weight: x @ w, lambda x=x, d=dy: x.T @ d, lambda d=dy, w=weight: d @ w.T]
+            calls += [lambda x=x, w=weight: x @ w, lambda x=x, d=dy: x.T @ d]
+            if index > 0:
+                calls.append(lambda d=dy, w=weight: d @ w.T)
         shape = out_shape
     return calls
 
@@ -78,13 +79,6 @@ def floor_steps(model, samples, controller):
                 call()
             other.result()
     return whole_step, split_step
-
-
-def per_call(function, calls):
-    started = time.perf_counter()
-    for _ in range(calls):
-        function()
-    return (time.perf_counter() - started) / calls
 
 
 def main(argv=None):
@@ -113,15 +107,8 @@ def main(argv=None):
         whole, split = floor_steps(model, size, controller)
         steps = {"pytorch": lambda: torch_train(tx, ty), "glassnet": lambda: glass_train(x, y),
                  "whole": whole, "split": split}
-        calls = {}
-        for label, step in steps.items():
-            step()
-            calls[label] = max(2, int(0.3 / per_call(step, 2)))
-        times = {label: [] for label in steps}
-        for _ in range(args.repeats):
-            for label, step in steps.items():
-                times[label].append(per_call(step, calls[label]) * 1e3)
-        ms = {label: statistics.median(values) for label, values in times.items()}
+        rates = measure.side_by_side(steps, 1, args.repeats, 0.3)        # calls per second, interleaved
+        ms = {label: 1e3 / figures["median"] for label, figures in rates.items()}
         floor = min(ms["whole"], ms["split"])
         target = ms["pytorch"] / TARGETS.get(size, 2.0)
         print(f"{name:7} {size:>5} {ms['pytorch']:>11.2f} {target:>10.2f} {ms['glassnet']:>12.2f} "

@@ -31,20 +31,18 @@ def pad_bytes():
 
 
 def set_top_pad(size):
-    """``mallopt(M_TOP_PAD, size)`` and, for a pad, ``mallopt(M_MMAP_THRESHOLD, 32 MiB)``; True if the C
-    library took them (glibc), False otherwise."""
+    """``mallopt(M_TOP_PAD, size)`` and ``mallopt(M_MMAP_THRESHOLD, 32 MiB)``; True if the C library took
+    them (glibc), False otherwise."""
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError, TypeError):   # no C library to load (Windows: TypeError), no mallopt
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    taken = mallopt(M_TOP_PAD, min(size, 2**31 - 1)) == 1
-    if taken and size:
-        # any mallopt call freezes glibc's own threshold for mapping blocks directly (128 KiB at
-        # start, raised as large blocks are freed): fixed at its ceiling instead, so that arrays
-        # under 32 MiB always come from the heap and its pad
-        taken = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
-    return taken
+    # any mallopt call freezes glibc's own threshold for mapping blocks directly (128 KiB at start,
+    # raised as large blocks are freed): fixed at its ceiling instead, so that arrays under 32 MiB
+    # always come from the heap and its pad
+    return (mallopt(M_TOP_PAD, min(size, 2**31 - 1)) == 1
+            and mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1)
 
 
 def keep_freed_memory():

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+from ..heap import keep_freed_memory
+
 
 def calibrate(step, target_seconds):
     """How many calls of ``step`` take about ``target_seconds`` (at least 1), after one warm-up call."""
@@ -62,6 +64,7 @@ def profile(model, loss, optimizer, x, y, steps):
 
     Returns a list of (label, forward ms, backward ms) rows, the last ones for the loss and optimizer.
     """
+    keep_freed_memory()                  # as Sequential.forward does, which this loop stands in for
     forward = [0.0] * len(model.layers)
     backward = [0.0] * len(model.layers)
     loss_time, optimizer_time = 0.0, 0.0
