@@ -26,10 +26,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from glassnet.benchmark import measure  # noqa: E402
-from glassnet.benchmark.cases import CASES, INPUT_SHAPE, batch, glassnet_trainer, torch_trainer  # noqa: E402
-from glassnet.layers import Conv2D, Dense  # noqa: E402
-from glassnet.layers.conv import weight_gradient  # noqa: E402
+from glassnet.apps.benchmark import measure  # noqa: E402
+from glassnet.apps.benchmark.cases import CASES, INPUT_SHAPE, batch, glassnet_trainer, torch_trainer  # noqa: E402
+from glassnet.nn.layers import Conv2D, Dense  # noqa: E402
+from glassnet.nn.layers.conv import weight_gradient  # noqa: E402
 
 SETTINGS = [("simple", 100), ("lenet", 64), ("simple", 256), ("lenet", 256)]
 TARGETS = {100: 2.0, 64: 2.0, 256: 1.5}          # issue 14's training targets (times PyTorch's speed)

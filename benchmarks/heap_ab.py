@@ -39,7 +39,7 @@ def child():
     import numpy as np
     from threadpoolctl import threadpool_limits
 
-    from glassnet.benchmark.cases import CASES, batch, glassnet_trainer
+    from glassnet.apps.benchmark.cases import CASES, batch, glassnet_trainer
     threadpool_limits(2)
     figures = {}
     for name, size in SETTINGS:

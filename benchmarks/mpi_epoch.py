@@ -13,7 +13,7 @@ import time
 from threadpoolctl import threadpool_limits
 
 import glassnet as gn
-from glassnet.distributed import world
+from glassnet.training.distributed import world
 
 
 def main():

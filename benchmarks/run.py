@@ -4,7 +4,7 @@ The same as ``glassnet bench``; see ``glassnet bench --help``.
 """
 import sys
 
-from glassnet.benchmark import main
+from glassnet.apps.benchmark import main
 
 if __name__ == "__main__":
     sys.exit(main())

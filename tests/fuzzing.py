@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 import glassnet as gn
-from glassnet.checkpoint import load_checkpoint
+from glassnet.files.serialization import load_checkpoint
 
 SECONDS_PER_INPUT = 5
 

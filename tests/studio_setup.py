@@ -34,7 +34,7 @@ def png_bytes(image):
 @contextlib.contextmanager
 def served(studio):
     """``studio`` served by uvicorn on 127.0.0.1 with a free port, in a thread; always stopped."""
-    from glassnet.studio.server import StudioServer
+    from glassnet.apps.studio.server import StudioServer
     server = StudioServer(studio, "127.0.0.1", 0).start_in_thread()
     try:
         yield server

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import glassnet as gn
-from glassnet.augment import Augment, warp
+from glassnet.data.augment import Augment, warp
 
 
 def batch(seed=0, shape=(6, 3, 7, 9)):

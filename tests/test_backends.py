@@ -137,7 +137,7 @@ def test_the_strict_library_refuses_what_glassnet_must_not_use():
 
 def test_train_on_torch_from_the_command_line(tmp_path):
     out = tmp_path / "digits.glassnet"
-    run = subprocess.run([sys.executable, "-m", "glassnet.cli", "train", "--dataset", "digits", "--epochs", "2",
+    run = subprocess.run([sys.executable, "-m", "glassnet.apps.cli", "train", "--dataset", "digits", "--epochs", "2",
                           "--device", "torch", "--quiet", "--out", str(out)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert "test accuracy" in run.stdout
@@ -145,7 +145,7 @@ def test_train_on_torch_from_the_command_line(tmp_path):
 
 
 def test_an_unavailable_device_is_one_clear_line(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "glassnet.cli", "train", "--dataset", "digits", "--device", "cuda",
+    run = subprocess.run([sys.executable, "-m", "glassnet.apps.cli", "train", "--dataset", "digits", "--device", "cuda",
                           "--out", str(tmp_path / "m")], capture_output=True, text=True)
     assert run.returncode == 1
     assert "Traceback" not in run.stderr

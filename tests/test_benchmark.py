@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from glassnet import cli
-from glassnet.benchmark.cases import CASES, batch
-from glassnet.interop.torch_convert import to_torch
-from glassnet.benchmark.seed_loops import SeedStyleNet
-from glassnet.presets import build
+from glassnet.apps import cli
+from glassnet.apps.benchmark.cases import CASES, batch
+from glassnet.files.torch_convert import to_torch
+from glassnet.apps.benchmark.seed_loops import SeedStyleNet
+from glassnet.models.presets import build
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

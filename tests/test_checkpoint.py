@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import glassnet as gn
-from glassnet.checkpoint import load_checkpoint, previous_path
+from glassnet.files.serialization import load_checkpoint
+from glassnet.training.checkpoint import previous_path
 from test_cli import run as glassnet
 
 from checkpoint_setup import SETTINGS, make_data, make_model

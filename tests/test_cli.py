@@ -11,7 +11,7 @@ INK, PAPER = (20, 20, 30), (250, 248, 240)
 
 def run(*args, cwd=None):
     """``glassnet ARGS`` in a fresh process (as a user runs it), in folder ``cwd``."""
-    return subprocess.run([sys.executable, "-m", "glassnet.cli", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "glassnet.apps.cli", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=600)
 
 

@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 
 import glassnet as gn
-from glassnet.datasets import cache as cache_module
-from glassnet.datasets.folder import image_folder, stratified_split
-from glassnet.imageset import ImageSet, normalise
-from glassnet.preprocessing import decode_resized, image_to_input, kind_of, resize_record
+from glassnet.data.datasets import cache as cache_module
+from glassnet.data.datasets.folder import image_folder, stratified_split
+from glassnet.data.imageset import ImageSet, normalise
+from glassnet.data.preprocessing import decode_resized, image_to_input, kind_of, resize_record
 
 
 @pytest.fixture(autouse=True)
@@ -260,7 +260,7 @@ def test_second_run_reads_the_cache_and_touching_a_file_invalidates_it(tmp_path,
 
 
 def test_a_killed_decode_leaves_no_cache_that_is_used(tmp_path, data_cache, monkeypatch):
-    from glassnet.datasets import folder as folder_module
+    from glassnet.data.datasets import folder as folder_module
     root = small_folder(tmp_path / "root", per_class=5)
     original, calls = folder_module.decode_resized, []
 

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 import glassnet as gn
-from glassnet.datasets.folder import image_folder
-from glassnet.imageset import ImageSet
+from glassnet.data.datasets.folder import image_folder
+from glassnet.data.imageset import ImageSet
 
 
 @pytest.fixture(autouse=True)
@@ -21,7 +21,7 @@ def data_cache(tmp_path, monkeypatch):
 
 
 def run(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "glassnet.cli", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "glassnet.apps.cli", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=900)
 
 
@@ -120,7 +120,7 @@ MEMORY_SCRIPT = textwrap.dedent("""
     import sys, threading, time
     import numpy as np
     import glassnet as gn
-    from glassnet.imageset import ImageSet
+    from glassnet.data.imageset import ImageSet
 
     path, count = sys.argv[1], int(sys.argv[2])
     pixels = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(count, 3, 64, 64))

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 import glassnet as gn
-from glassnet.training import in_notebook
+from glassnet.training.loop import in_notebook
 
 
 def small_model():

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from browser_setup import browser, shots, sync_api, watch_for_errors  # noqa: F401 (fixtures)
-from glassnet.cli import build_parser
+from glassnet.apps.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 

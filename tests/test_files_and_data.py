@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import glassnet as gn
-from glassnet.datasets import idx
+from glassnet.data.datasets import idx
 
 
 def small_model():
@@ -97,11 +97,11 @@ def test_nan_weights_are_rejected(tmp_path):
     assert path.read_bytes() == before and sorted(tmp_path.iterdir()) == [path]
     # a file holding NaN written by other means is refused on load
     from glassnet.archive import write_archive
-    from glassnet.serialization import FORMAT, VERSION, model_header
+    from glassnet.files.serialization import FORMAT, VERSION
     arrays = {name: value for name, value in
               ((f"{i}.{k}", v) for i, layer in enumerate(model.layers) for k, v in {**layer.params,
                                                                                     **layer.buffers}.items())}
-    write_archive(path, {"format": FORMAT, "version": VERSION, **model_header(model)}, arrays)
+    write_archive(path, {"format": FORMAT, "version": VERSION, **model.get_config()}, arrays)
     with pytest.raises(ValueError, match="NaN or Inf"):
         gn.load(path)
 

@@ -10,13 +10,13 @@ import sys
 
 import pytest
 
-from glassnet import heap
+from glassnet.training import heap
 
 STEPS_SCRIPT = """
 import json, resource, sys
 import numpy as np
 import glassnet as gn
-from glassnet.benchmark.cases import CASES, batch, glassnet_trainer
+from glassnet.apps.benchmark.cases import CASES, batch, glassnet_trainer
 x, y = batch(CASES["simple"], np.float32)
 _, train, _ = glassnet_trainer(CASES["simple"], np.float32)
 for _ in range(3):
@@ -31,7 +31,7 @@ print(json.dumps((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) /
 ARRAYS_SCRIPT = """
 import json, resource
 import numpy as np
-from glassnet.heap import keep_freed_memory
+from glassnet.training.heap import keep_freed_memory
 keep_freed_memory()                               # first thing: before any allocation has grown the heap
 for repeat in range(8):
     if repeat == 3:

@@ -10,7 +10,7 @@ import pytest
 
 import glassnet as gn
 from glassnet import archive as archive_module
-from glassnet.checkpoint import load_checkpoint
+from glassnet.files.serialization import load_checkpoint
 from fuzzing import fuzz
 
 

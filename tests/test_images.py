@@ -7,8 +7,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 import glassnet as gn
-from glassnet.datasets.builtin import mnist_preprocessing
-from glassnet.images import MAX_PIXELS, load_image, read_grey
+from glassnet.data.datasets.builtin import mnist_preprocessing
+from glassnet.data.images import MAX_PIXELS, read_grey
+from glassnet.data.preprocessing import load_image
 
 MNIST = mnist_preprocessing()
 
@@ -98,6 +99,6 @@ def test_the_cli_reports_bad_images_in_one_line(tmp_path):
     model.metadata = {"preprocessing": MNIST, "class_names": [str(d) for d in range(10)]}
     gn.save(model, tmp_path / "m.glassnet")
     (tmp_path / "bomb.png").write_bytes(png_declaring(100_000, 100_000))
-    result = subprocess.run([sys.executable, "-m", "glassnet.cli", "predict", str(tmp_path / "m.glassnet"),
+    result = subprocess.run([sys.executable, "-m", "glassnet.apps.cli", "predict", str(tmp_path / "m.glassnet"),
                              str(tmp_path / "bomb.png")], capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr

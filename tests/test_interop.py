@@ -258,7 +258,7 @@ def test_truncated_huge_unknown_custom_cyclic_and_branching_files_are_refused(tm
 
 
 def run(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "glassnet.cli", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "glassnet.apps.cli", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=300)
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import glassnet as gn
-from glassnet.replicas import BatchSplit, parts_for
+from glassnet.training.replicas import BatchSplit, parts_for
 from reference import assert_matches
 
 

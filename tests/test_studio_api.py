@@ -13,11 +13,11 @@ import pytest
 from PIL import Image
 
 import glassnet as gn
-from glassnet.images import load_image
-from glassnet.studio import app as studio_app
-from glassnet.studio.app import create_app
-from glassnet.studio.arrays import decode
-from glassnet.studio.views import Studio
+from glassnet.data.preprocessing import load_image
+from glassnet.apps.studio import app as studio_app
+from glassnet.apps.studio.app import create_app
+from glassnet.apps.studio.arrays import decode
+from glassnet.apps.studio.views import Studio
 from reference import assert_matches
 from studio_setup import BASE_URL, conv_unit_by_loops, digits_model, drawn_digit_png, png_bytes
 from test_seed000 import torch_updated_weights

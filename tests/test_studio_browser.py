@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 import glassnet as gn
-from glassnet.images import load_image
-from glassnet.studio.arrays import decode
-from glassnet.studio.views import Studio
+from glassnet.data.preprocessing import load_image
+from glassnet.apps.studio.arrays import decode
+from glassnet.apps.studio.views import Studio
 from browser_setup import browser, shots, sync_api, watch_for_errors  # noqa: F401 (fixtures)
 from studio_setup import digits_model, drawn_digit_png, served
 

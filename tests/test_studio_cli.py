@@ -14,7 +14,7 @@ from studio_setup import digits_model, drawn_digit_png
 
 def start_studio(*args, cwd):
     """``glassnet studio ARGS --no-browser`` in a new process; returns (process, its first line's URL, that line)."""
-    process = subprocess.Popen([sys.executable, "-u", "-m", "glassnet.cli", "studio", *args, "--no-browser"],
+    process = subprocess.Popen([sys.executable, "-u", "-m", "glassnet.apps.cli", "studio", *args, "--no-browser"],
                                cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = process.stdout.readline()
     if not first.startswith("glassnet studio on http://"):
@@ -62,7 +62,7 @@ def test_without_a_model_it_offers_training_and_warns_about_open_addresses(tmp_p
 
 
 def run(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "glassnet.cli", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "glassnet.apps.cli", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=120)
 
 
@@ -81,7 +81,7 @@ def test_errors_are_one_line(tmp_path):
 
 
 def test_missing_extra_names_what_to_install(tmp_path):
-    code = ("import sys; sys.modules['uvicorn'] = None; from glassnet.cli import main; "
+    code = ("import sys; sys.modules['uvicorn'] = None; from glassnet.apps.cli import main; "
             "sys.exit(main(['studio', '--no-browser']))")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1

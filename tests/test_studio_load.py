@@ -12,9 +12,9 @@ import httpx
 import numpy as np
 from PIL import Image, ImageDraw
 
-from glassnet.images import load_image
-from glassnet.studio.arrays import decode
-from glassnet.studio.views import Studio
+from glassnet.data.preprocessing import load_image
+from glassnet.apps.studio.arrays import decode
+from glassnet.apps.studio.views import Studio
 from studio_setup import digits_model, png_bytes, served
 
 REQUESTS = 50

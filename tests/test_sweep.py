@@ -20,7 +20,7 @@ SWEEP = ["sweep", "--dataset", "digits", "--arch", "lenet,mlp", "--lr", "0.01,10
 
 
 def command(out):
-    return [sys.executable, "-m", "glassnet.cli", *SWEEP, "--out", str(out)]
+    return [sys.executable, "-m", "glassnet.apps.cli", *SWEEP, "--out", str(out)]
 
 
 def isolated_env(home):
@@ -79,6 +79,6 @@ def test_an_interrupted_sweep_resumes(tmp_path):
 
 
 def test_bad_sweep_settings_are_one_line():
-    result = subprocess.run([sys.executable, "-m", "glassnet.cli", "sweep", "--dataset", "digits", "--arch", "nope",
+    result = subprocess.run([sys.executable, "-m", "glassnet.apps.cli", "sweep", "--dataset", "digits", "--arch", "nope",
                              "--lr", "0.1", "--epochs", "1", "--out", "x"], capture_output=True, text=True)
     assert result.returncode == 1 and "unknown architecture" in result.stderr and "Traceback" not in result.stderr

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 import glassnet as gn
-from glassnet.interop.torch_convert import to_torch
-from glassnet.explain import seed_example
+from glassnet.files.torch_convert import to_torch
+from glassnet.see.explain import seed_example
 from test_cli import draw_digit, run as glassnet
 from test_seed000 import torch_updated_weights
 

@@ -19,13 +19,33 @@ from pathlib import Path
 import numpy as np
 
 from .errors import GlassnetError
-from .files import atomic_write
+from .atomic import atomic_write
 
 HEADER = "__glassnet__"
 MAX_HEADER_BYTES = 1 << 20          # JSON header
 MAX_FILE_BYTES = 2 << 30            # whole file, and the sum of uncompressed members
 MAX_MEMBERS = 10_000
 NPY_PREAMBLE_BYTES = 4096           # an .npy member's magic + header, generously
+
+
+def json_ready(value):
+    """``value`` with NumPy arrays and scalars turned into lists and Python numbers, for a JSON header."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def refuse_non_finite(arrays, owner):
+    """Raise, naming the first array (``owner`` first), if any of ``arrays`` (name -> host array) holds NaN/Inf."""
+    for name, value in arrays.items():
+        if not np.all(np.isfinite(value)):
+            raise GlassnetError(f"{owner}: {name} holds NaN or Inf values; refusing to write them")
 
 
 def write_archive(path, header, arrays):
@@ -119,6 +139,14 @@ class ArchiveReader:
         if finite and value.dtype.kind == "f" and not np.all(np.isfinite(value)):
             raise GlassnetError(f"{self.path}: array {name} holds NaN or Inf values")
         return value
+
+    def arrays_like(self, expected, other_members=()):
+        """``{name: array}`` for every entry of ``expected`` (name -> array of the wanted shape and dtype),
+        each read as ``array`` reads; a member neither expected nor in ``other_members`` is refused."""
+        extra = self.names() - set(expected) - set(other_members)
+        if extra:
+            raise GlassnetError(f"{self.path}: unexpected arrays {sorted(extra)[:5]}")
+        return {name: self.array(name, like.shape, like.dtype) for name, like in expected.items()}
 
     def _read(self, name, shape, dtype, max_items):
         """Parse the .npy preamble, check it, then read exactly the bytes it announces."""

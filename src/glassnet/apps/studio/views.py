@@ -1,0 +1,426 @@
+"""What the studio shows, as JSON-ready dicts: every number comes from the engine.
+
+``Studio`` holds one model (loaded from a file, or trained in the page), the inputs the
+page has sent, and at most one training job. Each method is what one route of ``app.py``
+returns. The numbers are the arrays ``gn.trace`` records (the engine's own, copied as they
+pass), the outputs of ``predict``, or the history and events of ``fit``; the unit details
+lay out the products behind one output value from the layer's recorded input and
+parameters, and report the recorded value beside their sum.
+"""
+import io
+import re
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import GlassnetError
+from ...see.explain import loss_for, seed_example_trace, seed_mistake_facts, target_for
+from ...data.preprocessing import image_to_input, kind_of
+from ...nn.layers import (AvgPool2D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, Identity, LeakyReLU,
+                          MaxPool2D, ReLU, Sigmoid, Softmax, Tanh)
+from ...nn.layers.windows import pad_images
+from ...nn.optim import SGD
+from ...files.serialization import save
+from ...see.trace import trace
+from ...models.summary import summary_text
+from .arrays import encode, scalars
+from .jobs import TrainingJob
+
+MAX_UPLOAD_PIXELS = 4096 * 4096   # larger images are refused from their header
+KEPT_INPUTS = 32                  # the page refers to recent inputs by id
+SAVE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+class StudioError(Exception):
+    """A request the studio refuses: ``status`` is the HTTP status, the message one line."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+
+
+class Studio:
+    """The state behind one studio page: a model, recent inputs, one training job."""
+
+    def __init__(self, model=None, model_path=None, save_dir=None):
+        self.lock = threading.RLock()   # layers cache arrays in forward: one pass at a time
+        self.model = None
+        self.model_path = Path(model_path) if model_path else None
+        folder = save_dir or (self.model_path.parent if self.model_path else Path.cwd())
+        self.save_dir = Path(folder)
+        self.inputs = OrderedDict()     # input id -> (1, C, H, W) model input
+        self.next_input = 1
+        self.last_input = None          # the latest array the server prepared (tests compare with it)
+        self.job = None
+        self.steps_taken = 0
+        if model is not None:
+            self._adopt(model, str(self.model_path.name) if self.model_path else "model")
+
+    # -- the model ------------------------------------------------------------------------
+    def _adopt(self, model, source):
+        model.eval()
+        self.model = model
+        self.source = source
+        self.loaded = {name: value.copy() for name, value in _all_arrays(model).items()}
+        self.steps_taken = 0
+
+    def _require_model(self):
+        if self.model is None:
+            raise StudioError(409, "no model loaded: train one in the Train view, or start "
+                                   "'glassnet studio MODEL'")
+        return self.model
+
+    def describe(self):
+        """The model's layers, shapes, classes and preprocessing, and the training job's state."""
+        with self.lock:
+            info = {"model": None, "job": self.job.status() if self.job else None,
+                    "save_dir": str(self.save_dir)}
+            if self.model is None:
+                return info
+            model = self.model
+            metadata = model.metadata
+            layers = []
+            for index, (layer, shape) in enumerate(zip(model.layers, model.output_shapes())):
+                layers.append({"index": index, "type": type(layer).__name__, "label": repr(layer),
+                               "output_shape": list(shape) if shape else None, "params": layer.num_params()})
+            preprocessing = metadata.get("preprocessing") or {}
+            info["model"] = {
+                "source": self.source, "layers": layers, "parameters": model.num_params(),
+                "input_shape": metadata.get("input_shape"), "class_names": self._class_names(),
+                "takes_images": kind_of(preprocessing) is not None, "dataset": metadata.get("dataset"),
+                "dtype": model.dtype.name, "steps_taken": self.steps_taken, "summary": summary_text(model)}
+            return info
+
+    def _class_names(self):
+        outputs = self._output_count()
+        names = list(self.model.metadata.get("class_names") or [])
+        return [names[i] if i < len(names) else str(i) for i in range(outputs)]
+
+    def _output_count(self):
+        last = self.model.output_shapes()[-1]
+        if last is None:   # no recorded input shape: the last Dense layer says how many outputs
+            last = (next(l.out_features for l in reversed(self.model.layers) if hasattr(l, "out_features")),)
+        return int(last[-1])
+
+    # -- input ----------------------------------------------------------------------------
+    def predict_image(self, data, name="upload"):
+        """Image bytes -> the model input (as ``glassnet predict`` prepares it) and its probabilities."""
+        with self.lock:
+            model = self._require_model()
+            preprocessing = model.metadata.get("preprocessing") or {}
+        if kind_of(preprocessing) is None:
+            raise StudioError(400, "this model was not trained on images, so it cannot read a drawing "
+                                   "or an image file")
+        try:  # decoding needs no model: done outside the lock, so requests decode side by side
+            x, note = image_to_input(io.BytesIO(data), preprocessing, MAX_UPLOAD_PIXELS, name)
+            x = x[None]
+        except GlassnetError as error:
+            status = 413 if "exceeds the limit" in str(error) else 400
+            raise StudioError(status, str(error)) from None
+        with self.lock:
+            if self.model is not model:
+                raise StudioError(409, "the studio's model changed while this image was read; send it again")
+            input_id = self._keep(x)
+            probabilities = model.predict_proba(x)[0]
+            return {"input_id": input_id, "input": encode(x[0]), "note": note, **self._ranking(probabilities)}
+
+    def _keep(self, x):
+        input_id = str(self.next_input)
+        self.next_input += 1
+        self.inputs[input_id] = x
+        self.last_input = x
+        while len(self.inputs) > KEPT_INPUTS:
+            self.inputs.popitem(last=False)
+        return input_id
+
+    def _input(self, input_id):
+        x = self.inputs.get(str(input_id))
+        if x is None:
+            raise StudioError(404, f"input {input_id!r} is not (or no longer) on the server; draw or upload again")
+        return x
+
+    def _ranking(self, probabilities):
+        names = self._class_names()
+        order = np.argsort(-probabilities, kind="stable")
+        return {"probabilities": scalars(probabilities), "class_names": names, "predicted": int(order[0]),
+                "top_k": [{"index": int(i), "class": names[i], "probability": float(probabilities[i])}
+                          for i in order[:5]]}
+
+    def _target(self, model, x, target):
+        """(loss, target array, class index): class ``target``, or the predicted class when None."""
+        loss = loss_for(model, model.metadata.get("loss"))
+        outputs = self._output_count()
+        if target is None:
+            target = int(np.argmax(model.predict(x)[0]))
+        if type(target) is not int or not 0 <= target < max(outputs, 2):
+            raise StudioError(400, f"target must be a class index in [0, {max(outputs, 2) - 1}]. "
+                                   f"Received: {target!r}")
+        return loss, target_for(loss, outputs, target), target
+
+    # -- forward and backward ---------------------------------------------------------------
+    def trace_view(self, input_id, target=None, gradients=True):
+        """Every layer's output (and, with ``gradients``, dL/d(output), dL/d(input), dL/d(params)).
+
+        The weights do not change; the model's ``grads`` hold this pass afterwards.
+        """
+        with self.lock:
+            model = self._require_model()
+            x = self._input(input_id)
+            loss, target_array, label = self._target(model, x, target)
+            record = trace(model, x, target_array, loss)
+            layers = []
+            for step in record.steps:
+                layer = {"index": step.index, "type": step.layer.split("(")[0], "label": step.layer,
+                         "output": encode(step.output[0])}
+                if gradients:
+                    layer.update(grad_output=encode(step.grad_output[0]), grad_input=encode(step.grad_input[0]),
+                                 param_grads={k: encode(v) for k, v in step.param_grads.items()})
+                layers.append(layer)
+            probabilities = model.predict_proba(x)[0]
+            return {"input_id": str(input_id), "input": encode(x[0]), "target": label, "loss_name": record.loss_name,
+                    "loss": float(record.loss), "layers": layers, **self._ranking(probabilities)}
+
+    def unit(self, input_id, layer_index, position):
+        """The numbers that made one output value: ``position`` is [channel, row, col] or [unit]."""
+        with self.lock:
+            model = self._require_model()
+            x = self._input(input_id)
+            if type(layer_index) is not int or not 0 <= layer_index < len(model.layers):
+                raise StudioError(400, f"layer must be an index in [0, {len(model.layers) - 1}]. "
+                                       f"Received: {layer_index!r}")
+            inputs = x                                  # forward only, up to the clicked layer
+            for earlier in model.layers[:layer_index]:
+                inputs = earlier.forward(inputs)
+            layer = model.layers[layer_index]
+            out = layer.forward(inputs)[0]
+            if not (isinstance(position, list) and len(position) == out.ndim
+                    and all(type(p) is int and 0 <= p < n for p, n in zip(position, out.shape))):
+                raise StudioError(400, f"position must be {out.ndim} indices inside the output of shape "
+                                       f"{list(out.shape)}. Received: {position!r}")
+            detail = explain_unit(layer, inputs[0], out, tuple(position))
+            return {"layer": layer_index, "type": type(layer).__name__, "label": repr(layer),
+                    "position": position, "value": float(out[tuple(position)]), **detail}
+
+    def sgd_step(self, input_id, target, lr):
+        """One ``gn.SGD`` step on this input: parameters before and after, predictions before and after."""
+        if not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and 0 < lr <= 100 and np.isfinite(lr)):
+            raise StudioError(400, f"lr must be a number in (0, 100]. Received: {lr!r}")
+        with self.lock:
+            model = self._require_model()
+            x = self._input(input_id)
+            loss, target_array, label = self._target(model, x, target)
+            before = model.predict_proba(x)[0]
+            record = trace(model, x, target_array, loss, optimizer=SGD(model, lr=float(lr)))
+            after = model.predict_proba(x)[0]
+            self.steps_taken += 1
+            layers = [{"index": step.index, "type": step.layer.split("(")[0], "label": step.layer,
+                       "before": {k: encode(v) for k, v in step.params_before.items()},
+                       "after": {k: encode(v) for k, v in step.params_after.items()},
+                       "change": {k: encode(step.params_after[k] - v) for k, v in step.params_before.items()},
+                       "largest_change": {k: float(np.max(np.abs(step.params_after[k] - v)))
+                                          for k, v in step.params_before.items()},
+                       "grads": {k: encode(v) for k, v in step.param_grads.items()}}
+                      for step in record.steps if step.params_before]
+            return {"target": label, "lr": float(lr), "loss_before": float(record.loss),
+                    "loss_after": float(loss.forward(model.predict(x), target_array)),
+                    "probabilities_before": scalars(before), "layers": layers, "steps_taken": self.steps_taken,
+                    "after": self._ranking(after)}
+
+    def revert(self):
+        """Put back the weights the model had when loaded (or when training handed it over)."""
+        with self.lock:
+            model = self._require_model()
+            for name, value in _all_arrays(model).items():
+                value[...] = self.loaded[name]
+            self.steps_taken = 0
+            return {"reverted": True, "steps_taken": 0}
+
+    def save_as(self, name, model=None):
+        """Save the studio's model (or ``model``) as ``name`` in the save folder; never overwrites."""
+        if not isinstance(name, str) or not SAVE_NAME.match(name) or name in (".", ".."):
+            raise StudioError(400, "name must be a file name of letters, digits, '_', '-' and '.', without a "
+                                   f"folder. Received: {name!r}")
+        if not name.endswith(".glassnet"):
+            name += ".glassnet"
+        path = self.save_dir / name
+        with self.lock:
+            model = model if model is not None else self._require_model()
+            if path.exists():
+                raise StudioError(409, f"{name} already exists in {self.save_dir}; choose a new name")
+            save(model, path)
+        return {"saved": str(path), "name": name}
+
+    # -- training ---------------------------------------------------------------------------
+    def start_training(self, settings):
+        with self.lock:
+            if self.job is not None and not self.job.finished():
+                raise StudioError(409, "a training job is already running; stop it first (one job at a time)")
+            self.job = TrainingJob(settings, on_done=self._training_done)
+            self.job.start()
+            return self.job.status()
+
+    def _training_done(self, job):
+        """Hand a trained model to the page when the studio has none yet."""
+        with self.lock:
+            if self.model is None and job.model is not None:
+                self._adopt(job.model, f"trained on {job.settings['dataset']}")
+
+    def use_trained(self):
+        with self.lock:
+            job = self.require_job()
+            if not job.finished() or job.model is None:
+                raise StudioError(409, "the training job has not finished; stop it or wait for it")
+            self._adopt(job.model, f"trained on {job.settings['dataset']}")
+            return self.describe()
+
+    def require_job(self):
+        if self.job is None:
+            raise StudioError(409, "no training job: start one first")
+        return self.job
+
+    def shutdown(self):
+        """Stop a running job and wait for it (called when the server stops)."""
+        if self.job is not None:
+            self.job.stop()
+            self.job.join(timeout=30)
+
+    # -- seed 000's worked example -----------------------------------------------------------
+    def example(self, lr=0.1):
+        """Seed 000's worked example: every array of its pass and step, and the seed's mistakes."""
+        record = seed_example_trace(lr)
+        steps = [{"index": s.index, "label": s.layer, "input": scalars(s.input[0]), "output": scalars(s.output[0]),
+                  "grad_output": scalars(s.grad_output[0]), "grad_input": scalars(s.grad_input[0]),
+                  "params_before": {k: scalars(v) for k, v in s.params_before.items()},
+                  "param_grads": {k: scalars(v) for k, v in s.param_grads.items()},
+                  "params_after": {k: scalars(v) for k, v in s.params_after.items()}} for s in record.steps]
+        facts = seed_mistake_facts(record, lr)
+        return {"lr": lr, "loss_name": record.loss_name, "loss": float(record.loss),
+                "target": scalars(record.target), "grad_prediction": scalars(record.grad_prediction),
+                "steps": steps, "mistakes": {k: scalars(v) for k, v in facts.items()}}
+
+
+def _all_arrays(model):
+    """name -> live array for every parameter and buffer of ``model``."""
+    return {f"{i}.{key}": value for i, layer in enumerate(model.layers)
+            for store in (layer.params, layer.buffers) for key, value in store.items()}
+
+
+# -- one unit, explained ---------------------------------------------------------------------
+
+def explain_unit(layer, x, out, position):
+    """The numbers behind ``out[position]`` of ``layer`` given its input ``x`` (one sample, no batch axis).
+
+    Returns a dict with ``formula`` (text with the numbers) and the arrays it names.
+    """
+    for kind, explainer in UNIT_EXPLAINERS:
+        if isinstance(layer, kind):
+            return explainer(layer, x, out, position)
+    return {"formula": f"{type(layer).__name__}: no per-unit detail"}
+
+
+def _conv_unit(layer, x, out, position):
+    f, i, j = position
+    (kh, kw), (sh, sw) = layer.kernel_size, layer.stride
+    padded = pad_images(x[None], layer.pads)[0]                    # (C, H + pads, W + pads)
+    field = padded[:, i * sh:i * sh + kh, j * sw:j * sw + kw]      # (C, kh, kw): the receptive field
+    kernel = layer.params["weight"][f]                              # (C, kh, kw)
+    bias = float(layer.params["bias"][f]) if "bias" in layer.params else 0.0
+    products = field * kernel
+    total = float(products.sum()) + bias
+    top, left = i * sh - layer.pads[0], j * sw - layer.pads[2]
+    return {"formula": f"y[{f}, {i}, {j}] = bias[{f}] + sum over c, u, v of x[c, {top}+u, {left}+v] * "
+                       f"weight[{f}, c, u, v] = {bias:.6g} + {products.sum():.6g} = {total:.8g}",
+            "field": scalars(field), "kernel": scalars(kernel), "bias": bias, "products": scalars(products),
+            "sum": total, "field_origin": [top, left]}
+
+
+def _pool_unit(layer, x, out, position):
+    c, i, j = position
+    (kh, kw), (sh, sw) = layer.kernel_size, layer.stride
+    ph, pw = layer.padding
+    fill = -np.inf if isinstance(layer, MaxPool2D) else 0.0
+    padded = np.pad(x[c], ((ph, ph), (pw, pw)), constant_values=fill)   # (H + 2ph, W + 2pw)
+    window = padded[i * sh:i * sh + kh, j * sw:j * sw + kw]              # (kh, kw)
+    top, left = i * sh - ph, j * sw - pw
+    shown = np.where(np.isfinite(window), window, np.nan)
+    if isinstance(layer, MaxPool2D):
+        u, v = np.unravel_index(int(np.argmax(window)), window.shape)  # first maximum, as PyTorch routes it
+        return {"formula": f"y[{c}, {i}, {j}] = max of the {kh}x{kw} window = x[{c}, {top + u}, {left + v}] "
+                           f"= {window[u, v]:.8g}", "window": _nan_to_none(shown), "winner": [int(u), int(v)],
+                "sum": float(window[u, v]), "field_origin": [top, left]}
+    mean = float(window.sum() / (kh * kw))
+    return {"formula": f"y[{c}, {i}, {j}] = (sum of the {kh}x{kw} window) / {kh * kw} = {window.sum():.6g} / "
+                       f"{kh * kw} = {mean:.8g}", "window": scalars(window), "sum": mean, "field_origin": [top, left]}
+
+
+def _dense_unit(layer, x, out, position):
+    (j,) = position
+    weights = layer.params["weight"][:, j]                      # (in_features,)
+    bias = float(layer.params["bias"][j]) if "bias" in layer.params else 0.0
+    products = x * weights                                      # (in_features,)
+    total = float(products.sum()) + bias
+    order = np.argsort(-np.abs(products), kind="stable")[:12]
+    rest = float(products.sum() - products[order].sum())
+    terms = " + ".join(f"{x[k]:.4g}*{weights[k]:.4g}" for k in order)
+    more = f" + ({len(products) - len(order)} smaller terms: {rest:.6g})" if len(products) > len(order) else ""
+    return {"formula": f"y[{j}] = bias[{j}] + sum over i of x[i] * weight[i, {j}] = {bias:.6g} + {terms}{more} "
+                       f"= {total:.8g}",
+            "inputs": scalars(x), "weights": scalars(weights), "products": scalars(products), "bias": bias,
+            "largest_terms": [int(k) for k in order], "sum": total}
+
+
+def _activation_unit(layer, x, out, position):
+    value, result = float(x[position]), float(out[position])
+    where = "[" + ", ".join(map(str, position)) + "]"
+    if isinstance(layer, LeakyReLU):
+        text = f"leaky_relu(x) = x if x > 0 else {layer.alpha} * x"
+    elif isinstance(layer, ReLU):
+        text = "relu(x) = max(0, x)"
+    elif isinstance(layer, Sigmoid):
+        text = "sigmoid(x) = 1 / (1 + exp(-x))"
+    elif isinstance(layer, Tanh):
+        text = "tanh(x)"
+    else:
+        text = "x (passed through unchanged)"
+    return {"formula": f"y{where} = {text}; x{where} = {value:.8g} gives {result:.8g}", "input": value,
+            "sum": result}
+
+
+def _softmax_unit(layer, x, out, position):
+    (j,) = position
+    shifted = x - x.max()                                       # softmax(z) = softmax(z - max z)
+    exps = np.exp(shifted)
+    total = float(exps.sum())
+    return {"formula": f"p[{j}] = exp(z[{j}] - max z) / sum over k of exp(z[k] - max z) = {exps[j]:.6g} / "
+                       f"{total:.6g} = {exps[j] / total:.8g}",
+            "logits": scalars(x), "exps": scalars(exps), "sum": float(exps[j] / total)}
+
+
+def _flatten_unit(layer, x, out, position):
+    (k,) = position
+    source = np.unravel_index(k, x.shape)
+    where = ", ".join(str(int(s)) for s in source)
+    return {"formula": f"y[{k}] = x[{where}] (C, H, W order, as PyTorch) = {x[source]:.8g}",
+            "source": [int(s) for s in source], "sum": float(x[source])}
+
+
+def _batchnorm_unit(layer, x, out, position):
+    c = position[0]
+    mean, var = float(layer.buffers["running_mean"][c]), float(layer.buffers["running_var"][c])
+    gamma, beta = float(layer.params["weight"][c]), float(layer.params["bias"][c])
+    value = float(x[position])
+    result = (value - mean) / np.sqrt(var + layer.eps) * gamma + beta
+    return {"formula": f"y = (x - mean) / sqrt(var + eps) * gamma + beta = ({value:.6g} - {mean:.6g}) / "
+                       f"sqrt({var:.6g} + {layer.eps:g}) * {gamma:.6g} + {beta:.6g} = {result:.8g}",
+            "sum": float(result)}
+
+
+def _nan_to_none(array):
+    return [[None if np.isnan(v) else float(v) for v in row] for row in array]
+
+
+UNIT_EXPLAINERS = [(Conv2D, _conv_unit), ((MaxPool2D, AvgPool2D), _pool_unit), (Dense, _dense_unit),
+                   ((ReLU, LeakyReLU, Sigmoid, Tanh, Identity, Dropout), _activation_unit),
+                   (Softmax, _softmax_unit), (Flatten, _flatten_unit), (BatchNorm2D, _batchnorm_unit)]

@@ -1,0 +1,636 @@
+"""ONNX files: ``export_onnx(model, path)`` and ``import_onnx(path)``.
+
+Export writes one node per glassnet layer (opset 17), in the model's dtype, with a dynamic batch
+dimension and the model's metadata (preprocessing record, class names) as the JSON metadata
+property ``glassnet.metadata``. Import reads a chain of the ops in ``IMPORTERS`` (the layouts
+PyTorch's and Keras' exporters produce) into a ``Sequential``.
+
+An ONNX file is untrusted input: its size is checked before parsing, external weights are read
+only from files inside the model's own folder (no absolute paths, no '..'), only the standard
+op domain is accepted, every tensor's declared size is checked before it is read, and the graph
+must be one chain from the input to the output (no cycles, no branches). Anything else is a
+``GlassnetError`` naming the node and op.
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import GlassnetError
+from ..archive import json_ready
+from ..atomic import atomic_write
+from ..nn.layers import (AvgPool2D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, Identity, LeakyReLU,
+                         MaxPool2D, ReLU, Sigmoid, Softmax, Tanh)
+from ..nn.layers.conv import padding_argument
+from ..models.sequential import Sequential
+
+OPSET = 17
+MAX_FILE_BYTES = 512 * 1024 * 1024
+MAX_TENSOR_ELEMENTS = 64 * 1024 * 1024
+METADATA_KEY = "glassnet.metadata"
+FOLDABLE = {"ConstantOfShape", "Concat", "Reshape", "Slice", "Transpose", "Cast", "Gather", "Unsqueeze",
+            "Squeeze", "Identity", "Add", "Sub", "Mul", "Div", "Sqrt"}
+FOLD_LIMIT = 4096
+EXTERNAL_DTYPES = {1: np.dtype("<f4"), 11: np.dtype("<f8"), 6: np.dtype("<i4"), 7: np.dtype("<i8")}
+
+
+def _onnx():
+    try:
+        import onnx
+        from onnx import helper, numpy_helper
+    except ImportError:
+        raise GlassnetError("ONNX export and import need onnx: pip install 'glassnet[onnx]'") from None
+    return onnx, helper, numpy_helper
+
+
+# -- export ------------------------------------------------------------------------------------------
+
+def export_onnx(model, path):
+    """Write ``model`` as an ONNX file at ``path`` (atomically); returns the path."""
+    onnx, helper, numpy_helper = _onnx()
+    input_shape = model.metadata.get("input_shape")
+    if not input_shape:
+        raise GlassnetError("export_onnx: the model does not record its input shape; set "
+                            "model.metadata['input_shape'] = [C, H, W] (or [features])")
+    element = onnx.TensorProto.DOUBLE if model.dtype == np.float64 else onnx.TensorProto.FLOAT
+    nodes, weights, current, shape = [], [], "input", tuple(input_shape)
+    for index, layer in enumerate(model.layers):
+        shape = layer.output_shape(shape)
+        exporter = EXPORTERS.get(type(layer))
+        if exporter is None:
+            raise GlassnetError(f"export_onnx: layer {index} ({type(layer).__name__}) has no ONNX form here")
+        output = f"layer{index}"
+        op, attributes, arrays = exporter(layer)
+        names = [f"{index}.{key}" for key in arrays]
+        weights += [numpy_helper.from_array(np.asarray(value, dtype=model.dtype), name)
+                    for name, value in zip(names, arrays.values())]
+        nodes.append(helper.make_node(op, [current] + names, [output], name=f"{index}.{type(layer).__name__}",
+                                      **attributes))
+        current = output
+    graph = helper.make_graph(nodes, "glassnet", [helper.make_tensor_value_info("input", element,
+                                                                                ["N"] + list(input_shape))],
+                              [helper.make_tensor_value_info(current, element, ["N"] + list(shape))], weights)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="glassnet")
+    helper.set_model_props(proto, {METADATA_KEY: json.dumps(json_ready(model.metadata))})
+    onnx.checker.check_model(proto)
+    with atomic_write(path) as out:
+        out.write(proto.SerializeToString())
+    return Path(path)
+
+
+def _conv(layer):
+    top, bottom, left, right = layer.pads
+    arrays = {"weight": layer.params["weight"]}
+    if layer.use_bias:
+        arrays["bias"] = layer.params["bias"]
+    return "Conv", dict(kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
+                        pads=[top, left, bottom, right]), arrays
+
+
+def _pool(op):
+    def export(layer):
+        (ph, pw) = layer.padding
+        attributes = dict(kernel_shape=list(layer.kernel_size), strides=list(layer.stride), pads=[ph, pw, ph, pw])
+        if op == "AveragePool":
+            attributes["count_include_pad"] = 1                    # zero padding counts, as in PyTorch
+        return op, attributes, {}
+    return export
+
+
+def _dense(layer):
+    arrays = {"weight": layer.params["weight"]}                    # Gemm: y = x @ W + b with W (in, out)
+    if layer.use_bias:
+        arrays["bias"] = layer.params["bias"]
+    return "Gemm", {}, arrays
+
+
+def _batchnorm(layer):
+    return "BatchNormalization", dict(epsilon=layer.eps), {
+        "weight": layer.params["weight"], "bias": layer.params["bias"],
+        "running_mean": layer.buffers["running_mean"], "running_var": layer.buffers["running_var"]}
+
+
+EXPORTERS = {
+    Conv2D: _conv, MaxPool2D: _pool("MaxPool"), AvgPool2D: _pool("AveragePool"), Dense: _dense,
+    BatchNorm2D: _batchnorm,
+    Flatten: lambda layer: ("Flatten", dict(axis=1), {}),
+    ReLU: lambda layer: ("Relu", {}, {}),
+    LeakyReLU: lambda layer: ("LeakyRelu", dict(alpha=float(layer.alpha)), {}),
+    Sigmoid: lambda layer: ("Sigmoid", {}, {}),
+    Tanh: lambda layer: ("Tanh", {}, {}),
+    Softmax: lambda layer: ("Softmax", dict(axis=1), {}),
+    Identity: lambda layer: ("Identity", {}, {}),
+    Dropout: lambda layer: ("Identity", {}, {}),                   # inference form
+}
+
+
+# -- import ------------------------------------------------------------------------------------------
+
+def import_onnx(path):
+    """A glassnet ``Sequential`` from an ONNX file holding one chain of supported ops."""
+    onnx, helper, numpy_helper = _onnx()
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise GlassnetError(f"{path}: no such file") from None
+    if size > MAX_FILE_BYTES:
+        raise GlassnetError(f"{path}: {size:,} bytes exceeds the limit of {MAX_FILE_BYTES:,} bytes for ONNX files")
+    try:
+        proto = onnx.load_model_from_string(path.read_bytes())
+    except Exception as error:      # protobuf raises its own DecodeError and others for damaged bytes
+        raise GlassnetError(f"{path}: not a readable ONNX file ({type(error).__name__})") from None
+    reader = _GraphReader(proto, str(path), helper, numpy_helper, folder=path.resolve().parent)
+    model = reader.model()
+    metadata = {prop.key: prop.value for prop in proto.metadata_props}.get(METADATA_KEY)
+    if metadata:
+        try:
+            saved = json.loads(metadata)
+        except ValueError:
+            raise GlassnetError(f"{path}: its glassnet metadata is not valid JSON") from None
+        if isinstance(saved, dict):
+            model.metadata.update({k: v for k, v in saved.items() if k in ("preprocessing", "class_names", "loss",
+                                                                          "dataset", "task")})
+    model.metadata["input_shape"] = list(reader.input_shape)
+    return model.eval()
+
+
+class _GraphReader:
+    """Walks an ONNX graph from its input along one chain of nodes, building glassnet layers."""
+
+    def __init__(self, proto, source, helper, numpy_helper, folder):
+        self.source, self.helper, self.numpy_helper, self.folder = source, helper, numpy_helper, folder
+        graph = proto.graph
+        for opset in proto.opset_import:
+            if opset.domain not in ("", "ai.onnx"):
+                raise GlassnetError(f"{source}: custom op domain {opset.domain!r} is not supported")
+        self.constants = {}
+        for tensor in graph.initializer:
+            self.constants[tensor.name] = self._array(tensor)
+        self.nodes = []
+        for node in graph.node:
+            if node.domain not in ("", "ai.onnx"):
+                raise GlassnetError(f"{source}: node {node.name or node.op_type!r} uses the custom domain "
+                                    f"{node.domain!r}, which is not supported")
+            if node.op_type == "Constant":
+                value = next((a for a in node.attribute if a.name == "value"), None)
+                if value is None:
+                    raise GlassnetError(f"{source}: Constant node {node.name!r} holds no tensor value")
+                self.constants[node.output[0]] = self._array(value.t)
+            else:
+                self.nodes.append(node)
+        self._fold_constants(proto)
+        inputs = [i for i in graph.input if i.name not in self.constants]
+        if len(inputs) != 1 or len(graph.output) != 1:
+            raise GlassnetError(f"{source}: expected one input and one output, found {len(inputs)} and "
+                                f"{len(graph.output)}")
+        dims = inputs[0].type.tensor_type.shape.dim
+        shape = [d.dim_value if d.HasField("dim_value") else None for d in dims][1:]
+        if not shape or any(v is None or v <= 0 for v in shape):
+            raise GlassnetError(f"{source}: the input's sizes after the batch axis must be fixed numbers. "
+                                f"Received: {[d.dim_param or d.dim_value for d in dims]}")
+        self.input_name, self.output_name = inputs[0].name, graph.output[0].name
+        self.input_shape, self.input_layout = tuple(shape), "NCHW"
+        if len(shape) == 3 and self._first_transpose() == [0, 3, 1, 2]:    # channels-last input (Keras)
+            self.input_shape, self.input_layout = (shape[2], shape[0], shape[1]), "NHWC"
+        elem = inputs[0].type.tensor_type.elem_type
+        self.dtype = np.float64 if elem == 11 else np.float32          # 11: DOUBLE, 1: FLOAT
+
+    def _fold_constants(self, proto):
+        """Evaluate small shape computations made only of constants (Keras' exporter builds its Pad
+        amounts this way) with ONNX's reference implementation; only ops in FOLDABLE, small tensors."""
+        from onnx.reference import ReferenceEvaluator
+        changed = True
+        while changed:
+            changed = False
+            for node in list(self.nodes):
+                names = [i for i in node.input if i]
+                if node.op_type not in FOLDABLE or not all(i in self.constants for i in names):
+                    continue
+                if any(np.asarray(self.constants[i]).size > FOLD_LIMIT for i in names):
+                    raise GlassnetError(f"{_where(self, node)}: a constant computation on more than {FOLD_LIMIT} "
+                                        "values is not supported")
+                graph = self.helper.make_graph(
+                    [node], "fold", [], [self.helper.make_empty_tensor_value_info(o) for o in node.output],
+                    [self.numpy_helper.from_array(np.asarray(self.constants[i]), i) for i in names])
+                tiny = self.helper.make_model(graph, opset_imports=list(proto.opset_import))
+                try:
+                    values = ReferenceEvaluator(tiny).run(None, {})
+                except Exception as error:
+                    raise GlassnetError(f"{_where(self, node)}: cannot evaluate its constant inputs "
+                                        f"({type(error).__name__})") from None
+                self.constants.update(zip(node.output, (np.asarray(v) for v in values)))
+                self.nodes.remove(node)
+                changed = True
+
+    def _first_transpose(self):
+        """The perm of the first Transpose on the input, past Casts; None if another op comes first."""
+        name = self.input_name
+        for _ in range(len(self.nodes)):
+            node = next((n for n in self.nodes if n.input and n.input[0] == name and n.op_type != "Shape"), None)
+            if node is None or node.op_type not in ("Cast", "Transpose"):
+                return None
+            if node.op_type == "Transpose":
+                return [int(p) for p in self.helper.get_attribute_value(node.attribute[0])]
+            name = node.output[0]
+        return None
+
+    def _array(self, tensor):
+        count = int(np.prod(tensor.dims, dtype=np.float64)) if tensor.dims else 1
+        if any(d < 0 for d in tensor.dims) or count > MAX_TENSOR_ELEMENTS:
+            raise GlassnetError(f"{self.source}: tensor {tensor.name!r} declares {list(tensor.dims)} "
+                                f"({count:,} values), over the limit of {MAX_TENSOR_ELEMENTS:,}")
+        if tensor.data_location == 1 or tensor.external_data:          # EXTERNAL: stored in a side file
+            return self._external(tensor, count)
+        try:
+            array = self.numpy_helper.to_array(tensor)
+        except Exception as error:
+            raise GlassnetError(f"{self.source}: tensor {tensor.name!r} is damaged ({type(error).__name__}: "
+                                f"{error})") from None
+        if array.size != count:
+            raise GlassnetError(f"{self.source}: tensor {tensor.name!r} holds {array.size} values, its shape "
+                                f"{list(tensor.dims)} says {count}")
+        return array
+
+    def _external(self, tensor, count):
+        """A tensor stored in a file beside the model: only inside the model's own folder, only the
+        bytes its shape needs (ONNX's external-data path traversal, CVE-2024-27318/27319, closed)."""
+        entries = {entry.key: entry.value for entry in tensor.external_data}
+        location = entries.get("location", "")
+        where = f"{self.source}: tensor {tensor.name!r} refers to external data {location!r}"
+        dtype = EXTERNAL_DTYPES.get(tensor.data_type)
+        if dtype is None:
+            raise GlassnetError(f"{where} of an unsupported element type {tensor.data_type}")
+        relative = Path(location)
+        if not location or relative.is_absolute() or ".." in relative.parts:
+            raise GlassnetError(f"{where}: external data must be a file inside the model's own folder")
+        target = (self.folder / relative).resolve()
+        if self.folder not in target.parents or not target.is_file():
+            raise GlassnetError(f"{where}: not a file inside the model's own folder {self.folder}")
+        try:
+            offset, length = int(entries.get("offset", 0)), int(entries.get("length", count * dtype.itemsize))
+        except ValueError:
+            raise GlassnetError(f"{where}: offset and length must be whole numbers") from None
+        if offset < 0 or length != count * dtype.itemsize or offset + length > target.stat().st_size:
+            raise GlassnetError(f"{where}: {length} bytes at offset {offset} do not match its shape "
+                                f"{list(tensor.dims)} or lie outside the file")
+        with open(target, "rb") as handle:
+            handle.seek(offset)
+            data = handle.read(length)
+        return np.frombuffer(data, dtype=dtype).reshape(tuple(tensor.dims)).copy()
+
+    def model(self):
+        """Walk the chain. Besides layers: same-type Casts are skipped; Transposes switch the layout
+        between NHWC and NCHW (Keras' exporter wraps each op in them); a constant Add becomes the bias
+        of the layer before it; a flatten done in NHWC order permutes the next Dense's rows."""
+        layers, shape, current, used = [], self.input_shape, self.input_name, set()
+        layout, nhwc_rows, pending_pad, affine, after_weights = self.input_layout, None, None, None, False
+        while current != self.output_name:
+            node = self._next(current, used)
+            op, current = node.op_type, node.output[0]
+            arithmetic = op in ("Sub", "Mul", "Div") or (op == "Add" and not after_weights)
+            if affine is not None and not arithmetic and op not in ("Cast", "Transpose"):
+                layers.append(_affine_layer(self, affine))                  # the run of arithmetic has ended
+                affine = None
+            if arithmetic:
+                affine = _affine_step(self, node, affine, shape, layout)
+                after_weights = False
+                continue
+            after_weights = after_weights and op in ("Cast", "Transpose")
+            if op == "Cast":
+                if reader_type(self.attributes(node).get("to")) != self.dtype:
+                    raise GlassnetError(f"{_where(self, node)}: only casts to the model's own float type are supported")
+                continue
+            if op == "Transpose":
+                perm = list(self.attributes(node).get("perm", []))
+                if len(shape) == 3 and layout == "NHWC" and perm == [0, 3, 1, 2]:
+                    layout = "NCHW"
+                elif len(shape) == 3 and layout == "NCHW" and perm == [0, 2, 3, 1]:
+                    layout = "NHWC"
+                else:
+                    raise GlassnetError(f"{_where(self, node)}: only NHWC <-> NCHW transposes are supported. "
+                                        f"Received: perm={perm}")
+                continue
+            if op == "Add":                                                 # right after a Conv or MatMul
+                layers[-1:] = [_with_bias(self, node, layers[-1] if layers else None, layout)]
+                continue
+            if op == "Pad":
+                pending_pad = _zero_pads(self, node, shape, layout, used)       # taken by the next Conv or pool
+                continue
+            if pending_pad is not None and op not in ("Conv", "AveragePool"):
+                raise GlassnetError(f"{_where(self, node)}: a zero Pad must be followed by Conv or AveragePool")
+            if op in ("Conv", "MaxPool", "AveragePool", "BatchNormalization", "Pad") and layout != "NCHW" and not (
+                    op == "Pad" and layout == "NHWC"):
+                raise GlassnetError(f"{_where(self, node)}: expects NCHW data here")
+            importer = IMPORTERS.get(op)
+            if importer is None:
+                raise GlassnetError(f"{self.source}: node {node.name or '?'!r} is a {op}, which glassnet "
+                                    f"cannot import (supported: {', '.join(sorted(IMPORTERS))})")
+            new, current = importer(self, node, shape, used)
+            if pending_pad is not None:
+                new, pending_pad = [_padded(self, node, new[0], pending_pad)], None
+            if op in ("Flatten", "Reshape") and len(shape) == 3 and layout == "NHWC":
+                nhwc_rows, layout = shape, "NCHW"
+            if nhwc_rows is not None and isinstance(new[0], Dense):
+                C, H, W = nhwc_rows                         # rows in (h, w, c) order -> glassnet's (c, h, w)
+                weight = new[0].params["weight"]
+                new[0].params["weight"] = weight.reshape(H, W, C, -1).transpose(2, 0, 1, 3).reshape(C * H * W, -1)
+                nhwc_rows = None
+            for layer in new:
+                shape = layer.output_shape(shape)
+                layers.append(layer)
+            after_weights = op in ("Conv", "MatMul", "Gemm")
+        if affine is not None:
+            layers.append(_affine_layer(self, affine))
+        if not layers:
+            raise GlassnetError(f"{self.source}: the graph holds no layer")
+        leftover = [n for n in self.nodes if id(n) not in used]
+        if leftover:
+            raise GlassnetError(f"{self.source}: nodes outside the input-to-output chain are not supported: "
+                                f"{', '.join(n.op_type for n in leftover[:5])}")
+        return Sequential(layers, dtype=self.dtype)
+
+    def shape_value(self, name, shape, used):
+        """The value of a small shape computation (Shape, Gather, Unsqueeze, Concat, Cast of constants)
+        feeding a Reshape, with the batch size written as 0. ``shape`` is the data's shape without
+        the batch axis, in the layout the data has."""
+        if name in self.constants:
+            return np.asarray(self.constants[name]).reshape(-1)
+        producer = next((n for n in self.nodes if name in n.output), None)
+        if producer is None or producer.op_type not in ("Shape", "Gather", "Unsqueeze", "Concat", "Cast"):
+            raise GlassnetError(f"{self.source}: the target shape {name!r} of a Reshape is not a constant or a "
+                                "plain shape computation")
+        used.add(id(producer))
+        if producer.op_type == "Shape":
+            return np.array([0] + list(shape))
+        parts = [self.shape_value(i, shape, used) for i in producer.input if i]
+        if producer.op_type == "Gather":
+            return np.atleast_1d(parts[0][parts[1].astype(int)])
+        if producer.op_type == "Concat":
+            return np.concatenate(parts)
+        return parts[0]                                                     # Unsqueeze, Cast: same values
+
+    def _next(self, current, used):
+        """The one node that takes ``current`` as its data input (a chain: no branches, no cycles)."""
+        takers = [n for n in self.nodes if n.input and n.input[0] == current and n.op_type != "Shape"]
+        used.update(id(n) for n in self.nodes if n.op_type == "Shape" and n.input and n.input[0] == current)
+        if len(takers) != 1:
+            raise GlassnetError(f"{self.source}: {current!r} feeds {len(takers)} nodes; glassnet imports one "
+                                "chain of layers from input to output")
+        node = takers[0]
+        if id(node) in used:
+            raise GlassnetError(f"{self.source}: the graph has a cycle at node {node.name or node.op_type!r}")
+        used.add(id(node))
+        return node
+
+    def attributes(self, node):
+        """Node attributes; floats (stored as float32 by ONNX) read back as the shortest decimal
+        that float32 denotes, so an epsilon of 1e-5 comes back as 1e-5, not 9.99999974738e-06."""
+        values = {}
+        for attribute in node.attribute:
+            value = self.helper.get_attribute_value(attribute)
+            if isinstance(value, float):
+                value = float(np.format_float_positional(np.float32(value), unique=True, trim="-"))
+            values[attribute.name] = value
+        return values
+
+    def weight(self, node, position):
+        if len(node.input) <= position or not node.input[position]:
+            return None
+        name = node.input[position]
+        if name not in self.constants:
+            raise GlassnetError(f"{self.source}: node {node.name or node.op_type!r} takes {name!r}, which is not "
+                                "a stored weight")
+        return self.constants[name]
+
+
+def _where(reader, node):
+    return f"{reader.source}: node {node.name or '?'!r} ({node.op_type})"
+
+
+def _pads(reader, node, attributes, kernel, stride):
+    """ONNX pads [top, left, bottom, right] / auto_pad -> a glassnet padding argument."""
+    auto = attributes.get("auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        if tuple(stride) != (1, 1) or (auto == "SAME_LOWER" and any(k % 2 == 0 for k in kernel)):
+            raise GlassnetError(f"{_where(reader, node)}: auto_pad={auto} is supported with stride 1 "
+                                "(SAME_LOWER with odd kernels)")
+        return "same"
+    if auto == "VALID":
+        return 0
+    top, left, bottom, right = attributes.get("pads", [0, 0, 0, 0])
+    if top == bottom and left == right:
+        return (top, left)
+    kh, kw = kernel
+    if tuple(stride) == (1, 1) and (top, bottom, left, right) == ((kh - 1) // 2, kh - 1 - (kh - 1) // 2,
+                                                                   (kw - 1) // 2, kw - 1 - (kw - 1) // 2):
+        return "same"                                  # the extra row/column at the bottom/right
+    raise GlassnetError(f"{_where(reader, node)}: asymmetric pads {[top, left, bottom, right]} other than "
+                        "'same' are not supported")
+
+
+def _import_conv(reader, node, shape, used):
+    a = reader.attributes(node)
+    weight, bias = reader.weight(node, 1), reader.weight(node, 2)
+    if a.get("group", 1) != 1 or any(d != 1 for d in a.get("dilations", [1, 1])):
+        raise GlassnetError(f"{_where(reader, node)}: only group=1 and dilation 1 are supported")
+    if weight is None or weight.ndim != 4 or weight.shape[1] != shape[0]:
+        raise GlassnetError(f"{_where(reader, node)}: expected a weight (out, {shape[0]}, kh, kw). Received: "
+                            f"{None if weight is None else list(weight.shape)}")
+    kernel = tuple(a.get("kernel_shape", weight.shape[2:]))
+    stride = tuple(a.get("strides", [1, 1]))
+    layer = Conv2D(weight.shape[1], weight.shape[0], kernel, stride, _pads(reader, node, a, kernel, stride),
+                   bias=bias is not None, dtype=reader.dtype)
+    layer.params["weight"] = weight.astype(reader.dtype)
+    if bias is not None:
+        layer.params["bias"] = bias.reshape(-1).astype(reader.dtype)
+    return [layer], node.output[0]
+
+
+def _import_pool(reader, node, shape, used):
+    a = reader.attributes(node)
+    if a.get("ceil_mode", 0) or any(d != 1 for d in a.get("dilations", [1, 1])) or a.get("storage_order", 0):
+        raise GlassnetError(f"{_where(reader, node)}: ceil_mode, dilations and storage_order are not supported")
+    kernel, stride = tuple(a["kernel_shape"]), tuple(a.get("strides", [1, 1]))
+    top, left, bottom, right = a.get("pads", [0, 0, 0, 0])
+    if (top, left) != (bottom, right):
+        raise GlassnetError(f"{_where(reader, node)}: asymmetric pooling pads are not supported")
+    if node.op_type == "AveragePool" and (top or left) and not a.get("count_include_pad", 0):
+        raise GlassnetError(f"{_where(reader, node)}: padded average pooling needs count_include_pad=1")
+    pool = MaxPool2D if node.op_type == "MaxPool" else AvgPool2D
+    return [pool(kernel, stride, (top, left), dtype=reader.dtype)], node.output[0]
+
+
+def _import_flatten(reader, node, shape, used):
+    if node.op_type == "Flatten" and reader.attributes(node).get("axis", 1) != 1:
+        raise GlassnetError(f"{_where(reader, node)}: only axis=1 is supported")
+    if node.op_type == "Reshape":
+        target = reader.shape_value(node.input[1], shape, used) if len(node.input) > 1 else None
+        features = int(np.prod(shape))
+        # (N, features) spelled [0, -1], [-1, features], [N, -1] or [N, features]; exporters that fixed
+        # the batch size write it as N, and glassnet's Flatten takes any batch
+        two_dims = target is not None and target.ndim == 1 and len(target) == 2
+        batch_ok = two_dims and (target[0] in (0, -1) or target[0] > 0)
+        features_ok = two_dims and (target[1] == features or (target[1] == -1 and target[0] != -1))
+        if not (batch_ok and features_ok):
+            raise GlassnetError(f"{_where(reader, node)}: only a reshape to (N, {features}) is supported. Received: "
+                                f"{None if target is None else target.tolist()}")
+    return [Flatten(dtype=reader.dtype)], node.output[0]
+
+
+def _zero_pads(reader, node, shape, layout, used):
+    """A constant-zero Pad over H and W -> (top, bottom, left, right)."""
+    mode = reader.attributes(node).get("mode", b"constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    value = reader.weight(node, 2)
+    pads = [int(v) for v in reader.shape_value(node.input[1], shape, used)] if len(node.input) > 1 else []
+    if mode != "constant" or (value is not None and np.any(value != 0)) or len(pads) != 8:
+        raise GlassnetError(f"{_where(reader, node)}: only zero padding of a 4-D tensor is supported")
+    begin, end = pads[:4], pads[4:]
+    axes = (2, 3) if layout == "NCHW" else (1, 2)
+    others = [a for a in range(4) if a not in axes]
+    if any(begin[a] or end[a] for a in others) or min(pads) < 0:
+        raise GlassnetError(f"{_where(reader, node)}: only padding of the height and width is supported")
+    return (begin[axes[0]], end[axes[0]], begin[axes[1]], end[axes[1]])
+
+
+def _padded(reader, node, layer, extra):
+    """``layer`` (Conv2D or AvgPool2D) rebuilt with ``extra`` (top, bottom, left, right) zero padding added."""
+    if isinstance(layer, Conv2D):
+        own = layer.pads
+    else:
+        ph, pw = layer.padding
+        own = (ph, ph, pw, pw)
+    total = tuple(a + b for a, b in zip(own, extra))
+    stride = layer.stride if isinstance(layer, Conv2D) else (0, 0)     # "same" exists for stride-1 Conv2D only
+    padding = padding_argument(total, layer.kernel_size, stride)
+    if padding is None:
+        raise GlassnetError(f"{_where(reader, node)}: the padding before it, {extra}, is uneven in a way glassnet "
+                            "cannot express")
+    return _rebuilt(layer, padding=padding)
+
+
+def _rebuilt(layer, **changes):
+    """A new layer of ``layer``'s type and config with ``changes``, holding the same parameters."""
+    config = {k: tuple(v) if isinstance(v, list) else v for k, v in layer.get_config().items()}
+    rebuilt = type(layer)(**dict(config, **changes))
+    rebuilt.params.update(layer.params)
+    return rebuilt
+
+
+def _affine_step(reader, node, affine, shape, layout):
+    """Extend the per-channel map y = a * x + b by one Sub / Mul / Div / Add with a constant."""
+    constant = next((reader.constants[i] for i in node.input[1:] if i in reader.constants), None)
+    if len(shape) != 3 or constant is None or node.input[0] in reader.constants:
+        raise GlassnetError(f"{_where(reader, node)}: arithmetic is supported only as a per-channel scale and "
+                            "shift of image data by a constant (a BatchNormalization written out)")
+    C = shape[0]
+    value = np.asarray(constant, dtype=np.float64)
+    allowed = {(), (C,), (1,), (1, 1, 1, C) if layout == "NHWC" else (1, C, 1, 1),
+               (1, 1, C) if layout == "NHWC" else (C, 1, 1)}
+    if value.shape not in allowed:
+        raise GlassnetError(f"{_where(reader, node)}: a constant of shape {list(value.shape)} is not per channel "
+                            f"for {C} channels ({layout})")
+    c = np.broadcast_to(value.reshape(-1) if value.size > 1 else value.reshape(()), (C,))
+    a, b = affine if affine is not None else (np.ones(C), np.zeros(C))
+    if node.op_type == "Sub":
+        return a, b - c
+    if node.op_type == "Add":
+        return a, b + c
+    if node.op_type == "Mul":
+        return a * c, b * c
+    return a / c, b / c                                                       # Div
+
+
+def _affine_layer(reader, affine):
+    """y = a * x + b per channel as a BatchNorm2D in its inference form: mean 0, variance 1 - eps."""
+    a, b = affine
+    layer = BatchNorm2D(len(a))
+    layer.params["weight"], layer.params["bias"] = a.copy(), b.copy()
+    layer.buffers["running_mean"] = np.zeros(len(a))
+    layer.buffers["running_var"] = np.full(len(a), 1.0 - layer.eps)           # so sqrt(var + eps) = 1
+    return layer
+
+
+def reader_type(to):
+    """ONNX element type number -> NumPy float type (1: float32, 11: float64), else None."""
+    return {1: np.float32, 11: np.float64}.get(to)
+
+
+def _with_bias(reader, node, layer, layout):
+    """``layer`` (Conv2D or Dense) rebuilt with the constant of an Add node added to its bias."""
+    constant = next((reader.constants[i] for i in node.input if i in reader.constants), None)
+    if not isinstance(layer, (Conv2D, Dense)) or constant is None or len(node.input) != 2:
+        raise GlassnetError(f"{_where(reader, node)}: an Add is supported only as the bias of the Conv or "
+                            "MatMul before it")
+    channels = layer.out_channels if isinstance(layer, Conv2D) else layer.out_features
+    squeezed = np.asarray(constant).reshape(-1)
+    expected = {"NHWC": (1, 1, 1, channels), "NCHW": (1, channels, 1, 1)}[layout] if isinstance(layer, Conv2D) \
+        else (1, channels)
+    if squeezed.size != channels or constant.ndim not in (1, len(expected)) or (
+            constant.ndim == len(expected) and constant.shape != expected):
+        raise GlassnetError(f"{_where(reader, node)}: a bias of shape {list(constant.shape)} does not fit "
+                            f"{channels} channels")
+    rebuilt = _rebuilt(layer, bias=True)
+    rebuilt.params["bias"] = (layer.params.get("bias", 0.0) + squeezed).astype(reader.dtype)
+    return rebuilt
+
+
+def _import_gemm(reader, node, shape, used):
+    a = reader.attributes(node)
+    if a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0 or a.get("transA", 0):
+        raise GlassnetError(f"{_where(reader, node)}: only alpha=1, beta=1, transA=0 are supported")
+    weight, bias = reader.weight(node, 1), reader.weight(node, 2)
+    if weight is None or weight.ndim != 2:
+        raise GlassnetError(f"{_where(reader, node)}: expected a 2-D weight")
+    weight = weight.T if a.get("transB", 0) else weight                  # glassnet keeps (in, out)
+    return [_dense_layer(reader, node, shape, weight, bias)], node.output[0]
+
+
+def _import_matmul(reader, node, shape, used):
+    weight = reader.weight(node, 1)
+    if weight is None or weight.ndim != 2:
+        raise GlassnetError(f"{_where(reader, node)}: expected MatMul by a stored 2-D weight")
+    return [_dense_layer(reader, node, shape, weight, None)], node.output[0]     # its Add becomes the bias
+
+
+def _dense_layer(reader, node, shape, weight, bias):
+    if len(shape) != 1 or weight.shape[0] != shape[0]:
+        raise GlassnetError(f"{_where(reader, node)}: a weight {list(weight.shape)} cannot take inputs of shape "
+                            f"{list(shape)}")
+    layer = Dense(weight.shape[0], weight.shape[1], bias=bias is not None, dtype=reader.dtype)
+    layer.params["weight"] = np.ascontiguousarray(weight).astype(reader.dtype)
+    if bias is not None:
+        layer.params["bias"] = bias.reshape(-1).astype(reader.dtype)
+    return layer
+
+
+def _import_batchnorm(reader, node, shape, used):
+    scale, bias, mean, var = (reader.weight(node, i) for i in (1, 2, 3, 4))
+    layer = BatchNorm2D(shape[0], eps=float(reader.attributes(node).get("epsilon", 1e-5)), dtype=reader.dtype)
+    layer.params["weight"], layer.params["bias"] = scale.astype(reader.dtype), bias.astype(reader.dtype)
+    layer.buffers["running_mean"], layer.buffers["running_var"] = mean.astype(reader.dtype), var.astype(reader.dtype)
+    return [layer], node.output[0]
+
+
+def _import_softmax(reader, node, shape, used):
+    axis = reader.attributes(node).get("axis", -1)
+    if len(shape) != 1 or axis not in (1, -1):
+        raise GlassnetError(f"{_where(reader, node)}: only a softmax over the classes of (N, K) is supported")
+    return [Softmax(dtype=reader.dtype)], node.output[0]
+
+
+def _simple(kind):
+    def build(reader, node, shape, used):
+        if kind is LeakyReLU:
+            return [LeakyReLU(float(reader.attributes(node).get("alpha", 0.01)), dtype=reader.dtype)], node.output[0]
+        return [kind(dtype=reader.dtype)], node.output[0]
+    return build
+
+
+IMPORTERS = {"Conv": _import_conv, "MaxPool": _import_pool, "AveragePool": _import_pool,
+             "Flatten": _import_flatten, "Reshape": _import_flatten, "Gemm": _import_gemm, "MatMul": _import_matmul,
+             "BatchNormalization": _import_batchnorm, "Softmax": _import_softmax,
+             "Relu": _simple(ReLU), "LeakyRelu": _simple(LeakyReLU), "Sigmoid": _simple(Sigmoid),
+             "Tanh": _simple(Tanh), "Identity": _simple(Identity), "Dropout": _simple(Identity)}

@@ -1,0 +1,128 @@
+"""Element-wise activations and softmax. Each works on any input shape, in any Array API namespace."""
+import numpy as np
+
+from ...backend import namespace
+from ...validation import as_float_array, as_gradient, check_nonempty, non_negative_number
+from .base import Layer
+
+
+class _Activation(Layer):
+    """Shared plumbing: check the input, cache what the derivative needs."""
+
+    def __init__(self, dtype=np.float64):
+        super().__init__(dtype)
+        self._cache = None
+
+    min_ndim, expected_shape = 1, "(N, ...)"
+
+    def forward(self, x):
+        x = as_float_array(x, type(self).__name__, self.dtype)
+        check_nonempty(x, type(self).__name__, self.min_ndim, self.expected_shape)
+        y, self._cache = self._apply(x)
+        return y
+
+    def backward(self, dy):
+        self._require_cache(self._cache)
+        dy = as_gradient(dy, self.dtype)
+        self._check_grad_shape(dy, self._cache.shape)
+        return self._input_grad(dy, self._cache)
+
+
+class ReLU(_Activation):
+    """``y = max(x, 0)``; the derivative at 0 is taken as 0 (as PyTorch)."""
+
+    def _apply(self, x):
+        positive = x > 0
+        return namespace(x).maximum(x, 0.0), positive
+
+    def _input_grad(self, dy, positive):
+        # dy/dx = 1 where x > 0, else 0: a multiply by the mask as 0/1 (much faster in NumPy than ``where``)
+        return dy * namespace(dy).astype(positive, dy.dtype)
+
+    def positive_mask(self):
+        """Where the latest forward's input was > 0 (bool, input shape)."""
+        self._require_cache(self._cache)
+        return self._cache
+
+
+class LeakyReLU(_Activation):
+    """``y = x`` for x > 0, ``alpha * x`` otherwise (derivative alpha at 0, as PyTorch)."""
+
+    def __init__(self, alpha=0.01, dtype=np.float64):
+        super().__init__(dtype)
+        self.alpha = non_negative_number(alpha, "alpha", "LeakyReLU")
+
+    def get_config(self):
+        return {"alpha": self.alpha}
+
+    def _apply(self, x):
+        return namespace(x).where(x > 0, x, x * self.alpha), x
+
+    def _input_grad(self, dy, x):
+        return namespace(dy).where(x > 0, dy, dy * self.alpha)  # dy/dx = 1 or alpha
+
+
+class Sigmoid(_Activation):
+    """``y = 1 / (1 + exp(-x))``, computed without overflow for large |x|."""
+
+    def _apply(self, x):
+        xp = namespace(x)
+        small = xp.exp(-xp.abs(x))                          # in (0, 1]: never overflows
+        # x >= 0: 1 / (1 + e^-x);  x < 0: e^x / (1 + e^x), the same function written without overflow
+        y = xp.where(x >= 0, 1.0 / (1.0 + small), small / (1.0 + small))
+        return y, y
+
+    def _input_grad(self, dy, y):
+        return dy * y * (1.0 - y)  # dy/dx = s (1 - s)
+
+
+class Tanh(_Activation):
+    """``y = tanh(x)``."""
+
+    def _apply(self, x):
+        y = namespace(x).tanh(x)
+        return y, y
+
+    def _input_grad(self, dy, y):
+        return dy * (1.0 - y * y)  # dy/dx = 1 - tanh^2
+
+
+class Identity(_Activation):
+    """``y = x`` (the 'linear' activation)."""
+
+    def _apply(self, x):
+        return x, x
+
+    def _input_grad(self, dy, x):
+        return dy
+
+
+class Softmax(_Activation):
+    """Softmax over axis 1 (classes of (N, K), or channels of (N, C, H, W), as PyTorch's dim=1).
+
+    ``y_k = exp(x_k - max_j x_j) / sum_j exp(x_j - max_j x_j)``; stable for logits of +-1000.
+    """
+
+    min_ndim, expected_shape = 2, "(N, K, ...)"
+
+    def _apply(self, x):
+        y = softmax(x, axis=1)
+        return y, y
+
+    def _input_grad(self, dy, y):
+        # dy_k/dx_j = y_k (delta_kj - y_j)  =>  dx = y * (dy - sum_k dy_k y_k)
+        return y * (dy - namespace(dy).sum(dy * y, axis=1, keepdims=True))
+
+
+def softmax(x, axis=1):
+    """Numerically stable softmax of ``x`` along ``axis``."""
+    xp = namespace(x)
+    exp = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
+    return exp / xp.sum(exp, axis=axis, keepdims=True)
+
+
+def log_softmax(x, axis=1):
+    """Numerically stable log-softmax of ``x`` along ``axis``."""
+    xp = namespace(x)
+    shifted = x - xp.max(x, axis=axis, keepdims=True)
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))

@@ -1,0 +1,144 @@
+"""Dropout and batch normalisation: the layers that behave differently in training and evaluation."""
+import numpy as np
+
+from ...backend import beside, namespace, same_place
+from ...validation import (as_float_array, as_gradient, check_batch, make_rng, positive_int, positive_number,
+                           probability)
+from .base import Layer
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, zero each element with probability ``p`` and scale
+    the survivors by ``1 / (1 - p)``; in evaluation, the identity. Any input shape; the
+    output has the same shape.
+
+    Parameters
+    ----------
+    p : float in [0, 1), default 0.5
+    rng : np.random.Generator, int seed or None (draws the masks)
+    """
+
+    def __init__(self, p=0.5, rng=None, dtype=np.float64):
+        super().__init__(dtype)
+        self.p = probability(p, "p", "Dropout")
+        self.rng = make_rng(rng, "Dropout")
+        self._scaled_mask = None
+        self.batch_share = None     # data-parallel training: (this rank's first row, global batch size)
+
+    def get_config(self):
+        return {"p": self.p}
+
+    def forward(self, x):
+        x = as_float_array(x, "Dropout", self.dtype)
+        if not self.training or self.p == 0.0:
+            self._scaled_mask = None
+            return x
+        shape = tuple(x.shape)
+        if self.batch_share is None:
+            keep = self.rng.random(shape) >= self.p                  # drawn on the host, as in a NumPy run
+        else:                                                        # the global batch's mask, this rank's rows
+            first, total = self.batch_share
+            keep = (self.rng.random((total,) + shape[1:]) >= self.p)[first:first + shape[0]]
+        scaled = keep.astype(self.dtype) / self.dtype.type(1.0 - self.p)
+        self._scaled_mask = beside(x, scaled)
+        return x * self._scaled_mask
+
+    def backward(self, dy):
+        dy = as_gradient(dy, self.dtype)
+        if self._scaled_mask is None:  # evaluation mode or p == 0: identity
+            return dy
+        self._check_grad_shape(dy, self._scaled_mask.shape)
+        # y = x * mask / (1 - p)  =>  dx = dy * mask / (1 - p)
+        return dy * self._scaled_mask
+
+
+class BatchNorm2D(Layer):
+    """Batch normalisation over (N, H, W) for each channel (PyTorch's BatchNorm2d).
+
+    Training: ``y = weight * (x - mean_B) / sqrt(var_B + eps) + bias`` with the batch's
+    mean and biased variance; the running statistics move by ``momentum`` towards the
+    batch mean and the *unbiased* batch variance. Evaluation uses the running statistics.
+
+    Parameters
+    ----------
+    num_features : int (channels C)
+    eps : float, default 1e-5
+    momentum : float, default 0.1
+
+    Shapes
+    ------
+    Input (N, C, H, W); output (N, C, H, W). weight, bias, running_mean, running_var: (C,).
+    """
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype=np.float64):
+        super().__init__(dtype)
+        self.num_features = positive_int(num_features, "num_features", "BatchNorm2D")
+        self.eps = positive_number(eps, "eps", "BatchNorm2D")
+        self.momentum = probability(momentum, "momentum", "BatchNorm2D", allow_one=True)
+        C = self.num_features
+        self.params["weight"] = np.ones(C, dtype=self.dtype)
+        self.params["bias"] = np.zeros(C, dtype=self.dtype)
+        self.buffers["running_mean"] = np.zeros(C, dtype=self.dtype)
+        self.buffers["running_var"] = np.ones(C, dtype=self.dtype)
+        self._cache = None
+        self.group_sum = None       # data-parallel training: sums arrays over all ranks (distributed.py)
+
+    def get_config(self):
+        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum}
+
+    def forward(self, x):
+        """x: (N, C, H, W) -> (N, C, H, W)."""
+        x = as_float_array(x, "BatchNorm2D", self.dtype)
+        C = self.num_features
+        check_batch(x, "BatchNorm2D", f"(N, {C}, H, W)", channels_axis=1, channels=C)
+        same_place(x, self.params["weight"], "input", "BatchNorm2D")
+        xp = namespace(x)
+        if self.training:
+            mean, var, count = self._batch_statistics(x)        # (C,), (C,) biased, values per channel
+            unbiased = var * (count / max(count - 1, 1))
+            m = self.momentum
+            self.buffers["running_mean"] = (1 - m) * self.buffers["running_mean"] + m * mean
+            self.buffers["running_var"] = (1 - m) * self.buffers["running_var"] + m * unbiased
+        else:
+            mean, var = self.buffers["running_mean"], self.buffers["running_var"]
+        inv_std = 1.0 / xp.sqrt(var + self.eps)                 # (C,)
+        per_channel = lambda values: xp.reshape(values, (C, 1, 1))  # noqa: E731  (C,) -> (C, 1, 1)
+        x_hat = (x - per_channel(mean)) * per_channel(inv_std)
+        self._cache = (x_hat, inv_std, self.training, count if self.training else None)
+        return x_hat * per_channel(self.params["weight"]) + per_channel(self.params["bias"])
+
+    def _batch_statistics(self, x):
+        """(mean, biased variance, count) per channel over the batch (over every rank's share of it
+        in data-parallel training: sums, then the mean, then the squared deviations' sums)."""
+        xp, count = namespace(x), x.shape[0] * x.shape[2] * x.shape[3]
+        if self.group_sum is None:
+            return xp.mean(x, axis=(0, 2, 3)), xp.var(x, axis=(0, 2, 3)), count
+        total, counts = self.group_sum([xp.sum(x, axis=(0, 2, 3)), np.array([count], dtype=np.float64)])
+        count = int(counts[0])
+        mean = total / count
+        deviations = x - xp.reshape(mean, (self.num_features, 1, 1))
+        (squares,) = self.group_sum([xp.sum(deviations * deviations, axis=(0, 2, 3))])
+        return mean, squares / count, count
+
+    def backward(self, dy):
+        """dy: (N, C, H, W) -> dL/dx: (N, C, H, W)."""
+        self._require_cache(self._cache)
+        x_hat, inv_std, used_batch_stats, count = self._cache
+        dy = as_gradient(dy, self.dtype)
+        self._check_grad_shape(dy, x_hat.shape)
+        xp, C = namespace(dy), self.num_features
+        # y = w * x_hat + b  =>  dw = sum dy * x_hat,  db = sum dy
+        self.grads["weight"] = xp.sum(dy * x_hat, axis=(0, 2, 3))
+        self.grads["bias"] = xp.sum(dy, axis=(0, 2, 3))
+        scale = xp.reshape(self.params["weight"] * inv_std, (C, 1, 1))
+        if not used_batch_stats:
+            # fixed mean and variance: x_hat is affine in x
+            return dy * scale
+        # mean and variance depend on x: dx = w/sigma * (dy - mean(dy) - x_hat * mean(dy * x_hat)),
+        # the means over the whole batch (every rank's share of it in data-parallel training)
+        if self.group_sum is None:
+            mean_dy, mean_dy_xhat = xp.mean(dy, axis=(0, 2, 3)), xp.mean(dy * x_hat, axis=(0, 2, 3))
+        else:
+            sum_dy, sum_dy_xhat = self.group_sum([self.grads["bias"], self.grads["weight"]])
+            mean_dy, mean_dy_xhat = sum_dy / count, sum_dy_xhat / count
+        return scale * (dy - xp.reshape(mean_dy, (C, 1, 1)) - x_hat * xp.reshape(mean_dy_xhat, (C, 1, 1)))

@@ -1,0 +1,89 @@
+"""Sliding windows over NCHW batches: the one place where convolution and pooling
+turn images into patches and patch gradients back into images.
+
+All output sizes follow ``out = floor((size + pad_before + pad_after - kernel) / stride) + 1``.
+
+Everything here loops over the KH x KW kernel offsets only. For offset (i, j) the
+pixels read by every window form one strided view of the image,
+``x[:, :, i::sh, j::sw]`` cut to (OH, OW): copying or adding whole views keeps
+NumPy's inner loops long and contiguous, with no Python work per window or sample.
+Written against the Array API standard (``xp`` is the arrays' namespace, see ``backend.py``).
+"""
+from ...backend import add_into, contiguous, device_of, namespace, pad_spatial
+
+
+def output_size(size, kernel, stride, pad_before, pad_after):
+    """Number of window positions along one axis.
+
+    >>> output_size(28, 5, 1, 2, 2), output_size(28, 2, 2, 0, 0), output_size(7, 3, 2, 1, 1)
+    (28, 14, 4)
+    """
+    return (size + pad_before + pad_after - kernel) // stride + 1
+
+
+def pad_images(x, pads, value=0.0):
+    """Pad the two spatial axes of ``x``.
+
+    x : (N, C, H, W); pads : (top, bottom, left, right).
+    Returns (N, C, H + top + bottom, W + left + right); ``x`` itself when all pads are 0.
+    """
+    if not any(pads):
+        return x
+    return pad_spatial(namespace(x), x, pads, value)
+
+
+def crop_padding(x_padded, pads):
+    """Inverse of ``pad_images``: (N, C, Hp, Wp) -> (N, C, H, W) (a view)."""
+    top, bottom, left, right = pads
+    Hp, Wp = x_padded.shape[2:]
+    return x_padded[:, :, top:Hp - bottom, left:Wp - right]
+
+
+def kernel_offsets(kernel):
+    """The kernel offsets (k, i, j) in row-major order: k = i * KW + j."""
+    kh, kw = kernel
+    return [(i * kw + j, i, j) for i in range(kh) for j in range(kw)]
+
+
+def offset_key(i, j, stride, out_hw):
+    """The index of the pixel each window reads at kernel offset (i, j), on the last two axes."""
+    (sh, sw), (OH, OW) = stride, out_hw
+    return (slice(None), slice(None), slice(i, i + sh * (OH - 1) + 1, sh), slice(j, j + sw * (OW - 1) + 1, sw))
+
+
+def offset_view(x_padded, i, j, stride, out_hw):
+    """The pixel each window reads at kernel offset (i, j): (N, C, Hp, Wp) -> (N, C, OH, OW) view."""
+    (sh, sw), (OH, OW) = stride, out_hw          # (the key of offset_key, inline: this runs per offset per call)
+    return x_padded[:, :, i:i + sh * (OH - 1) + 1:sh, j:j + sw * (OW - 1) + 1:sw]
+
+
+def im2col(x_padded, kernel, stride, out_hw):
+    """Every window as a column: (N, C, Hp, Wp) -> (C*KH*KW, N*OH*OW), one copy.
+
+    Row ``c*KH*KW + i*KW + j`` holds pixel (i, j) of channel c of every window of every
+    sample, so ``weight.reshape(F, -1) @ cols`` is the whole batch's convolution in one GEMM.
+    """
+    xp = namespace(x_padded)
+    N, C = x_padded.shape[:2]
+    (kh, kw), (OH, OW) = kernel, out_hw
+    cols = xp.empty((C, kh, kw, N, OH, OW), dtype=x_padded.dtype, device=device_of(x_padded))
+    by_channel = xp.permute_dims(x_padded, (1, 0, 2, 3))                       # (C, N, Hp, Wp) view
+    for _, i, j in kernel_offsets(kernel):
+        cols[:, i, j, ...] = offset_view(by_channel, i, j, stride, out_hw)
+    return xp.reshape(cols, (C * kh * kw, N * OH * OW))
+
+
+def col2im(dcols, padded_shape, kernel, stride, out_hw):
+    """Adjoint of ``im2col``: (C*KH*KW, N*OH*OW) -> (N, C, Hp, Wp).
+
+    Every column entry is added back onto the pixel it was read from; pixels shared
+    by overlapping windows accumulate.
+    """
+    xp = namespace(dcols)
+    N, C, Hp, Wp = padded_shape
+    (kh, kw), (OH, OW) = kernel, out_hw
+    dcols = xp.reshape(dcols, (C, kh, kw, N, OH, OW))
+    dx_by_channel = xp.zeros((C, N, Hp, Wp), dtype=dcols.dtype, device=device_of(dcols))
+    for _, i, j in kernel_offsets(kernel):
+        add_into(dx_by_channel, offset_key(i, j, stride, out_hw), dcols[:, i, j, ...])
+    return contiguous(xp, xp.permute_dims(dx_by_channel, (1, 0, 2, 3)))          # (N, C, Hp, Wp)

@@ -1,0 +1,166 @@
+"""See every number: one forward and backward pass recorded layer by layer.
+
+>>> model = gn.explain.seed_example_model()          # seed 000: conv 2x2, ReLU, max pool, dense, sigmoid
+>>> x = gn.explain.SEED_IMAGE.reshape(1, 1, 5, 5)
+>>> record = gn.trace(model, x, np.array([[1.0]]), gn.BinaryCrossEntropy(), optimizer=gn.SGD(model, lr=0.1))
+>>> record.steps[2].output                           # after max pooling (seed 000 prints [[3, 1], [5, 3]])
+array([[[[3., 1.],
+         [5., 3.]]]])
+>>> round(record.loss, 10)                           # -ln(sigmoid(2)) = ln(1 + e**-2)
+0.126928011
+>>> print(record.text())                             # doctest: +ELLIPSIS
+FORWARD PASS
+============
+input  shape (1, 1, 5, 5)
+...
+
+The recorded arrays are the ones the engine computes (copied as they pass), so what
+the trace shows is exactly what training would use.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..backend import to_namespace, to_numpy
+from ..errors import GlassnetError
+from ..nn.losses import Loss
+from ..nn.optim import Optimizer
+from ..validation import foreign_array
+
+
+@dataclass
+class LayerStep:
+    """One layer's part of a forward and backward pass.
+
+    input, output : the forward arrays
+    grad_output : dL/d(output), the gradient arriving from above
+    grad_input : dL/d(input), the gradient passed down
+    param_grads : dL/d(param) per parameter name ("weight", "bias")
+    params_before, params_after : parameter values before and after the optimizer step
+    """
+    index: int
+    layer: str
+    input: np.ndarray
+    output: np.ndarray
+    grad_output: np.ndarray = None
+    grad_input: np.ndarray = None
+    param_grads: dict = field(default_factory=dict)
+    params_before: dict = field(default_factory=dict)
+    params_after: dict = field(default_factory=dict)
+
+
+@dataclass
+class Trace:
+    """The whole pass: per-layer steps in forward order, the loss and its gradient."""
+    steps: list
+    loss_name: str
+    loss: float
+    target: np.ndarray
+    grad_prediction: np.ndarray
+    optimizer: str = ""
+
+    def text(self, max_elements=64, precision=8):
+        return render(self, max_elements, precision)
+
+    __str__ = text
+
+    def _repr_html_(self):
+        """Every layer collapsible, small arrays whole, large ones as heatmaps, for notebooks."""
+        from .display import trace_html
+        return trace_html(self)
+
+
+def trace(model, x, target, loss, optimizer=None):
+    """Run one forward and backward pass of ``model`` on (x, target), recording everything.
+
+    x : a batch the model takes (e.g. (N, C, H, W)); target : what ``loss`` takes
+    loss : a glassnet Loss; optimizer : an Optimizer over ``model`` to also take one step, or None
+    Returns a ``Trace``. The model's grads (and, with an optimizer, its weights) change as in training.
+    """
+    if not isinstance(loss, Loss):
+        raise GlassnetError(f"trace: loss must be a glassnet Loss (e.g. gn.SoftmaxCrossEntropy()). "
+                            f"Received: {loss!r}")
+    if optimizer is not None and not isinstance(optimizer, Optimizer):
+        raise GlassnetError(f"trace: optimizer must be a glassnet Optimizer or None. Received: {optimizer!r}")
+    steps = []
+    h = x if foreign_array(x) else to_namespace(np.asarray(x), *model.place())   # the batch, where the model is
+    for index, layer in enumerate(model.layers):
+        out = layer.forward(h)
+        steps.append(LayerStep(index, repr(layer), host_copy(h), host_copy(out),
+                               params_before={k: host_copy(v) for k, v in layer.params.items()}))
+        h = out
+    loss_value = loss.forward(h, target)
+    grad = loss.backward()
+    grad_prediction = host_copy(grad)
+    for step, layer in zip(reversed(steps), reversed(model.layers)):
+        step.grad_output = host_copy(grad)
+        grad = layer.backward(grad)
+        step.grad_input = host_copy(grad)
+        step.param_grads = {k: host_copy(v) for k, v in layer.grads.items()}
+    if optimizer is not None:
+        optimizer.step()
+        for step, layer in zip(steps, model.layers):
+            step.params_after = {k: host_copy(v) for k, v in layer.params.items()}
+    return Trace(steps, type(loss).__name__, loss_value, host_copy(target), grad_prediction,
+                 optimizer=_optimizer_label(optimizer))
+
+
+def host_copy(array):
+    """A NumPy copy of ``array`` (from any array library), independent of the engine's own."""
+    return np.array(to_numpy(array), copy=True)
+
+
+def _optimizer_label(optimizer):
+    if optimizer is None:
+        return ""
+    settings = ", ".join(f"{k}={v}" for k, v in optimizer.hyperparameters().items())
+    return f"{type(optimizer).__name__}({settings})"
+
+
+# -- text rendering ------------------------------------------------------------------------------
+
+def describe(label, array, max_elements=64, precision=8):
+    """``label`` with the array's shape, then the array itself if small, else a summary line."""
+    array = np.asarray(array)
+    head = f"{label}  shape {tuple(array.shape)}"
+    if array.size <= max_elements:
+        shown = (np.squeeze(array) if array.ndim > 2 else array) + 0.0  # + 0.0 turns -0.0 into 0.0
+        body = np.array2string(shown, precision=precision, suppress_small=True, max_line_width=100)
+        if array.size == 1:
+            body += f"   (exactly {array.item()!r})"
+        return head + "\n" + _indent(body)
+    values = array.astype(np.float64)
+    return (head + f"\n    min {values.min():.6g}  max {values.max():.6g}  mean {values.mean():.6g}  "
+                   f"norm {np.linalg.norm(values):.6g}  (size {array.size:,}: summarised)")
+
+
+def _indent(text, prefix="    "):
+    return "\n".join(prefix + line for line in text.splitlines())
+
+
+def render(record, max_elements=64, precision=8):
+    """The trace as text in the spirit of seed 000: forward, loss, backward, update."""
+    show = lambda label, array: describe(label, array, max_elements, precision)  # noqa: E731
+    lines = ["FORWARD PASS", "============"]
+    if record.steps:
+        lines.append(show("input", record.steps[0].input))
+    for step in record.steps:
+        lines.append(f"-- layer {step.index}: {step.layer}")
+        for key, value in step.params_before.items():
+            lines.append(show(f"{key}", value))
+        lines.append(show("output", step.output))
+    lines += ["", "LOSS", "====", show("target", record.target),
+              f"{record.loss_name} = {record.loss!r}", show("dL/d(prediction)", record.grad_prediction),
+              "", "BACKWARD PASS (last layer first)", "================================"]
+    for step in reversed(record.steps):
+        lines.append(f"-- layer {step.index}: {step.layer}")
+        lines.append(show("dL/d(output)  (arriving from above)", step.grad_output))
+        for key, value in step.param_grads.items():
+            lines.append(show(f"dL/d({key})", value))
+        lines.append(show("dL/d(input)  (passed down)", step.grad_input))
+    if record.optimizer:
+        lines += ["", f"UPDATE: {record.optimizer}", "=" * (8 + len(record.optimizer))]
+        for step in record.steps:
+            for key, value in step.params_after.items():
+                lines.append(show(f"layer {step.index} updated {key}", value))
+    return "\n".join(lines)

@@ -1,0 +1,90 @@
+"""Data-parallel training over MPI (``mpiexec -n N glassnet train --distributed``, or
+``fit(..., distributed=True)`` in a script started by ``mpiexec``).
+
+Every rank holds the data set and draws the same sample order, so every rank knows the global
+batch. Rank r trains on its contiguous share of it. Its loss gradient is scaled by
+``n_r / N`` (its share of the global mean), so everything it back-propagates is its contribution
+to the global batch's gradient; one ``Allreduce`` per step sums the contributions of all ranks
+(gradients, loss, correct count, ReLU activity) and every rank takes the same optimizer step.
+BatchNorm sums its batch statistics over the ranks the same way, and Dropout draws the global
+batch's mask and keeps its rows, so N ranks compute what one process computes on the same global
+batch (up to the order of floating-point sums). Only rank 0 prints and writes files.
+"""
+import numpy as np
+
+from ..errors import GlassnetError
+
+
+class Group:
+    """The processes of one MPI run (mpi4py's ``COMM_WORLD``)."""
+
+    def __init__(self, comm, mpi):
+        self.comm, self.mpi = comm, mpi
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+
+    @property
+    def is_root(self):
+        return self.rank == 0
+
+    def share(self, n):
+        """This rank's contiguous share of a global batch of ``n`` samples, as a slice."""
+        return slice(self.rank * n // self.size, (self.rank + 1) * n // self.size)
+
+    def sum(self, arrays):
+        """Element-wise sums over all ranks of ``arrays`` (NumPy), in one Allreduce; float64 on the wire."""
+        arrays = [np.asarray(a) for a in arrays]
+        if self.size == 1:
+            return arrays
+        flat = np.concatenate([a.astype(np.float64, copy=False).ravel() for a in arrays])
+        total = np.empty_like(flat)
+        self.comm.Allreduce(flat, total, op=self.mpi.SUM)
+        out, start = [], 0
+        for a in arrays:
+            out.append(total[start:start + a.size].reshape(a.shape).astype(a.dtype, copy=False))
+            start += a.size
+        return out
+
+    def same_everywhere(self, value, what):
+        """Refuse to start when ranks disagree on ``value`` (e.g. the data set size)."""
+        values = self.comm.allgather(value)
+        if any(v != values[0] for v in values):
+            raise GlassnetError(f"fit(distributed=True): the ranks disagree on {what}: {values}")
+
+
+def world():
+    """The group of every process ``mpiexec`` started (one process when run without it)."""
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        raise GlassnetError("distributed training needs mpi4py and an MPI library: pip install 'glassnet[mpi]'") from None
+    return Group(MPI.COMM_WORLD, MPI)
+
+
+def attach(model, group, batch_share=None):
+    """Tell BatchNorm and Dropout layers about the group (``None`` detaches them)."""
+    for layer in model.layers:
+        if hasattr(layer, "group_sum"):
+            layer.group_sum = None if group is None else group.sum
+        if hasattr(layer, "batch_share"):
+            layer.batch_share = batch_share
+
+
+def step_figures(group, model, loss_value, right, weight):
+    """The distributed counterpart of ``training.step_figures``: sums every rank's contribution to the
+    gradients (written back into ``layer.grads``), the loss (``loss_value * weight``, weight = this rank's
+    share of the global batch), the correct count and each ReLU unit's activity, in one Allreduce.
+    Returns (global batch loss, {parameter: gradient L2 norm}, {ReLU index: dead fraction}, correct or None)."""
+    from ..nn.layers.activations import ReLU
+    parameters = list(model.named_parameters())
+    relus = [(str(index), layer) for index, layer in enumerate(model.layers) if isinstance(layer, ReLU)]
+    head = np.array([float(loss_value) * weight, 0.0 if right is None else float(right)])
+    arrays = [head] + [layer.grads[key] for _, layer, key in parameters]
+    arrays += [np.any(layer.positive_mask(), axis=0) for _, layer in relus]      # unit active in this share
+    summed = group.sum(arrays)
+    for (name, layer, key), grad in zip(parameters, summed[1:1 + len(parameters)]):
+        layer.grads[key] = grad
+    norms = {name: float(np.sqrt(np.sum(np.square(layer.grads[key], dtype=np.float64))))
+             for name, layer, key in parameters}
+    active = summed[1 + len(parameters):]
+    dead = {index: float(np.mean(np.logical_not(units))) for (index, _), units in zip(relus, active)}
+    return float(summed[0][0]), norms, dead, (float(summed[0][1]) if right is not None else None)
