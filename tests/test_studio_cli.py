@@ -77,7 +77,8 @@ def test_errors_are_one_line(tmp_path):
         busy = run("studio", "--no-browser", "--port", str(port), cwd=tmp_path)
     assert busy.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in busy.stderr
     bad_port = run("studio", "--no-browser", "--port", "70000", cwd=tmp_path)
-    assert bad_port.returncode == 1 and "--port must be in [0, 65535]" in bad_port.stderr
+    assert bad_port.returncode == 2 and "argument --port: must be in [0, 65535]" in bad_port.stderr
+    assert len(bad_port.stderr.strip().splitlines()) == 1
 
 
 def test_missing_extra_names_what_to_install(tmp_path):

@@ -21,9 +21,18 @@ def test_all_five_tutorials_are_there():
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
-def test_the_tutorial_runs_and_its_checks_pass(notebook, tmp_path):
-    executed = load_refresh().execute(notebook, tmp_path)
-    last = [cell for cell in executed.cells if cell.cell_type == "code"][-1]
-    assert "assert" in last.source, "a tutorial ends with a cell of checks"
-    printed = "".join(output.get("text", "") for output in last.outputs)
-    assert "all checks passed" in printed
+def test_the_tutorial_runs_twice_in_one_folder_and_its_checks_pass(notebook, tmp_path):
+    """A reader runs a notebook again where it ran before: it must pass again, and everything it writes
+    goes into its own folder under work/ (ignored by git), never beside the notebooks."""
+    for run in (1, 2):
+        executed = load_refresh().execute(notebook, tmp_path)
+        last = [cell for cell in executed.cells if cell.cell_type == "code"][-1]
+        assert "assert" in last.source, "a tutorial ends with a cell of checks"
+        printed = "".join(output.get("text", "") for output in last.outputs)
+        assert "all checks passed" in printed, f"run {run}"
+        assert {path.name for path in tmp_path.iterdir()} <= {"work"}, sorted(tmp_path.iterdir())
+
+
+def test_git_ignores_the_tutorials_working_folder():
+    ignored = (TUTORIALS.parents[1] / ".gitignore").read_text().split()
+    assert "docs/tutorials/work/" in ignored

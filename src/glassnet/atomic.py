@@ -7,10 +7,13 @@ a process killed outright (SIGKILL) cannot clean up, so the next successful writ
 the same path removes the temporary files such a kill left.
 """
 import contextlib
+import errno
 import glob
 import os
 import tempfile
 from pathlib import Path
+
+from .errors import GlassnetError
 
 
 @contextlib.contextmanager
@@ -24,14 +27,22 @@ def atomic_write(path, mode="wb"):
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
+    try:
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:       # name the user's path, not the temporary file's
+        raise type(error)(error.errno, error.strerror, str(path)) from None
     try:
         os.chmod(temporary, _permissions_for(path))
         with os.fdopen(handle, mode, encoding=None if "b" in mode else "utf-8") as out:
             yield out
             out.flush()
             os.fsync(out.fileno())
-        os.replace(temporary, path)
+        try:
+            os.replace(temporary, path)
+        except OSError as error:
+            raise type(error)(error.errno, error.strerror, str(path)) from None
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
@@ -62,3 +73,34 @@ def write_text(path, text):
     with atomic_write(path, "w") as out:
         out.write(text)
     return Path(path)
+
+
+def writable_file(path, example="model.glassnet"):
+    """Check, before any work, that a file can be written at ``path``; returns ``Path(path)``.
+
+    A missing parent folder is created; a folder at ``path`` itself, or a parent that cannot be
+    made or written to, raises ``GlassnetError`` naming ``path``.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise GlassnetError(f"{path} is a folder; give a file name (e.g. {path / example})")
+    _usable_folder(path.parent if str(path.parent) else Path("."), path)
+    return path
+
+
+def writable_folder(path):
+    """Check, before any work, that files can be written inside folder ``path`` (made if missing)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise GlassnetError(f"{path} is a file, not a folder; give a folder for the output")
+    _usable_folder(path, path)
+    return path
+
+
+def _usable_folder(folder, named):
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise GlassnetError(f"cannot write {named}: the folder {folder} cannot be made ({error.strerror})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise GlassnetError(f"cannot write {named}: the folder {folder} is not writable")

@@ -24,13 +24,22 @@ def _figure(width, height):
         from matplotlib.figure import Figure
     except ImportError:
         raise GlassnetError("pictures need matplotlib: pip install 'glassnet[plots]'") from None
-    figure = Figure(figsize=(width, height), dpi=100)
+    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")   # leaves room for every title
     FigureCanvasAgg(figure)
     return figure
 
 
+def _show_image(axis, image):
+    """One input image (C, H, W): colour (C = 3) in colour, stretched to [0, 1]; otherwise its first channel
+    in grey."""
+    if image.shape[0] == 3:
+        image = image.transpose(1, 2, 0)                          # (3, H, W) -> (H, W, 3)
+        axis.imshow((image - image.min()) / max(float(image.max() - image.min()), 1e-12))
+    else:
+        axis.imshow(image[0], cmap="gray")
+
+
 def _save(figure, path):
-    figure.tight_layout()
     with atomic_write(path) as out:
         figure.savefig(out, format="png")
     return path
@@ -133,7 +142,7 @@ def feature_maps(model, x, path, max_maps=16):
     axes = np.atleast_2d(figure.subplots(rows, columns))
     for axis in axes.ravel():
         axis.axis("off")
-    axes[0, 0].imshow(x[0, 0], cmap="gray")
+    _show_image(axes[0, 0], x[0])
     axes[0, 0].set_title("input", fontsize=8)
     row = 1
     for index, channels in maps:
@@ -182,12 +191,7 @@ def misclassified(x, labels, predictions, class_names, path, limit=25):
     if len(wrong) == 0:
         axes[0].text(0.5, 0.5, "no misclassified images", ha="center", va="center")
     for axis, index in zip(axes, wrong):
-        image = np.asarray(x[[index]])[0]                         # (C, H, W)
-        if image.shape[0] == 3:   # colour: channels last, stretched to [0, 1] for display
-            image = image.transpose(1, 2, 0)
-            axis.imshow((image - image.min()) / max(float(image.max() - image.min()), 1e-12))
-        else:
-            axis.imshow(image[0], cmap="gray")
+        _show_image(axis, np.asarray(x[[index]])[0])              # (C, H, W)
         axis.set_title(f"{class_names[predictions[index]]} / {class_names[labels[index]]}", fontsize=8,
                        color="firebrick")
     figure.suptitle(f"misclassified: predicted / true ({len(wrong)} shown)")

@@ -9,10 +9,21 @@ to the global batch's gradient; one ``Allreduce`` per step sums the contribution
 BatchNorm sums its batch statistics over the ranks the same way, and Dropout draws the global
 batch's mask and keeps its rows, so N ranks compute what one process computes on the same global
 batch (up to the order of floating-point sums). Only rank 0 prints and writes files.
+
+The cores of a machine are shared out: each rank's BLAS (and glassnet's batch split) runs
+``usable cores / ranks on this machine`` threads, unless the user chose a number
+(``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` or ``GLASSNET_THREADS``). Two
+ranks each running a 2-thread BLAS on 2 cores made four threads fight for two cores: 50.4 s for
+the digits run that takes 4.7 s in one process.
 """
+import os
+
 import numpy as np
 
 from ..errors import GlassnetError
+from . import replicas
+
+THREAD_SETTINGS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "GLASSNET_THREADS")
 
 
 class Group:
@@ -44,6 +55,33 @@ class Group:
             start += a.size
         return out
 
+    def ranks_on_this_machine(self):
+        """How many ranks of the group share this machine (MPI's shared-memory split)."""
+        if self.size == 1:
+            return 1
+        local = self.comm.Split_type(self.mpi.COMM_TYPE_SHARED)
+        try:
+            return local.Get_size()
+        finally:
+            local.Free()
+
+    def share_cores(self):
+        """Give this rank its share of the machine's cores as BLAS and batch-split threads (unless the
+        user set a thread count); returns the threads each rank runs, for the run's header."""
+        chosen = [os.environ[name] for name in THREAD_SETTINGS if os.environ.get(name, "").isdigit()]
+        if chosen:
+            return int(chosen[0])
+        usable = _usable_cores()
+        threads = max(1, usable // self.ranks_on_this_machine()) if usable == (os.cpu_count() or usable) else usable
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            raise GlassnetError("distributed training needs threadpoolctl to share the cores between ranks: "
+                                "pip install 'glassnet[mpi]'") from None
+        threadpool_limits(threads, user_api="blas")
+        replicas.use_threads(threads)
+        return threads
+
     def same_everywhere(self, value, what):
         """Refuse to start when ranks disagree on ``value`` (e.g. the data set size)."""
         values = self.comm.allgather(value)
@@ -58,6 +96,13 @@ def world():
     except ImportError:
         raise GlassnetError("distributed training needs mpi4py and an MPI library: pip install 'glassnet[mpi]'") from None
     return Group(MPI.COMM_WORLD, MPI)
+
+
+def _usable_cores():
+    try:
+        return len(os.sched_getaffinity(0))   # what this process may run on (a binding narrows it)
+    except AttributeError:                    # not on Linux
+        return os.cpu_count() or 1
 
 
 def attach(model, group, batch_share=None):

@@ -32,6 +32,8 @@ from .distributed import attach, world
 from .distributed import step_figures as group_step_figures
 from .history import History
 
+DIVERGENCE_FACTOR = 100     # a batch loss this many times the first batch's means training diverged
+LOSS_FLOOR = 1e-3           # ... the first batch's loss counted as at least this, so a tiny one is no trap
 LOSSES = {"softmax_cross_entropy": SoftmaxCrossEntropy, "cross_entropy": CrossEntropy,
           "binary_cross_entropy": BinaryCrossEntropy, "mse": MSE}
 
@@ -147,7 +149,7 @@ class ProgressBar(Callback):
 
 def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None, validation_data=None,
         shuffle=True, seed=None, verbose=True, log=print, checkpoint=None, checkpoint_every=None, resume=False,
-        callbacks=(), augment=None, distributed=False):
+        callbacks=(), augment=None, distributed=False, divergence_check=True):
     """Train ``model`` on (x, y); returns a history dict of per-epoch lists.
 
     Parameters
@@ -172,6 +174,9 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
     distributed : data-parallel over the processes ``mpiexec`` started (see ``glassnet.distributed``):
         each trains on its share of every global batch of ``batch_size``; the result equals one
         process's. Only rank 0 prints and writes checkpoints.
+    divergence_check : stop (``TrainingDivergedError``, naming the learning rate) when a batch's loss
+        exceeds ``DIVERGENCE_FACTOR`` (100) times the run's first batch loss (or 100 x 1e-3, if that
+        is smaller): a loss that explodes yet stays finite. NaN/Inf losses and gradients always stop.
 
     Returns
     -------
@@ -182,7 +187,8 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
 
     Raises
     ------
-    TrainingDivergedError at the first NaN/Inf loss or gradient, naming the epoch, batch and layer.
+    TrainingDivergedError at the first NaN/Inf loss or gradient, naming the epoch, batch and layer, or at
+    a diverging loss (see ``divergence_check``).
     """
     epochs = positive_int(epochs, "epochs", "fit")
     batch_size = positive_int(batch_size, "batch_size", "fit")
@@ -215,7 +221,7 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
     history = state["history"]
     try:
         _epochs(model, x, y, epochs, batch_size, loss, optimizer, validation_data, shuffle, verbose, log,
-                checkpoint, checkpoint_every, listeners, state, order, rng, augmenter, group)
+                checkpoint, checkpoint_every, listeners, state, order, rng, augmenter, group, divergence_check)
     except StopTraining:
         pass  # a listener asked to stop: the weights stay as the last step left them
     finally:
@@ -224,7 +230,15 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
         if group is not None:
             attach(model, None)
     model.eval()
+    remember_input_shape(model, x)
     return history
+
+
+def remember_input_shape(model, x):
+    """Keep one sample's shape in ``model.metadata["input_shape"]`` once the model has run on data, so
+    that ``summary``, ``output_shapes``, ``export_onnx`` and the studio know it (and files keep it)."""
+    if not model.metadata.get("input_shape"):
+        model.metadata["input_shape"] = [int(size) for size in x.shape[1:]]
 
 
 def _group(model, n, batch_size, epochs):
@@ -233,6 +247,7 @@ def _group(model, n, batch_size, epochs):
     if model.place()[0] is not NUMPY:
         raise GlassnetError("fit(distributed=True): the model must be on NumPy (model.to(numpy))")
     group.same_everywhere((n, batch_size, epochs), "the number of samples, the batch size and the epochs")
+    group.share_cores()
     smallest = n % batch_size or batch_size
     if min(batch_size, n) < group.size or smallest < group.size:
         raise GlassnetError(f"fit(distributed=True): every batch needs at least one sample per rank: "
@@ -250,7 +265,8 @@ def _listeners(callbacks):
 
 
 def _epochs(model, x, y, epochs, batch_size, loss, optimizer, validation_data, shuffle, verbose, log,
-            checkpoint, checkpoint_every, listeners, state, order, rng, augmenter=None, group=None):
+            checkpoint, checkpoint_every, listeners, state, order, rng, augmenter=None, group=None,
+            divergence_check=True):
     """The epoch loop of ``fit`` from where ``state`` says it stands."""
     writes_checkpoints = group is None or group.is_root      # in data-parallel training, rank 0 only
     n = x.shape[0]
@@ -286,8 +302,14 @@ def _epochs(model, x, y, epochs, batch_size, loss, optimizer, validation_data, s
                     batch_loss, norms, dead, right = group_step_figures(group, model, loss_value, right, weight)
                 if not np.isfinite(batch_loss):
                     raise TrainingDivergedError(f"fit: the loss became {batch_loss} at {where}"
+                                                + _lower_lr(optimizer) + _last_good(checkpoint))
+                if state.get("first_loss") is None:
+                    state["first_loss"] = float(batch_loss)
+                elif divergence_check and batch_loss > DIVERGENCE_FACTOR * max(state["first_loss"], LOSS_FLOOR):
+                    raise TrainingDivergedError(f"fit: training diverged: the loss grew from {state['first_loss']:.4g} "
+                                                f"(first batch) to {batch_loss:.4g} at {where}" + _lower_lr(optimizer)
                                                 + _last_good(checkpoint))
-                record_gradients(model, state["sums"], norms, dead, where, checkpoint)
+                record_gradients(model, state["sums"], norms, dead, where, checkpoint, optimizer)
                 optimizer.step()
                 total_loss += batch_loss * len(batch)
                 batch_accuracy = right / len(batch) if tracks_accuracy else None
@@ -356,13 +378,13 @@ def step_figures(model, loss_value, right):
     return figures[0], norms, dead, (figures[-1] if right is not None else None)
 
 
-def record_gradients(model, sums, norms, dead, where, checkpoint):
+def record_gradients(model, sums, norms, dead, where, checkpoint, optimizer=None):
     """Add the step's gradient norms and dead-ReLU fractions to ``sums``; stop on a NaN/Inf gradient."""
     layers = {name: type(layer).__name__ for name, layer, _ in model.named_parameters()}
     broken = [f"{name} ({layers[name]})" for name, norm in norms.items() if not np.isfinite(norm)]
     if broken:
         raise TrainingDivergedError(f"fit: NaN/Inf gradient at {where} in {', '.join(broken)}"
-                                    + _last_good(checkpoint))
+                                    + _lower_lr(optimizer) + _last_good(checkpoint))
     for name, norm in norms.items():
         sums["grad_norms"][name] = sums["grad_norms"].get(name, 0.0) + norm
     for name, fraction in dead.items():
@@ -376,6 +398,11 @@ def close_sums(history, sums):
     for key in ("grad_norms", "dead_relu"):
         for name, total in sums[key].items():
             history[key].setdefault(name, []).append(total / count)
+
+
+def _lower_lr(optimizer):
+    lr = getattr(optimizer, "lr", None)
+    return f"; the learning rate {lr:g} is likely too high: try a lower one" if lr is not None else ""
 
 
 def _last_good(checkpoint):
@@ -437,10 +464,12 @@ def predict(model, x, batch_size=256):
     was_training = model.training
     model.eval()
     try:
-        return np.concatenate([to_numpy(model.forward(to_namespace(x[i:i + batch_size], xp, device)))
-                               for i in range(0, x.shape[0], batch_size)])
+        outputs = np.concatenate([to_numpy(model.forward(to_namespace(x[i:i + batch_size], xp, device)))
+                                  for i in range(0, x.shape[0], batch_size)])
     finally:
         model.train(was_training)
+    remember_input_shape(model, x)
+    return outputs
 
 
 def probabilities(model, x):

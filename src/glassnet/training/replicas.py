@@ -30,13 +30,23 @@ PER_SAMPLE = {"Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "Dense", "ReLU", "L
               "Identity", "Softmax"}
 _pool = None
 _controller = None
+_threads = None        # set by use_threads (an MPI rank's share of the cores)
+
+
+def use_threads(threads):
+    """Cut batches into at most ``threads`` parts from now on (``distributed.Group.share_cores``)."""
+    global _threads
+    _threads = threads
 
 
 def thread_count():
-    """Parts a batch is cut into: ``GLASSNET_THREADS``, else the CPUs this process may use (at most 4)."""
+    """Parts a batch is cut into: ``GLASSNET_THREADS``, else ``use_threads``' number, else the CPUs this
+    process may use (at most 4)."""
     setting = os.environ.get("GLASSNET_THREADS", "")
     if setting.isdigit() and int(setting) >= 1:
         return int(setting)
+    if _threads is not None:
+        return _threads
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:                  # not on Linux

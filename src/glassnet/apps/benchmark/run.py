@@ -36,7 +36,8 @@ def build_parser(parser=None):
     parser.add_argument("--no-torch", action="store_true", help="time glassnet alone")
     parser.add_argument("--epoch", metavar="DATASET",
                         help="instead: one whole training epoch of DATASET (e.g. fashion_mnist) in glassnet and "
-                             "in a plain PyTorch loop, wall time and test accuracy of each")
+                             "in a plain PyTorch loop, wall time and test accuracy of each (default: the "
+                             "per-step figures)")
     return parser
 
 
