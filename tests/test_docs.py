@@ -8,6 +8,7 @@ import contextlib
 import functools
 import http.server
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -119,3 +120,17 @@ def test_a_tutorial_page_and_the_notebook_trace_in_chromium(site, browser, shots
         page.screenshot(path=str(shots / "notebook-trace.png"))
         page.close()
     assert problems == [], problems
+
+
+def test_the_readme_test_command_is_the_one_ci_runs_and_says_how_long_it_takes():
+    """The README's second command is what .ci/run runs, prints per-file progress (no -q: one line per
+    test file with its percentage), and the README says how long it takes on a named machine."""
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    commands = re.findall(r"```bash\n(.*?)\n```", readme.split("## Using it from Python")[0], re.S)
+    assert len(commands) == 2, commands                      # exactly two set-up commands
+    test_command = commands[1].split("&&")[-1].strip()
+    assert test_command == "python -m pytest"
+    assert re.search(rf"^timeout \d+ {re.escape(test_command)}(\s|$)", (root / ".ci" / "run").read_text(), re.M)
+    assert re.search(r"On a 2-core machine \(Intel Xeon, measured this session\) the tests take [\d.]+ minutes",
+                     readme.replace("\n", " "))

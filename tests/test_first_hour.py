@@ -345,3 +345,13 @@ def test_no_title_overlaps_another(draw, tmp_path, monkeypatch):
     boxes += [axis.title.get_window_extent(renderer) for axis in figure.axes if axis.get_title()]
     overlapping = [(i, j) for i in range(len(boxes)) for j in range(i + 1, len(boxes)) if boxes[i].overlaps(boxes[j])]
     assert overlapping == []
+
+
+def test_export_onnx_works_on_a_python_built_model_after_its_first_use(tmp_path):
+    pytest.importorskip("onnx")
+    model = hand_built()
+    with pytest.raises(gn.GlassnetError, match="does not record its input shape"):
+        gn.export_onnx(model, tmp_path / "before.onnx")
+    model.predict(np.zeros((2, 1, 8, 8)))
+    assert gn.export_onnx(model, tmp_path / "after.onnx").stat().st_size > 0
+    assert gn.import_onnx(tmp_path / "after.onnx").output_shapes() == model.output_shapes()

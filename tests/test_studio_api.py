@@ -172,6 +172,20 @@ def test_save_under_a_new_name_only(client, studio, tmp_path, input_id):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["stepped.glassnet"]
 
 
+def test_a_save_that_fails_is_a_clear_error_and_keeps_the_model(client, studio, tmp_path, monkeypatch):
+    from glassnet.apps.studio import views
+
+    def disk_full(model, path):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(views, "save", disk_full)
+    reply = client.post("/api/save", json={"name": "full"})
+    assert reply.status_code == 500
+    assert reply.json()["error"] == (f"could not save full.glassnet in {tmp_path} (No space left on device); the "
+                                     "model is still here: free some space or start the studio in another folder")
+    assert client.get("/api/model").status_code == 200 and list(tmp_path.iterdir()) == []
+
+
 def test_example_is_seed_000_done_right_and_names_the_seeds_mistake(client):
     example = client.get("/api/example").json()
     kernel, conv_bias, dense_weight, dense_bias = torch_updated_weights()       # PyTorch float64

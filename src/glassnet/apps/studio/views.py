@@ -249,7 +249,12 @@ class Studio:
             model = model if model is not None else self._require_model()
             if path.exists():
                 raise StudioError(409, f"{name} already exists in {self.save_dir}; choose a new name")
-            save(model, path)
+            try:
+                save(model, path)
+            except OSError as error:     # the model stays in the studio; nothing half-written (atomic write)
+                raise StudioError(500, f"could not save {name} in {self.save_dir} ({error.strerror}); the model "
+                                       "is still here: free some space or start the studio in another folder") \
+                    from None
         return {"saved": str(path), "name": name}
 
     # -- training ---------------------------------------------------------------------------
