@@ -355,3 +355,13 @@ def test_export_onnx_works_on_a_python_built_model_after_its_first_use(tmp_path)
     model.predict(np.zeros((2, 1, 8, 8)))
     assert gn.export_onnx(model, tmp_path / "after.onnx").stat().st_size > 0
     assert gn.import_onnx(tmp_path / "after.onnx").output_shapes() == model.output_shapes()
+
+
+@pytest.mark.parametrize("args", [["evaluate", "m.glassnet", "--dataset", "iris", "--plots", "file.txt"],
+                                  ["bench", "--smoke", "--no-torch", "--out", "file.txt"],
+                                  ["inspect", "m.glassnet", "a.png", "--out", "file.txt"]])
+def test_other_commands_check_their_folder_first(tmp_path, args):
+    (tmp_path / "file.txt").write_text("x")
+    result = glassnet(*args, cwd=tmp_path)           # m.glassnet does not even exist: the folder is checked first
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.strip() == "glassnet: error: file.txt is a file, not a folder; give a folder for the output"

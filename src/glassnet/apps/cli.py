@@ -188,6 +188,8 @@ def load_dataset(settings):
 
 
 def command_evaluate(args):
+    if args.plots:
+        writable_folder(args.plots)
     model = load(args.model)
     record = model.metadata.get("preprocessing") or {}
     options = {}

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import GlassnetError
-from ...atomic import write_text
+from ...atomic import writable_folder, write_text
 from ...nn.losses import SoftmaxCrossEntropy
 from . import measure
 from .report import render_markdown
@@ -182,9 +182,8 @@ def run_epoch(args):
 def main(argv=None):
     """Entry point of ``benchmarks/run.py``; ``argv`` is a list of arguments or parsed ``args``."""
     args = argv if isinstance(argv, argparse.Namespace) else build_parser().parse_args(argv)
+    out = writable_folder(args.out)                 # checked before minutes of timing, not after
     report = run_epoch(args) if args.epoch else run(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     markdown = epoch_markdown(report["epoch"]) if args.epoch else render_markdown(report)
     stem = "bench-epoch" if args.epoch else "bench"
     write_text(out / f"{stem}.json", json.dumps(report, indent=2))
