@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backend import DEVICES, resolve_device
+from ..backend import resolve_device
 from ..data import datasets
 from ..data.augment import Augment
 from ..data.imageset import ImageSet

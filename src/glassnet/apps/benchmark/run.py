@@ -8,7 +8,6 @@ import json
 import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 
