@@ -25,7 +25,8 @@ class DefaultsInHelp(argparse.HelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        shown = not any(action.default is nothing for nothing in (None, argparse.SUPPRESS, False)) and action.nargs != 0
+        unset = any(action.default is nothing for nothing in (None, argparse.SUPPRESS, False))
+        shown = not unset and action.nargs != 0
         if shown and "default" not in text and action.option_strings:
             value = ",".join(map(str, action.default)) if isinstance(action.default, list) else action.default
             text = f"{text} (default: {value})".strip()
@@ -71,7 +72,8 @@ def number_list(kind):
 
 def per_dataset(key):
     """'per data set: digits 24, mnist5k 10, ...': a train option's default, which the data set chooses."""
-    return "default per data set: " + ", ".join(f"{name} {settings[key]}" for name, settings in presets.DEFAULTS.items())
+    pairs = (f"{name} {settings[key]}" for name, settings in presets.DEFAULTS.items())
+    return "default per data set: " + ", ".join(pairs)
 
 
 def build_parser():
@@ -84,7 +86,8 @@ def build_parser():
         return commands.add_parser(name, formatter_class=DefaultsInHelp, **options)
 
     train = command("train", help="train a model on a dataset and save it")
-    train.add_argument("--dataset", choices=DATASET_CHOICES, help="the data set of a new run (no default: required unless --resume)")
+    train.add_argument("--dataset", choices=DATASET_CHOICES,
+                       help="the data set of a new run (no default: required unless --resume)")
     train.add_argument("--arch", choices=sorted(presets.ARCHITECTURES), help=per_dataset("arch"))
     train.add_argument("--epochs", type=positive_int, help=per_dataset("epochs"))
     train.add_argument("--batch-size", type=positive_int, help=per_dataset("batch_size"))
@@ -224,7 +227,8 @@ def parse_arguments(argv=None):
         parser.exit(2, "glassnet train: error: give --dataset (a new run) or --resume CHECKPOINT (carry on a "
                        "run), not both\n")
     if args.command == "datasets" and args.action == "export" and not 8 <= args.size <= 512:
-        parser.exit(2, f"glassnet datasets export: error: argument --size: must be in [8, 512]. Received: {args.size}\n")
+        parser.exit(2, "glassnet datasets export: error: argument --size: must be in [8, 512]. "
+                       f"Received: {args.size}\n")
     if args.command == "studio" and args.port > 65535:
         parser.exit(2, f"glassnet studio: error: argument --port: must be in [0, 65535]. Received: {args.port}\n")
     return args

@@ -2,7 +2,7 @@
 
 - ``loop.py``: ``fit``, ``evaluate`` and ``predict``, which know a model only through a small
   interface (``layers``, ``forward``, ``backward``, ``named_parameters``, ``place``, ``train``/``eval``,
-  ``get_config``/``state_arrays``/``load_state_arrays``), never through the model classes;
+  ``metadata``, ``get_config``/``state_arrays``/``load_state_arrays``), never through the model classes;
 - ``callbacks.py``: the batch-end and epoch-end events and their listeners;
 - ``history.py``: what ``fit`` returns, drawing its own curves in a notebook;
 - ``checkpoint.py``: writing checkpoints, and reading one back into the model ``fit`` already has;

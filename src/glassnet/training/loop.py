@@ -2,7 +2,8 @@
 
 It knows a model only through a small interface, never through the model classes: ``layers``,
 ``forward``, ``backward``, ``named_parameters``/``parameters``, ``place``, ``train``/``eval``,
-``dtype``, and for checkpoints ``get_config``, ``state_arrays`` and ``load_state_arrays``.
+``dtype``, ``metadata`` (where the input shape is kept once seen), and for checkpoints ``get_config``,
+``state_arrays`` and ``load_state_arrays``.
 
 An epoch visits every training sample exactly once, in an order drawn from the
 given generator; ``batch_size=1`` is the seeds' per-sample SGD.
@@ -170,8 +171,8 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
         is changed at random before the forward pass, drawing from the same seeded generator
         (so runs and resumed checkpoints are reproducible)
     callbacks : listeners with ``on_batch_end(BatchEnd)`` / ``on_epoch_end(EpochEnd)`` (see
-        ``glassnet.callbacks``); one raising ``StopTraining`` ends training after that batch.
-    distributed : data-parallel over the processes ``mpiexec`` started (see ``glassnet.distributed``):
+        ``glassnet.training.callbacks``); one raising ``StopTraining`` ends training after that batch.
+    distributed : data-parallel over the processes ``mpiexec`` started (see ``glassnet.training.distributed``):
         each trains on its share of every global batch of ``batch_size``; the result equals one
         process's. Only rank 0 prints and writes checkpoints.
     divergence_check : stop (``TrainingDivergedError``, naming the learning rate) when a batch's loss
@@ -306,9 +307,9 @@ def _epochs(model, x, y, epochs, batch_size, loss, optimizer, validation_data, s
                 if state.get("first_loss") is None:
                     state["first_loss"] = float(batch_loss)
                 elif divergence_check and batch_loss > DIVERGENCE_FACTOR * max(state["first_loss"], LOSS_FLOOR):
-                    raise TrainingDivergedError(f"fit: training diverged: the loss grew from {state['first_loss']:.4g} "
-                                                f"(first batch) to {batch_loss:.4g} at {where}" + _lower_lr(optimizer)
-                                                + _last_good(checkpoint))
+                    raise TrainingDivergedError(f"fit: training diverged: the loss grew from "
+                                                f"{state['first_loss']:.4g} (first batch) to {batch_loss:.4g} at "
+                                                f"{where}" + _lower_lr(optimizer) + _last_good(checkpoint))
                 record_gradients(model, state["sums"], norms, dead, where, checkpoint, optimizer)
                 optimizer.step()
                 total_loss += batch_loss * len(batch)
