@@ -174,7 +174,8 @@ class Sequential:
         return {"dtype": self.dtype.name, "layers": layers, "metadata": json_ready(self.metadata)}
 
     def state_arrays(self):
-        """Host copies of every parameter and buffer by name: ``{"0.weight": ..., "1.running_mean": ...}``."""
+        """Every parameter and buffer by name, as host arrays: ``{"0.weight": ..., "1.running_mean": ...}``
+        (a NumPy model's own arrays, not copies; copies from any other array library)."""
         return {f"{index}.{key}": to_numpy(value) for index, layer in enumerate(self.layers)
                 for store in (layer.params, layer.buffers) for key, value in store.items()}
 
