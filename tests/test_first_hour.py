@@ -111,11 +111,13 @@ def test_a_save_that_fails_after_training_keeps_the_model(tmp_path, monkeypatch,
 # -- 2. MPI sized to the machine --------------------------------------------------------------------
 
 class FakeGroup(distributed.Group):
-    def __init__(self, size, local):
-        self.rank, self.size, self.local = 0, size, local
+    """A rank whose machine-mates may use ``others`` (sets of cores); its own cores: sched_getaffinity."""
 
-    def ranks_on_this_machine(self):
-        return self.local
+    def __init__(self, others):
+        self.rank, self.size, self.others = 0, 1 + len(others), others
+
+    def cores_of_ranks_here(self):
+        return [distributed._usable_cores()] + self.others
 
 
 @pytest.fixture
@@ -130,22 +132,22 @@ def no_thread_settings(monkeypatch):
     return limits
 
 
-def test_each_rank_gets_its_share_of_the_cores(monkeypatch, no_thread_settings):
+def test_ranks_sharing_the_same_cores_divide_them(monkeypatch, no_thread_settings):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    monkeypatch.setattr(os, "cpu_count", lambda: 4)
-    assert FakeGroup(size=2, local=2).share_cores() == 2
+    assert FakeGroup(others=[{0, 1, 2, 3}]).share_cores() == 2                 # mpiexec -n 2, nothing bound
     assert no_thread_settings == [(2, "blas")] and replicas.thread_count() == 2
-    assert FakeGroup(size=8, local=4).share_cores() == 1            # 4 of the 8 ranks on this machine
-    assert replicas.thread_count() == 1                              # and no batch split inside a rank
+    assert FakeGroup(others=[{0, 1, 2, 3}] * 3).share_cores() == 1             # 4 ranks on this machine
+    assert replicas.thread_count() == 1                                        # and no batch split inside
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)   # a container's 2 cores
+    assert FakeGroup(others=[{0, 1}]).share_cores() == 1
 
 
-def test_a_rank_bound_to_cores_keeps_them_and_a_users_setting_wins(monkeypatch, no_thread_settings):
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)   # mpiexec -bind-to core
-    monkeypatch.setattr(os, "cpu_count", lambda: 4)
-    assert FakeGroup(size=4, local=4).share_cores() == 1
+def test_a_rank_bound_to_its_own_cores_keeps_them_and_a_users_setting_wins(monkeypatch, no_thread_settings):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {2, 3}, raising=False)   # mpiexec -bind-to
+    assert FakeGroup(others=[{0, 1}]).share_cores() == 2
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
     no_thread_settings.clear()
-    assert FakeGroup(size=2, local=2).share_cores() == 3 and no_thread_settings == []
+    assert FakeGroup(others=[{2, 3}]).share_cores() == 3 and no_thread_settings == []
 
 
 def test_the_mpi_header_says_processes_and_threads(tmp_path):

@@ -10,8 +10,8 @@ BatchNorm sums its batch statistics over the ranks the same way, and Dropout dra
 batch's mask and keeps its rows, so N ranks compute what one process computes on the same global
 batch (up to the order of floating-point sums). Only rank 0 prints and writes files.
 
-The cores of a machine are shared out: each rank's BLAS (and glassnet's batch split) runs
-``usable cores / ranks on this machine`` threads, unless the user chose a number
+The cores of a machine are shared out: each rank's BLAS (and glassnet's batch split) runs its usable
+cores divided by the ranks on this machine that may use the same cores, unless the user chose a number
 (``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` or ``GLASSNET_THREADS``). Two
 ranks each running a 2-thread BLAS on 2 cores made four threads fight for two cores: 50.4 s for
 the digits run that takes 4.7 s in one process.
@@ -55,24 +55,29 @@ class Group:
             start += a.size
         return out
 
-    def ranks_on_this_machine(self):
-        """How many ranks of the group share this machine (MPI's shared-memory split)."""
+    def cores_of_ranks_here(self):
+        """The cores each rank on this machine may run on (MPI's shared-memory split), this rank's first."""
+        mine = _usable_cores()
         if self.size == 1:
-            return 1
+            return [mine]
         local = self.comm.Split_type(self.mpi.COMM_TYPE_SHARED)
         try:
-            return local.Get_size()
+            everyone, me = local.allgather(mine), local.Get_rank()
         finally:
             local.Free()
+        return [mine] + [cores for rank, cores in enumerate(everyone) if rank != me]
 
     def share_cores(self):
-        """Give this rank its share of the machine's cores as BLAS and batch-split threads (unless the
-        user set a thread count); returns the threads each rank runs, for the run's header."""
+        """Give this rank its share of the cores as BLAS and batch-split threads (unless the user set a
+        thread count): its usable cores divided by the ranks on this machine that may use the same cores
+        (all of them when mpiexec binds nothing; none but itself when each rank is bound to its own).
+        Returns the threads each rank runs, for the run's header."""
         chosen = [os.environ[name] for name in THREAD_SETTINGS if os.environ.get(name, "").isdigit()]
         if chosen:
             return int(chosen[0])
-        usable = _usable_cores()
-        threads = max(1, usable // self.ranks_on_this_machine()) if usable == (os.cpu_count() or usable) else usable
+        mine, *others = self.cores_of_ranks_here()
+        sharing = 1 + sum(1 for cores in others if cores & mine)
+        threads = max(1, len(mine) // sharing)
         try:
             from threadpoolctl import threadpool_limits
         except ImportError:
@@ -99,10 +104,11 @@ def world():
 
 
 def _usable_cores():
+    """The set of cores this process may run on (a binding narrows it)."""
     try:
-        return len(os.sched_getaffinity(0))   # what this process may run on (a binding narrows it)
-    except AttributeError:                    # not on Linux
-        return os.cpu_count() or 1
+        return set(os.sched_getaffinity(0))
+    except AttributeError:                    # not on Linux: every core
+        return set(range(os.cpu_count() or 1))
 
 
 def attach(model, group, batch_share=None):
