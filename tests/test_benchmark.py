@@ -4,6 +4,8 @@ Speed is never asserted here: figures come from ``glassnet bench`` (see README, 
 """
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -78,3 +80,18 @@ def test_gemm_floor_script_prints_a_row_per_setting(capsys):
     row = capsys.readouterr().out.strip().splitlines()[-1].split()
     assert row[:2] == ["lenet", "8"] and len(row) == 9
     assert all(float(figure) > 0 for figure in row[2:])
+
+
+def test_gpu_check_runs_on_the_cpu_and_says_what_it_left_out():
+    """benchmarks/gpu_check.py on a machine with no GPU: NumPy rows only, each missing framework named."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    result = subprocess.run([sys.executable, str(script), "--batch-sizes", "8", "--repeats", "1", "--seconds", "0.02"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    rows = [line for line in lines if " img/s " in line]
+    assert [row.split(":")[0] for row in rows] == ["simple b8 train", "simple b8 infer", "lenet b8 train",
+                                                   "lenet b8 infer"]
+    if "glassnet cupy" not in result.stdout:
+        assert any(line.startswith("glassnet on CuPy left out") for line in lines)
+    assert all("glassnet numpy" in row and "(1.00x numpy)" in row for row in rows)
