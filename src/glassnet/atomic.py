@@ -29,24 +29,29 @@ def atomic_write(path, mode="wb"):
     folder = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
-    try:
+    with _naming(path):
         handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as error:       # name the user's path, not the temporary file's
-        raise type(error)(error.errno, error.strerror, str(path)) from None
     try:
         os.chmod(temporary, _permissions_for(path))
         with os.fdopen(handle, mode, encoding=None if "b" in mode else "utf-8") as out:
             yield out
             out.flush()
             os.fsync(out.fileno())
-        try:
+        with _naming(path):
             os.replace(temporary, path)
-        except OSError as error:
-            raise type(error)(error.errno, error.strerror, str(path)) from None
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
     _remove_stale_temporaries(folder, path.name)
+
+
+@contextlib.contextmanager
+def _naming(path):
+    """Re-raise a system error as the same kind naming ``path``, the user's file, not the temporary one."""
+    try:
+        yield
+    except OSError as error:
+        raise type(error)(error.errno, error.strerror, str(path)) from None
 
 
 def _permissions_for(path):

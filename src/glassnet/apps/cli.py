@@ -96,11 +96,12 @@ def command_train(args):
     for note in dataset.notes if root else ():
         print(f"note: {note}", file=sys.stderr)
     augment = settings.get("augment")
+    threads = group.share_cores() if group is not None else None      # before the header that reports it
     log(f"training {settings['arch']} on {dataset.description}: {settings['epochs']} epochs, batch "
         f"{settings['batch_size']}, {settings['optimizer']} lr {settings['lr']}, {settings['dtype']}"
         + (f", on {args.device}" if args.device != "cpu" else "")
         + (f", augment {Augment.parse(augment).describe()}" if augment else "")
-        + (f", {_plural(group.size, 'process', 'processes')} x {_plural(group.share_cores(), 'thread')}"
+        + (f", {_plural(group.size, 'process', 'processes')} x {_plural(threads, 'thread')}"
            if group is not None else ""))
     started = time.perf_counter()
     try:
