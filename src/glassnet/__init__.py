@@ -16,12 +16,13 @@ Foundations import: foundations only (errors <- backend <- validation; atomic <-
 import sys
 
 from .errors import GlassnetError, GradcheckError, ShapeError, TrainingDivergedError
-from .nn import (AvgPool2D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, Identity, Layer, LeakyReLU, MaxPool2D,
-                 ReLU, Sigmoid, Softmax, Tanh, MSE, BinaryCrossEntropy, CrossEntropy, Loss, SoftmaxCrossEntropy,
+from .nn import (Add, AvgPool2D, BatchNorm2D, Concatenate, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D,
+                 GlobalMaxPool2D, Identity, Input, Layer, LeakyReLU, MaxPool2D, Multiply, ReLU, Sigmoid, Softmax,
+                 SymbolicTensor, Tanh, MSE, BinaryCrossEntropy, CrossEntropy, Loss, SoftmaxCrossEntropy,
                  SGD, Adam, Optimizer, init)
 from .data import Augment, ImageSet, datasets, preprocessing
 from .training import BatchEnd, Callback, EpochEnd, StopTraining
-from .models import Sequential, presets
+from .models import Model, Sequential, presets
 from .files import (export_onnx, from_keras, from_torch, import_onnx, load, load_checkpoint, save, to_keras,
                     to_torch)
 from .see import Trace, compare, explain, gradcheck, plots, trace

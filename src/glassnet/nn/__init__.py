@@ -4,12 +4,15 @@
   ones a file may name);
 - ``losses.py``: losses, each returning the batch mean and dL/d(prediction);
 - ``optim.py``: optimizers, generic over a model's ``(params, grads)`` pairs;
-- ``init.py``: weight initialisers.
+- ``init.py``: weight initialisers;
+- ``symbolic.py``: ``Input`` and the symbolic values layers are called on to build a graph model.
 
 Imports: foundations (errors, backend, validation).
 """
 from . import init
-from .layers import (LAYER_TYPES, AvgPool2D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, Identity, Layer,
-                     LeakyReLU, MaxPool2D, ReLU, Sigmoid, Softmax, Tanh)
+from .layers import (LAYER_TYPES, Add, AvgPool2D, BatchNorm2D, Concatenate, Conv2D, Dense, Dropout, Flatten,
+                     GlobalAvgPool2D, GlobalMaxPool2D, Identity, Layer, LeakyReLU, MaxPool2D, Multiply, ReLU,
+                     Sigmoid, Softmax, Tanh)
 from .losses import MSE, BinaryCrossEntropy, CrossEntropy, Loss, SoftmaxCrossEntropy
 from .optim import SGD, Adam, Optimizer
+from .symbolic import Input, SymbolicTensor

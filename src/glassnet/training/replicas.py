@@ -2,8 +2,8 @@
 
 NumPy runs the memory-bound passes (im2col, pooling, ReLU, transposes) on one core, and the BLAS
 threads of a GEMM cannot help with them. Here a large batch is cut into one contiguous part per
-thread; each thread runs every layer's forward (and later backward) on its part through its own
-*replicas* of the layers: shallow copies that share the parameters but keep their own caches and
+thread; each thread runs every node of the model's graph forward (and later backward) on its
+part through its own *replicas* of the layers: shallow copies that share the parameters but keep their own caches and
 gradients. Each thread's BLAS runs single-threaded meanwhile (threadpoolctl), so the threads do
 not fight over the cores. Backward sums the replicas' gradients into the layers' ``grads``: a
 GEMM over the whole batch, written as a sum of two GEMMs over its halves (the same numbers up to
@@ -27,7 +27,7 @@ import numpy as np
 MIN_PART = 48          # samples per part at least: below, thread hand-offs and the GIL eat the gain
 # glassnet's layers that treat every sample on its own and keep their state in attributes
 PER_SAMPLE = {"Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
-              "Identity", "Softmax"}
+              "Identity", "Softmax", "Add", "Concatenate", "Multiply", "GlobalAvgPool2D", "GlobalMaxPool2D"}
 _pool = None
 _controller = None
 _threads = None        # set by use_threads (an MPI rank's share of the cores)
@@ -80,27 +80,25 @@ def _run(parts, work):
 
 
 class BatchSplit:
-    """One forward pass of a model cut into parts, kept until its backward pass."""
+    """One forward pass of a model's graph (``glassnet.models.graph.Graph``, one input and one output) cut
+    into parts, kept until its backward pass. Every node of every part runs through its own replica."""
 
-    def __init__(self, layers, x, parts):
+    def __init__(self, graph, x, parts):
         n = x.shape[0]
         bounds = [n * k // parts for k in range(parts + 1)]
         self.slices = [slice(bounds[k], bounds[k + 1]) for k in range(parts)]
-        self.layers = layers
-        self.replicas = [[_replica(layer) for layer in layers] for _ in range(parts)]
+        self.graph = graph
+        self.runners = [[replica(graph.layers[index]) for index, _ in graph.nodes] for _ in range(parts)]
         outputs = [None] * parts
 
         def forward(k):
-            h = x[self.slices[k]]
-            for replica in self.replicas[k]:
-                h = replica.forward(h)
-            outputs[k] = h
+            outputs[k] = graph.forward([x[self.slices[k]]], self.runners[k])[0]
         _run(parts, forward)
         self.output = np.concatenate(outputs)
-        for index, layer in enumerate(layers):        # what fit reads after a forward pass: ReLU masks
+        for layer, uses in zip(graph.layers, graph.uses):    # what fit reads after a forward pass: ReLU masks
             layer.clear_cache()
             if hasattr(layer, "positive_mask"):
-                layer._cache = np.concatenate([replicas[index]._cache for replicas in self.replicas])
+                layer._cache = np.concatenate([runners[uses[0]]._cache for runners in self.runners])
 
     def backward(self, dy, input_grad):
         """dy: dL/d(output) of the whole batch -> dL/dx (or None); the layers' grads summed over the parts."""
@@ -108,28 +106,18 @@ class BatchSplit:
         inputs = [None] * parts
 
         def backward(k):
-            g = dy[self.slices[k]]
-            for replica in reversed(self.replicas[k][1:]):
-                g = replica.backward(g)
-            if input_grad:
-                inputs[k] = self.replicas[k][0].backward(g)
-            else:
-                self.replicas[k][0].backward_parameters(g)
+            grads = self.graph.backward([dy[self.slices[k]]], self.runners[k], input_grad)
+            inputs[k] = grads[0] if input_grad else None
         _run(parts, backward)
-        for index, layer in enumerate(self.layers):
-            for key in layer.params:
-                total = self.replicas[0][index].grads[key]
-                for replicas in self.replicas[1:]:
-                    total = total + replicas[index].grads[key]
-                layer.grads[key] = total
+        self.graph.gather_shared_gradients(*self.runners)
         return np.concatenate(inputs) if input_grad else None
 
 
-def _replica(layer):
-    """A shallow copy of ``layer``: the same parameters, its own caches and gradients."""
-    replica = copy.copy(layer)
-    replica.grads = {}
-    return replica
+def replica(layer):
+    """A shallow copy of ``layer``: the same parameters and buffers, its own caches and gradients."""
+    twin = copy.copy(layer)
+    twin.grads = {}
+    return twin
 
 
 def parts_for(layers, x):

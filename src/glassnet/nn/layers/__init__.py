@@ -3,15 +3,17 @@ from .activations import Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .base import Layer
 from .conv import Conv2D
 from .dense import Dense, Flatten
-from .pooling import AvgPool2D, MaxPool2D
+from .merge import Add, Concatenate, Multiply
+from .pooling import AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D
 from .regularization import BatchNorm2D, Dropout
 
 # every layer a model file or checkpoint may name, by type name: files are read against this allow-list
 LAYER_TYPES = {layer.__name__: layer for layer in (
     Conv2D, MaxPool2D, AvgPool2D, Flatten, Dense, Dropout, BatchNorm2D, ReLU, LeakyReLU, Sigmoid, Tanh, Identity,
-    Softmax)}
+    Softmax, Add, Concatenate, Multiply, GlobalAvgPool2D, GlobalMaxPool2D)}
 
 __all__ = [
     "Layer", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "Dense", "Dropout", "BatchNorm2D",
     "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "Softmax",
+    "Add", "Concatenate", "Multiply", "GlobalAvgPool2D", "GlobalMaxPool2D",
 ]

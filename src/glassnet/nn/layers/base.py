@@ -11,6 +11,7 @@ import numpy as np
 from ...backend import float_dtype, namespace, to_namespace, to_numpy
 from ...errors import GlassnetError
 from ...validation import resolve_dtype
+from ..symbolic import connect, is_symbolic
 
 
 class Layer:
@@ -42,7 +43,13 @@ class Layer:
     def backward(self, dy):
         raise NotImplementedError
 
+    merges = False     # True for layers that take a list of inputs (Add, Concatenate, Multiply)
+
     def __call__(self, x):
+        """On an array: ``forward(x)``. On a symbolic value (``gn.Input`` and what follows): record this
+        layer's call in a graph and return its symbolic output (see ``glassnet.nn.symbolic``)."""
+        if is_symbolic(x):
+            return connect(self, x)
         return self.forward(x)
 
     def backward_parameters(self, dy):
@@ -56,6 +63,10 @@ class Layer:
     def output_shape(self, input_shape):
         """Shape of one sample's output for one sample's ``input_shape`` (no batch axis)."""
         return tuple(input_shape)
+
+    def check_input_shape(self, input_shape):
+        """Raise GlassnetError when one sample of ``input_shape`` is not what this layer takes
+        (checked when a graph is built; ``forward`` checks arrays)."""
 
     def get_config(self):
         """Constructor arguments that rebuild this layer (JSON-serialisable)."""
@@ -99,6 +110,12 @@ class Layer:
     def _require_cache(self, cached):
         if cached is None:
             raise GlassnetError(f"{type(self).__name__}: backward called before forward")
+
+    def _expect_sample(self, shape, expected, ndim, channels=None):
+        """check_input_shape's test: ``ndim`` axes per sample and, when given, ``channels`` on the first."""
+        if len(shape) != ndim or (channels is not None and shape[0] != channels):
+            raise GlassnetError(f"{type(self).__name__}: expected one sample of shape {expected}. "
+                                f"Received: {tuple(shape)}")
 
     def _check_grad_shape(self, dy, expected_shape):
         if tuple(dy.shape) != tuple(expected_shape):

@@ -104,6 +104,9 @@ class Conv2D(Layer):
             "bias": self.use_bias,
         }
 
+    def check_input_shape(self, input_shape):
+        self._expect_sample(input_shape, f"({self.in_channels}, H, W)", 3, self.in_channels)
+
     def output_shape(self, input_shape):
         _, H, W = input_shape
         OH, OW = self._spatial_output(H, W)

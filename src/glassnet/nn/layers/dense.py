@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import init
 from ...backend import namespace, same_place
+from ...errors import GlassnetError
 from ...validation import as_float_array, as_gradient, check_batch, check_nonempty, make_rng, positive_int
 from .base import Layer
 
@@ -48,6 +49,9 @@ class Dense(Layer):
 
     def get_config(self):
         return {"in_features": self.in_features, "out_features": self.out_features, "bias": self.use_bias}
+
+    def check_input_shape(self, input_shape):
+        self._expect_sample(input_shape, f"({self.in_features},)", 1, self.in_features)
 
     def output_shape(self, input_shape):
         return (self.out_features,)
@@ -97,6 +101,10 @@ class Flatten(Layer):
     def __init__(self, dtype=np.float64):
         super().__init__(dtype)
         self._input_shape = None
+
+    def check_input_shape(self, input_shape):
+        if len(input_shape) < 1:
+            raise GlassnetError(f"Flatten: expected one sample of shape (C, ...). Received: {tuple(input_shape)}")
 
     def output_shape(self, input_shape):
         return (math.prod(input_shape),)

@@ -37,6 +37,9 @@ class _Pool2D(Layer):
     def get_config(self):
         return {"kernel_size": list(self.kernel_size), "stride": list(self.stride), "padding": list(self.padding)}
 
+    def check_input_shape(self, input_shape):
+        self._expect_sample(input_shape, "(C, H, W)", 3)
+
     def output_shape(self, input_shape):
         C, H, W = input_shape
         return (C,) + self._spatial_output(H, W)
@@ -169,3 +172,68 @@ class AvgPool2D(_Pool2D):
         for _, i, j in kernel_offsets(self.kernel_size):
             add_into(dx_padded, offset_key(i, j, self.stride, out_hw), share)
         return crop_padding(dx_padded, self.pads)
+
+
+class _GlobalPool2D(Layer):
+    """Shared plumbing of the global poolings: (N, C, H, W) -> (N, C), one number per channel."""
+
+    def __init__(self, dtype=np.float64):
+        super().__init__(dtype)
+        self._cache = None
+
+    def check_input_shape(self, input_shape):
+        self._expect_sample(input_shape, "(C, H, W)", 3)
+
+    def output_shape(self, input_shape):
+        return (input_shape[0],)
+
+    def _input(self, x):
+        x = as_float_array(x, type(self).__name__, self.dtype)
+        check_batch(x, type(self).__name__, "(N, C, H, W)")
+        return x
+
+
+class GlobalAvgPool2D(_GlobalPool2D):
+    """The mean of each channel over H and W: ``y[n, c] = mean_{h, w} x[n, c, h, w]`` (ResNet's head;
+    PyTorch's ``AdaptiveAvgPool2d(1)`` followed by a flatten). Input (N, C, H, W), output (N, C)."""
+
+    def forward(self, x):
+        x = self._input(x)
+        self._cache = tuple(x.shape)
+        return namespace(x).mean(x, axis=(2, 3))
+
+    def backward(self, dy):
+        """dy: (N, C) -> dL/dx: (N, C, H, W)."""
+        self._require_cache(self._cache)
+        N, C, H, W = self._cache
+        dy = as_gradient(dy, self.dtype)
+        self._check_grad_shape(dy, (N, C))
+        xp = namespace(dy)
+        # y = sum_hw x / (H W)  =>  dL/dx[n, c, h, w] = dy[n, c] / (H W) at every h, w
+        share = xp.reshape(dy / (H * W), (N, C, 1, 1))
+        return xp.zeros((N, C, H, W), dtype=dy.dtype, device=device_of(dy)) + share
+
+
+class GlobalMaxPool2D(_GlobalPool2D):
+    """The maximum of each channel over H and W (PyTorch's ``AdaptiveMaxPool2d(1)`` then a flatten).
+    Input (N, C, H, W), output (N, C). The gradient goes to the first maximum in row-major order."""
+
+    def forward(self, x):
+        x = self._input(x)
+        xp = namespace(x)
+        N, C, H, W = x.shape
+        flat = xp.reshape(x, (N, C, H * W))
+        self._cache = (tuple(x.shape), xp.argmax(flat, axis=2))      # (N, C) positions of the first maximum
+        return xp.max(flat, axis=2)
+
+    def backward(self, dy):
+        """dy: (N, C) -> dL/dx: (N, C, H, W), nonzero only at each channel's winning position."""
+        self._require_cache(self._cache)
+        (N, C, H, W), winner = self._cache
+        dy = as_gradient(dy, self.dtype)
+        self._check_grad_shape(dy, (N, C))
+        xp = namespace(dy)
+        # y = x[argmax]  =>  dL/dx = dy at the argmax, 0 elsewhere
+        positions = xp.arange(H * W, device=device_of(dy))
+        wins = xp.astype(xp.reshape(positions, (1, 1, H * W)) == xp.reshape(winner, (N, C, 1)), dy.dtype)
+        return xp.reshape(wins * xp.reshape(dy, (N, C, 1)), (N, C, H, W))

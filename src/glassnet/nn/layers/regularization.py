@@ -86,6 +86,9 @@ class BatchNorm2D(Layer):
     def get_config(self):
         return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum}
 
+    def check_input_shape(self, input_shape):
+        self._expect_sample(input_shape, f"({self.num_features}, H, W)", 3, self.num_features)
+
     def forward(self, x):
         """x: (N, C, H, W) -> (N, C, H, W)."""
         x = as_float_array(x, "BatchNorm2D", self.dtype)
