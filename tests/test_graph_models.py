@@ -238,3 +238,112 @@ def test_the_fan_out_copies_nothing():
     sums.add(0, dy)
     assert sums.grads[0] is buffer                 # later ones added into the one buffer
     np.testing.assert_array_equal(buffer, 3 * dy)
+
+
+def residual_classifier():
+    """A small residual net with BatchNorm and a shared ReLU-free shortcut, for the file and fit tests."""
+    x = gn.Input((1, 8, 8))
+    stem = gn.ReLU()(gn.Conv2D(1, 4, 3, padding=1, rng=1)(x))
+    branch = gn.BatchNorm2D(4)(gn.Conv2D(4, 4, 3, padding=1, bias=False, rng=2)(stem))
+    joined = gn.ReLU()(gn.Add()([stem, branch]))
+    wide = gn.Concatenate()([joined, gn.MaxPool2D(3, stride=1, padding=1)(stem)])
+    return gn.Model(x, gn.Dense(8, 3, rng=3)(gn.GlobalAvgPool2D()(wide)))
+
+
+def test_save_and_load_give_the_same_graph_and_numbers(tmp_path):
+    model = residual_classifier()
+    x = rng.normal(size=(4, 1, 8, 8))
+    model.fit(x, np.array([0, 1, 2, 0]), epochs=1, batch_size=4, verbose=0)
+    model.eval()
+    path = gn.save(model, tmp_path / "graph.glassnet")
+    loaded = gn.load(path)
+    assert isinstance(loaded, gn.Model) and not isinstance(loaded, gn.Sequential)
+    assert loaded.graph.nodes == model.graph.nodes and loaded.graph.outputs == model.graph.outputs
+    np.testing.assert_array_equal(loaded.eval().forward(x), model.forward(x))
+    assert loaded.get_config() == model.get_config()
+    assert gn.load(gn.save(loaded, tmp_path / "again.glassnet")).get_config() == model.get_config()
+
+
+def test_checkpoint_resume_of_a_graph_equals_the_uninterrupted_run_bit_for_bit(tmp_path):
+    import shutil
+    data = np.random.default_rng(5)
+    x, y = data.normal(size=(24, 1, 8, 8)), data.integers(0, 3, size=24)
+    settings = dict(epochs=3, batch_size=8, verbose=0, seed=0)
+    whole = residual_classifier()
+    whole.fit(x, y, optimizer=gn.Adam(whole, lr=0.01), checkpoint=tmp_path / "run.ckpt", **settings)
+    shutil.copy(tmp_path / "run.ckpt.prev", tmp_path / "two-epochs.ckpt")        # written after epoch 2 of 3
+    saved = gn.load_checkpoint(tmp_path / "two-epochs.ckpt")
+    assert isinstance(saved.model, gn.Model) and saved.progress["epoch"] == 3     # carries on at epoch 3
+    resumed = residual_classifier()
+    resumed.fit(x, y, optimizer=gn.Adam(resumed, lr=0.01), checkpoint=tmp_path / "two-epochs.ckpt", resume=True,
+                **settings)
+    for name, value in whole.state_arrays().items():
+        np.testing.assert_array_equal(resumed.state_arrays()[name], value, err_msg=name)
+    other = gn.Model(*_other_graph())
+    with pytest.raises(gn.GlassnetError, match="different architecture"):
+        other.fit(x, y, checkpoint=tmp_path / "two-epochs.ckpt", resume=True, **settings)
+
+
+def _other_graph():
+    x = gn.Input((1, 8, 8))
+    return x, gn.Dense(64, 3, rng=0)(gn.Flatten()(x))
+
+
+def test_shape_mismatches_fail_when_the_graph_is_built_naming_both_shapes():
+    x = gn.Input((4, 8, 8))
+    small = gn.MaxPool2D(2)(x)
+    with pytest.raises(gn.GlassnetError, match=r"Add called on shape \(4, 8, 8\) and \(4, 4, 4\): Add: inputs must "
+                                               r"have equal shapes"):
+        gn.Add()([x, small])
+    with pytest.raises(gn.GlassnetError, match=r"Concatenate called on shape \(4, 8, 8\) and \(4, 4, 4\): "
+                                               r"Concatenate: inputs must agree on every axis but axis 1"):
+        gn.Concatenate()([x, small])
+    with pytest.raises(gn.GlassnetError, match=r"Dense called on shape \(256,\): Dense: expected one sample of "
+                                               r"shape \(10,\). Received: \(256,\)"):
+        gn.Dense(10, 2)(gn.Flatten()(x))
+    with pytest.raises(gn.GlassnetError, match=r"Conv2D called on shape \(4, 8, 8\): Conv2D: expected one sample of "
+                                               r"shape \(3, H, W\)"):
+        gn.Conv2D(3, 2, 3)(x)
+    with pytest.raises(gn.GlassnetError, match=r"ReLU: takes one symbolic value; only merges"):
+        gn.ReLU()([x, x])
+    with pytest.raises(gn.GlassnetError, match=r"Add: expected a list of at least 2 symbolic values"):
+        gn.Add()(x)
+    assert gn.Concatenate()([x, x, x]).shape == (12, 8, 8)
+    assert gn.Concatenate(axis=-1)([small, small]).shape == (4, 4, 8)
+
+
+def test_models_refuse_inputs_they_do_not_have_and_inputs_they_do_not_use():
+    x, other = gn.Input((3,)), gn.Input((3,), name="other")
+    y = gn.Add()([gn.Dense(3, 3)(x), other])
+    with pytest.raises(gn.GlassnetError, match=r"the outputs depend on other \(\(3,\)\), which is not among the "
+                                               r"model's inputs"):
+        gn.Model(x, y)
+    with pytest.raises(gn.GlassnetError, match=r"model input 1 is read by no node"):
+        gn.Model([x, gn.Input((3,))], gn.Dense(3, 3)(x))
+    with pytest.raises(gn.GlassnetError, match=r"Model: outputs must be symbolic values"):
+        gn.Model(x, np.ones(3))
+    with pytest.raises(gn.GlassnetError, match=r"Input: shape must be one sample's shape"):
+        gn.Input((0, 3))
+    model = gn.Model(x, gn.Dense(3, 2)(x))
+    with pytest.raises(gn.GlassnetError, match=r"expected a batch of shape \(N, 3\). Received: \(2, 4\)"):
+        model.forward(np.ones((2, 4)))
+
+
+def test_two_inputs_and_two_outputs_run_forward_and_backward_with_lists():
+    """A siamese pair: one Dense shared by two inputs; dL/d(each input) by hand: W applied to dy."""
+    a, b = gn.Input((3,)), gn.Input((3,))
+    shared = gn.Dense(3, 2, bias=False, rng=0)
+    model = gn.Model([a, b], [shared(a), shared(b)])
+    xa, xb = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    ya, yb = model.forward([xa, xb])
+    weight = shared.params["weight"]
+    np.testing.assert_allclose(ya, xa @ weight, rtol=1e-14)
+    np.testing.assert_allclose(yb, xb @ weight, rtol=1e-14)
+    da, db = rng.normal(size=(4, 2)), rng.normal(size=(4, 2))
+    ga, gb = model.backward([da, db])
+    np.testing.assert_allclose(ga, da @ weight.T, rtol=1e-14)
+    np.testing.assert_allclose(gb, db @ weight.T, rtol=1e-14)
+    # y = x W for both calls  =>  dL/dW = xa^T da + xb^T db (summed over the calls)
+    np.testing.assert_allclose(shared.grads["weight"], xa.T @ da + xb.T @ db, rtol=1e-13)
+    with pytest.raises(gn.GlassnetError, match=r"fit: works on models with one input and one output"):
+        model.fit(xa, np.zeros(4, dtype=int))

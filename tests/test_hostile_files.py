@@ -194,3 +194,51 @@ def test_a_short_fuzz_run_raises_only_glassnet_errors():
     summary = fuzz(2000, seed=7)
     assert summary["failures"] == [] and summary["slowest_seconds"] < 5.0  # no hang (not a speed check)
     assert summary["outcomes"]["GlassnetError"] > 1500
+
+
+@pytest.fixture(scope="module")
+def graph_file(tmp_path_factory):
+    from fuzzing import graph_model
+    path = gn.save(graph_model(), tmp_path_factory.mktemp("graph") / "graph.glassnet")
+    return members_of(path)
+
+
+@pytest.mark.parametrize("mutate, pattern", [
+    (lambda g: g["nodes"][2][1].__setitem__(0, 5),            # a reference to a later node: a cycle
+     r"graph node 2 \(BatchNorm2D\) input: a value id must be an int in \[0, 3\) \(a model input or an earlier "
+     r"node\). Received: 5"),
+    (lambda g: g["nodes"][2][1].__setitem__(0, 3), r"graph node 2 \(BatchNorm2D\): reads its own output \(value 3\)"),
+    (lambda g: g["nodes"][1][1].__setitem__(0, -1), r"graph node 1 \(ReLU\) input: .* Received: -1"),
+    (lambda g: g["nodes"][1][1].__setitem__(0, "0"), r"graph node 1 \(ReLU\) input: .* Received: '0'"),
+    (lambda g: g["nodes"][0].__setitem__(0, 99), r"graph node 0: layer index must be an int in \[0, 10\). "
+                                                 r"Received: 99"),
+    (lambda g: g["nodes"][0].__setitem__(0, "Conv2D"), r"graph node 0: layer index must be an int"),
+    (lambda g: g["nodes"][4][1].pop(), r"graph node 4 \(Add\): takes 2 or more inputs \(a merge\). "
+                                       r"Received: 1 input\(s\)"),
+    (lambda g: g["nodes"][1][1].append(0), r"graph node 1 \(ReLU\): takes exactly 1 input. Received: 2"),
+    (lambda g: g["nodes"][9][1].append(6), r"graph node 9 \(Concatenate\): Concatenate: inputs must have the same "
+                                           r"number of axes. Received: \(4,\), \(4,\), \(2, 6, 6\)"),
+    (lambda g: g["inputs"].__setitem__(0, [3, 6, 6]), r"graph node 0 \(Conv2D\): Conv2D: expected one sample of "
+                                                     r"shape \(2, H, W\). Received: \(3, 6, 6\)"),
+    (lambda g: g["outputs"].__setitem__(0, 4), r"graph node 10 \(Dense\): its output is read by nothing"),
+    (lambda g: g["nodes"].pop(8), r"graph node 8 \(Concatenate\): reads its own output \(value 9\)"),  # dangling
+    (lambda g: g.update(nodes=[]), r"graph: expected 1 to 10000 nodes. Received: 0"),
+    (lambda g: g.update(nodes=[[0, [0]]] * 10_001), r"graph: expected 1 to 10000 nodes. Received: 10001"),
+    (lambda g: g.update(outputs=[]), r"graph: expected 1 to 64 outputs"),
+    (lambda g: g.update(inputs=[[2, 6, 6]] * 65), r"the graph must have 1 to 64 input shapes"),
+    (lambda g: g["inputs"].__setitem__(0, [2, -6, 6]), r"graph input 0 has a bad shape: \[2, -6, 6\]"),
+    (lambda g: g["inputs"].__setitem__(0, [2 ** 20, 2 ** 20]), r"graph input 0 has a bad shape"),
+    (lambda g: g.update(extra=1), r"the graph entry must be an object with inputs, nodes and outputs"),
+    (lambda g: g["nodes"].insert(0, g["nodes"].pop(3)), r"graph node 0 \(Conv2D\) input: a value id must be"),
+])
+def test_hostile_graphs(tmp_path, graph_file, mutate, pattern):
+    header = header_of(graph_file)
+    mutate(header["graph"])
+    with pytest.raises(gn.GlassnetError, match=pattern):
+        gn.load(write_zip(tmp_path / "hostile.glassnet", with_header(graph_file, header).items()))
+
+
+def test_a_short_graph_header_fuzz_run_raises_only_glassnet_errors():
+    """The graph-header mutations of tests/fuzzing.py (100,000 inputs for the record) on 1,000 inputs."""
+    summary = fuzz(1000, seed=3, graph_headers=True)
+    assert summary["failures"] == [] and summary["outcomes"]["GlassnetError"] > 500

@@ -79,6 +79,34 @@ def test_a_thread_error_reaches_the_caller(monkeypatch, batch):
     monkeypatch.setenv("GLASSNET_THREADS", "2")
     x, _ = batch
     model = network()
-    split = BatchSplit(model.layers, x, 2)
+    split = BatchSplit(model.graph, x, 2)
     with pytest.raises(gn.GlassnetError, match="upstream gradient"):
         split.backward(np.zeros((150, 4)), input_grad=True)
+
+
+def graph_network():
+    """A fan-out, a shared convolution, a concatenation and a gate: every kind of node the split must run."""
+    x = gn.Input((2, 10, 10))
+    shared = gn.Conv2D(2, 2, 3, padding=1, rng=4)
+    a = gn.ReLU()(shared(x))
+    b = shared(a)
+    joined = gn.Concatenate()([gn.Add()([a, b]), gn.Multiply()([a, x])])
+    pooled = gn.Concatenate()([gn.GlobalAvgPool2D()(joined), gn.GlobalMaxPool2D()(joined)])
+    return gn.Model(x, gn.Dense(8, 3, rng=5)(pooled))
+
+
+def test_a_graph_model_split_over_threads_computes_what_one_pass_computes(monkeypatch, batch):
+    x, y = batch
+    monkeypatch.setenv("GLASSNET_THREADS", "1")
+    whole = one_step(graph_network(), x, y)
+    monkeypatch.setenv("GLASSNET_THREADS", "2")
+    model = graph_network()
+    assert parts_for(model.layers, x) == 2
+    loss = gn.SoftmaxCrossEntropy()
+    value = loss.forward(model.forward(x), y)
+    assert isinstance(model._pass, BatchSplit)
+    dx = model.backward(loss.backward())
+    assert abs(value - whole[0]) <= 1e-12 * abs(whole[0])
+    np.testing.assert_allclose(dx, whole[1], rtol=1e-12, atol=1e-15)
+    for name, grad in model.gradients().items():
+        np.testing.assert_allclose(grad, whole[2][name], rtol=1e-12, atol=1e-15, err_msg=name)

@@ -2,7 +2,10 @@
 
 Members:
 - ``__glassnet__``: UTF-8 JSON ``{"format": "glassnet-model", "version": 1, "dtype": ...,
-  "layers": [{"type": "Conv2D", "config": {...}}, ...], "metadata": {...}}``
+  "layers": [{"type": "Conv2D", "config": {...}}, ...], "metadata": {...}}``; a graph model adds
+  ``"graph": {"inputs": [[C, H, W], ...], "nodes": [[layer index, [value ids]], ...], "outputs": [...]}``
+  (``glassnet.models.graph``: a node reads model inputs and earlier nodes only, so every reference is
+  checked in one pass and no file can describe a cycle);
 - ``<index>.<key>``: every parameter and buffer (``0.weight``, ``1.running_mean``, ...).
 
 Layer types are looked up in an allow-list (``glassnet.nn.layers.LAYER_TYPES``), never imported by name;
@@ -13,7 +16,10 @@ import numpy as np
 
 from ..archive import ArchiveReader, refuse_non_finite, write_archive
 from ..errors import GlassnetError
+from ..models.graph import MAX_MODEL_INPUTS, Graph
+from ..models.model import Model
 from ..models.sequential import Sequential
+from ..nn.symbolic import MAX_INPUT_DIMS
 from ..nn.layers import LAYER_TYPES
 from ..training.checkpoint import read_checkpoint
 
@@ -22,8 +28,8 @@ FORMAT, VERSION = "glassnet-model", 1
 
 def save(model, path):
     """Write ``model`` (architecture, weights, buffers, metadata) to ``path`` atomically."""
-    if not isinstance(model, Sequential):
-        raise GlassnetError(f"save: expected a Sequential model. Received: {type(model).__name__}")
+    if not isinstance(model, Model):
+        raise GlassnetError(f"save: expected a glassnet Sequential or Model. Received: {type(model).__name__}")
     header = {"format": FORMAT, "version": VERSION, **model.get_config()}
     arrays = model.state_arrays()
     refuse_non_finite(arrays, "save")
@@ -110,7 +116,28 @@ def build_model(description, archive):
             layers.append(LAYER_TYPES[entry["type"]](**entry.get("config", {}), dtype=dtype))
         except (TypeError, GlassnetError) as error:
             raise GlassnetError(f"{path}: layer {index} ({entry['type']}) has a bad config: {error}") from None
-    model = Sequential(layers)
+    model = Sequential(layers) if "graph" not in description else _graph_model(description["graph"], layers, path)
     metadata = description.get("metadata", {})
     model.metadata = metadata if isinstance(metadata, dict) else {}
     return model
+
+
+MAX_SAMPLE_VALUES = 2 ** 31
+
+
+def _graph_model(graph, layers, path):
+    """The Model of a header's ``graph`` entry over ``layers``; every count, reference and shape checked."""
+    if not isinstance(graph, dict) or set(graph) != {"inputs", "nodes", "outputs"}:
+        raise GlassnetError(f"{path}: the graph entry must be an object with inputs, nodes and outputs")
+    shapes = graph["inputs"]
+    if not isinstance(shapes, list) or not 1 <= len(shapes) <= MAX_MODEL_INPUTS:
+        raise GlassnetError(f"{path}: the graph must have 1 to {MAX_MODEL_INPUTS} input shapes")
+    for index, shape in enumerate(shapes):
+        if (not isinstance(shape, list) or not 1 <= len(shape) <= MAX_INPUT_DIMS
+                or not all(type(d) is int and 1 <= d <= MAX_SAMPLE_VALUES for d in shape)
+                or np.prod(shape, dtype=np.float64) > MAX_SAMPLE_VALUES):
+            raise GlassnetError(f"{path}: graph input {index} has a bad shape: {shape!r:.80}")
+    try:
+        return Model.from_graph(Graph(layers, graph["nodes"], len(shapes), graph["outputs"]), shapes)
+    except GlassnetError as error:
+        raise GlassnetError(f"{path}: {error}") from None

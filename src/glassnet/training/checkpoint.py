@@ -121,7 +121,8 @@ def same_architecture(model):
     """A ``model_for`` for ``read_checkpoint`` that accepts only checkpoints of ``model``'s architecture
     and dtype, and reads the weights for ``model`` itself."""
     def check(description, archive):
-        if description.get("layers") != model.get_config()["layers"]:
+        config = model.get_config()
+        if description.get("layers") != config["layers"] or description.get("graph") != config.get("graph"):
             raise GlassnetError(f"{archive.path}: the checkpoint holds a different architecture than the model")
         if description.get("dtype") != model.dtype.name:
             raise GlassnetError(f"{archive.path}: checkpoint dtype {description.get('dtype')}, "
