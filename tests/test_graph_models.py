@@ -347,3 +347,27 @@ def test_two_inputs_and_two_outputs_run_forward_and_backward_with_lists():
     np.testing.assert_allclose(shared.grads["weight"], xa.T @ da + xb.T @ db, rtol=1e-13)
     with pytest.raises(gn.GlassnetError, match=r"fit: works on models with one input and one output"):
         model.fit(xa, np.zeros(4, dtype=int))
+
+
+def test_gradcheck_trace_and_compare_work_on_a_graph():
+    model = residual_classifier()
+    x, labels = rng.normal(size=(3, 1, 8, 8)), np.array([0, 2, 1])
+    errors = gn.gradcheck(model, x, labels, gn.SoftmaxCrossEntropy())
+    assert set(errors) == {"input"} | {name for name, _, _ in model.named_parameters()}
+    assert max(errors.values()) < 1e-5          # finite differences across ReLU and max-pool kinks
+    record = gn.trace(model, x, labels, gn.SoftmaxCrossEntropy())
+    assert len(record.steps) == len(model.graph.nodes)
+    add = next(step for step in record.steps if step.layer == "Add()")
+    assert add.merges and len(add.input) == 2 and add.sources == ["1: ReLU", "3: BatchNorm2D"]
+    np.testing.assert_array_equal(add.output, add.input[0] + add.input[1])
+    stem = record.steps[1]                                      # the ReLU read by the convolution, Add and pool
+    assert len(stem.grad_parts) == 3
+    np.testing.assert_allclose(stem.grad_output, sum(stem.grad_parts), rtol=1e-14, atol=1e-17)
+    text = record.text()
+    assert "read by 3 nodes: dL/d(output) is the sum of their gradients" in text
+    assert "node 4: Add() <- 1: ReLU, 3: BatchNorm2D" in text
+    html = record._repr_html_()
+    assert "dL/d(output), part 3 (from reader 3)" in html and "&larr; 1: ReLU, 3: BatchNorm2D" in html
+    again = gn.load(gn.save(model, "/tmp/glassnet-compare-graph.glassnet"))
+    comparison = gn.compare(model, again, x, labels, gn.SoftmaxCrossEntropy())
+    assert len(comparison.layers) == len(model.graph.nodes) and comparison.largest == 0.0

@@ -1,8 +1,15 @@
-"""Named architectures (used by the ``glassnet`` command) and each dataset's defaults."""
+"""Named architectures (used by the ``glassnet`` command) and each dataset's defaults.
+
+A chain architecture returns its list of layers; a graph architecture (``resnet_mini``,
+``inception_mini``) returns a ``Model``.
+"""
 import numpy as np
 
 from ..errors import GlassnetError
-from ..nn.layers import BatchNorm2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, Tanh
+from ..nn.layers import (Add, BatchNorm2D, Concatenate, Conv2D, Dense, Flatten, GlobalAvgPool2D, MaxPool2D, ReLU,
+                         Sigmoid, Tanh)
+from ..nn.symbolic import Input
+from .model import Model
 from .sequential import Sequential
 
 
@@ -81,8 +88,57 @@ def colour_bn(input_shape, outputs, rng):
     return colour(input_shape, outputs, rng, batch_norm=True)
 
 
+def residual_block(x, channels, stride, rng):
+    """ResNet's basic block: two 3x3 convolutions with BatchNorm, added to the input (through a 1x1
+    convolution with BatchNorm when the shape changes), then ReLU."""
+    conv = lambda c_in, c_out, k, s: Conv2D(c_in, c_out, k, stride=s, padding=k // 2, bias=False, rng=rng)  # noqa
+    h = ReLU()(BatchNorm2D(channels)(conv(x.shape[0], channels, 3, stride)(x)))
+    h = BatchNorm2D(channels)(conv(channels, channels, 3, 1)(h))
+    shortcut = x
+    if stride != 1 or x.shape[0] != channels:
+        shortcut = BatchNorm2D(channels)(conv(x.shape[0], channels, 1, stride)(x))
+    return ReLU()(Add()([h, shortcut]))
+
+
+def resnet_mini(input_shape, outputs, rng):
+    """A small ResNet: a 3x3 stem (16 channels, BatchNorm, ReLU), then three residual blocks of 16, 32
+    and 64 channels (the last two halve H and W, with 1x1 projection shortcuts), global average pooling
+    and a Dense head. 28x28 -> 28, 14, 7."""
+    C, H, W = _image_shape(input_shape, "resnet_mini")
+    x = Input((C, H, W))
+    h = ReLU()(BatchNorm2D(16)(Conv2D(C, 16, 3, padding=1, bias=False, rng=rng)(x)))
+    for channels, stride in ((16, 1), (32, 2), (64, 2)):
+        h = residual_block(h, channels, stride, rng)
+    return Model(x, Dense(64, outputs, rng=rng)(GlobalAvgPool2D()(h)))
+
+
+def inception_module(x, width, rng):
+    """GoogLeNet's module, small: 1x1, 1x1 then 3x3, 3x3 max pool then 1x1, each with ReLU, joined on the
+    channels (4 * width channels out)."""
+    def conv(h, c_out, k):
+        return ReLU()(Conv2D(h.shape[0], c_out, k, padding=k // 2, rng=rng)(h))
+    one = conv(x, width, 1)
+    three = conv(conv(x, width, 1), 2 * width, 3)
+    pool = conv(MaxPool2D(3, stride=1, padding=1)(x), width, 1)
+    return Concatenate(axis=1)([one, three, pool])
+
+
+def inception_mini(input_shape, outputs, rng):
+    """A small Inception net: a 3x3 stem (16 channels, ReLU, max pool 2), two inception modules (32 and
+    64 channels out) with a max pool 2 between them, global average pooling and a Dense head."""
+    C, H, W = _image_shape(input_shape, "inception_mini")
+    if H < 4 or W < 4:
+        raise GlassnetError(f"architecture 'inception_mini' needs images of at least 4x4. Received: {H}x{W}")
+    x = Input((C, H, W))
+    h = MaxPool2D(2)(ReLU()(Conv2D(C, 16, 3, padding=1, rng=rng)(x)))
+    h = MaxPool2D(2)(inception_module(h, 8, rng))
+    h = inception_module(h, 16, rng)
+    return Model(x, Dense(64, outputs, rng=rng)(GlobalAvgPool2D()(h)))
+
+
 ARCHITECTURES = {"mlp": mlp, "linear": linear, "xor": xor_net, "seed": seed, "vz": vz, "lenet": lenet,
-                 "simple": simple, "colour": colour, "colour_bn": colour_bn}
+                 "simple": simple, "colour": colour, "colour_bn": colour_bn, "resnet_mini": resnet_mini,
+                 "inception_mini": inception_mini}
 
 # per dataset: architecture, loss, optimizer, learning rate, epochs, batch size
 DEFAULTS = {
@@ -105,11 +161,12 @@ DEFAULTS = {
 
 
 def build(arch, input_shape, outputs, seed=0, dtype=np.float64):
-    """A Sequential for architecture ``arch`` with weights drawn from ``seed``."""
+    """A model (a Sequential, or a Model for a graph architecture) for ``arch`` with weights drawn from ``seed``."""
     if arch not in ARCHITECTURES:
         raise GlassnetError(f"unknown architecture {arch!r}; available: {', '.join(ARCHITECTURES)}")
     rng = np.random.default_rng(seed)
-    model = Sequential(ARCHITECTURES[arch](tuple(input_shape), outputs, rng), dtype=dtype)
+    built = ARCHITECTURES[arch](tuple(input_shape), outputs, rng)
+    model = built.astype(dtype) if isinstance(built, Model) else Sequential(built, dtype=dtype)
     model.metadata["arch"] = arch
     model.metadata["input_shape"] = list(input_shape)
     return model

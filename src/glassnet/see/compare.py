@@ -1,7 +1,7 @@
 """``gn.compare(model, other, x)``: two models on the same input, layer by layer.
 
 Seed 003 checks a hand-built network against Keras weight by weight; this is that check as one
-call. ``other`` is a glassnet ``Sequential``, a ``torch.nn.Sequential`` (its own modules run; each
+call (node by node for graph models). ``other`` is a glassnet ``Sequential`` or ``Model``, a ``torch.nn.Sequential`` (its own modules run; each
 output is recorded with a forward hook) or a Keras ``Sequential`` (its own layers run one after the
 other on NHWC data; outputs are compared in NCHW, and a Keras layer that glassnet splits in two,
 such as Conv2D with ``activation="relu"``, is compared at the end of the pair; gradients are not
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import GlassnetError
-from ..models.sequential import Sequential
+from ..models.model import Model
 from .trace import trace
 
 
@@ -67,18 +67,19 @@ def compare(model, other, x, target=None, loss=None):
 
 
 def _outputs_and_grads(model, x, target, loss):
-    """[(layer name, output (N, ...), {param: grad} or None)] for a glassnet model or a torch Sequential."""
-    if not isinstance(model, Sequential):
+    """[(node name, output (N, ...), {param: grad} or None)] for a glassnet model (one row per node: per
+    layer in a Sequential) or a torch Sequential."""
+    if not isinstance(model, Model):
         if type(model).__module__.startswith("torch"):
             return _torch_outputs(model, x, target, loss)
-        raise GlassnetError(f"compare: expected a glassnet Sequential or a torch.nn.Sequential. "
+        raise GlassnetError(f"compare: expected a glassnet Sequential or Model, or a torch.nn.Sequential. "
                             f"Received: {type(model).__name__}")
     model.eval()
     if target is None or loss is None:
-        rows, h = [], np.asarray(x)
-        for layer in model.layers:
-            h = layer.forward(h)
-            rows.append((type(layer).__name__, h.copy(), None))
+        rows = []
+        record = lambda k, inputs, output: rows.append(  # noqa: E731
+            (type(model.layers[model.graph.nodes[k][0]]).__name__, np.array(output, copy=True), None))
+        model.graph.forward([np.asarray(x)], model.graph.runners(), watch=record)
         return rows
     record = trace(model, x, target, loss)
     return [(s.layer.split("(")[0], s.output, s.param_grads) for s in record.steps]

@@ -62,17 +62,32 @@ def heatmap_png(values):
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def _from(label, source):
+    return label if source == "input" else f"{label} from {source}"
+
+
 def trace_html(record):
     """A trace: each layer collapsible, forward arrays, backward arrays, the update; the loss in between."""
-    parts = ["<div class='glassnet-trace'>", array_html("input", record.steps[0].input) if record.steps else ""]
+    chain = all(len(step.sources) == 1 and not step.grad_parts for step in record.steps)
+    parts = ["<div class='glassnet-trace'>"]
     for step in record.steps:
-        inner = [array_html(key, value) for key, value in step.params_before.items()]
+        inputs = step.input if step.merges else [step.input]
+        input_grads = step.grad_input if step.merges else [step.grad_input]
+        inner = [] if chain and step.index else [array_html(_from("input", source), value)
+                                                   for source, value in zip(step.sources, inputs)]
+        inner += [array_html(key, value) for key, value in step.params_before.items()]
         inner.append(array_html("output", step.output))
-        inner.append(array_html("dL/d(output)", step.grad_output))
+        inner += [array_html(f"dL/d(output), part {k} (from reader {k})", part)
+                  for k, part in enumerate(step.grad_parts or (), 1)]
+        inner.append(array_html("dL/d(output)" + (" = the sum of the parts" if step.grad_parts else ""),
+                                step.grad_output))
         inner += [array_html(f"dL/d({key})", value) for key, value in step.param_grads.items()]
-        inner.append(array_html("dL/d(input)", step.grad_input))
+        inner += [array_html(_from("dL/d(input)", source), value)
+                  for source, value in zip(step.sources, input_grads) if value is not None]
         inner += [array_html(f"updated {key}", value) for key, value in step.params_after.items()]
-        parts.append(f"<details><summary>layer {step.index}: {html.escape(step.layer)}</summary>"
+        title = f"layer {step.index}" if chain else f"node {step.index}"
+        reads = "" if chain else f" &larr; {html.escape(', '.join(step.sources))}"
+        parts.append(f"<details><summary>{title}: {html.escape(step.layer)}{reads}</summary>"
                      f"{''.join(inner)}</details>")
     parts.append(f"<div><b>{html.escape(record.loss_name)}</b> = {record.loss!r}"
                  + (f" · then {html.escape(record.optimizer)}" if record.optimizer else "") + "</div></div>")

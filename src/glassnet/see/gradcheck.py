@@ -6,6 +6,7 @@ import numpy as np
 from ..backend import to_namespace, to_numpy
 from ..errors import GlassnetError, GradcheckError
 from ..nn.layers.base import Layer
+from ..models.model import Model
 from ..models.sequential import Sequential
 
 
@@ -41,7 +42,7 @@ def gradcheck(model, x, target, loss, eps=1e-5, tol=1e-5, raise_on_failure=True)
 
     Parameters
     ----------
-    model : Sequential or a single Layer
+    model : Sequential, Model (a graph) or a single Layer
     x : array, the model input, e.g. (N, C, H, W)
     target : the loss target for ``x``
     loss : a glassnet loss (``MSE()``, ``SoftmaxCrossEntropy()``, ...)
@@ -65,10 +66,10 @@ def gradcheck(model, x, target, loss, eps=1e-5, tol=1e-5, raise_on_failure=True)
     """
     if isinstance(model, Layer):
         model = Sequential([copy.deepcopy(model)])
-    elif isinstance(model, Sequential):
+    elif isinstance(model, Model):
         model = copy.deepcopy(model)
     else:
-        raise GlassnetError(f"gradcheck: expected a Sequential or a Layer. Received: {type(model).__name__}")
+        raise GlassnetError(f"gradcheck: expected a Sequential, a Model or a Layer. Received: {type(model).__name__}")
     model.astype(np.float64)
     xp, device = model.place()
     x = to_namespace(np.array(to_numpy(x), dtype=np.float64), xp, device)  # a private copy we perturb

@@ -30,13 +30,17 @@ from ..validation import foreign_array
 
 @dataclass
 class LayerStep:
-    """One layer's part of a forward and backward pass.
+    """One node's part of a forward and backward pass (in a Sequential, node k is layer k).
 
-    input, output : the forward arrays
+    input, output : the forward arrays (``input`` is a list, one per input, for a merge)
     grad_output : dL/d(output), the gradient arriving from above
-    grad_input : dL/d(input), the gradient passed down
-    param_grads : dL/d(param) per parameter name ("weight", "bias")
+    grad_input : dL/d(input), the gradient passed down (a list for a merge)
+    param_grads : dL/d(param) per parameter name ("weight", "bias") from this call of the layer
     params_before, params_after : parameter values before and after the optimizer step
+    sources : what the node reads: ``"input"`` or another node's label (``"3: Conv2D"``)
+    grad_parts : where the output is read by several nodes (a fan-out), the gradient from each reader,
+        in the order of the readers; ``grad_output`` is their sum. None for a single reader.
+    layer_index : the layer's place in ``model.layers`` (a shared layer's calls have the same one)
     """
     index: int
     layer: str
@@ -47,6 +51,13 @@ class LayerStep:
     param_grads: dict = field(default_factory=dict)
     params_before: dict = field(default_factory=dict)
     params_after: dict = field(default_factory=dict)
+    sources: list = field(default_factory=list)
+    grad_parts: list = None
+    layer_index: int = None
+
+    @property
+    def merges(self):
+        return isinstance(self.input, list)
 
 
 @dataclass
@@ -82,25 +93,36 @@ def trace(model, x, target, loss, optimizer=None):
                             f"Received: {loss!r}")
     if optimizer is not None and not isinstance(optimizer, Optimizer):
         raise GlassnetError(f"trace: optimizer must be a glassnet Optimizer or None. Received: {optimizer!r}")
-    steps = []
-    h = x if foreign_array(x) else to_namespace(np.asarray(x), *model.place())   # the batch, where the model is
-    for index, layer in enumerate(model.layers):
-        out = layer.forward(h)
-        steps.append(LayerStep(index, repr(layer), host_copy(h), host_copy(out),
-                               params_before={k: host_copy(v) for k, v in layer.params.items()}))
-        h = out
-    loss_value = loss.forward(h, target)
+    graph, steps = model.graph, []
+    xp, device = model.place()
+    h = x if foreign_array(x) else to_namespace(np.asarray(x), xp, device)   # the batch, where the model is
+    runners, sources = graph.runners(), model.node_inputs()
+
+    def forward_step(k, inputs, output):
+        index = graph.nodes[k][0]
+        layer = graph.layers[index]
+        shown = [host_copy(a) for a in inputs] if layer.merges else host_copy(inputs[0])
+        steps.append(LayerStep(k, repr(layer), shown, host_copy(output), sources=sources[k], layer_index=index,
+                               params_before={key: host_copy(v) for key, v in layer.params.items()}))
+
+    def backward_step(k, grad, input_grads, parts):
+        step = steps[k]
+        step.grad_output = host_copy(grad)
+        step.grad_parts = [host_copy(part) for part in parts] if parts and len(parts) > 1 else None
+        shown = [None if g is None else host_copy(g) for g in input_grads]
+        step.grad_input = shown if graph.layers[graph.nodes[k][0]].merges else shown[0]
+        step.param_grads = {key: host_copy(v) for key, v in runners[k].grads.items()}
+
+    (prediction,) = graph.forward([h], runners, watch=forward_step)
+    loss_value = loss.forward(prediction, target)
     grad = loss.backward()
     grad_prediction = host_copy(grad)
-    for step, layer in zip(reversed(steps), reversed(model.layers)):
-        step.grad_output = host_copy(grad)
-        grad = layer.backward(grad)
-        step.grad_input = host_copy(grad)
-        step.param_grads = {k: host_copy(v) for k, v in layer.grads.items()}
+    graph.backward([grad], runners, watch=backward_step)
+    graph.gather_shared_gradients(runners)
     if optimizer is not None:
         optimizer.step()
-        for step, layer in zip(steps, model.layers):
-            step.params_after = {k: host_copy(v) for k, v in layer.params.items()}
+        for step in steps:
+            step.params_after = {k: host_copy(v) for k, v in graph.layers[step.layer_index].params.items()}
     return Trace(steps, type(loss).__name__, loss_value, host_copy(target), grad_prediction,
                  optimizer=_optimizer_label(optimizer))
 
@@ -142,10 +164,17 @@ def render(record, max_elements=64, precision=8):
     """The trace as text in the spirit of seed 000: forward, loss, backward, update."""
     show = lambda label, array: describe(label, array, max_elements, precision)  # noqa: E731
     lines = ["FORWARD PASS", "============"]
-    if record.steps:
+    graph = any(step.sources != (["input"] if step.index == 0 else [f"{step.index - 1}: "
+                                                                      f"{_kind(record.steps[step.index - 1])}"])
+                for step in record.steps)
+    if record.steps and not graph:
         lines.append(show("input", record.steps[0].input))
     for step in record.steps:
-        lines.append(f"-- layer {step.index}: {step.layer}")
+        lines.append(f"-- {_heading(step, graph)}")
+        if graph:
+            inputs = step.input if step.merges else [step.input]
+            for source, value in zip(step.sources, inputs):
+                lines.append(show("input" if source == "input" else f"input from {source}", value))
         for key, value in step.params_before.items():
             lines.append(show(f"{key}", value))
         lines.append(show("output", step.output))
@@ -153,14 +182,40 @@ def render(record, max_elements=64, precision=8):
               f"{record.loss_name} = {record.loss!r}", show("dL/d(prediction)", record.grad_prediction),
               "", "BACKWARD PASS (last layer first)", "================================"]
     for step in reversed(record.steps):
-        lines.append(f"-- layer {step.index}: {step.layer}")
+        lines.append(f"-- {_heading(step, graph)}")
+        if step.grad_parts:
+            lines.append(f"   read by {len(step.grad_parts)} nodes: dL/d(output) is the sum of their gradients")
+            for number, part in enumerate(step.grad_parts, 1):
+                lines.append(show(f"part {number}", part))
         lines.append(show("dL/d(output)  (arriving from above)", step.grad_output))
+        calls = sum(other.layer_index == step.layer_index for other in record.steps)
         for key, value in step.param_grads.items():
-            lines.append(show(f"dL/d({key})", value))
-        lines.append(show("dL/d(input)  (passed down)", step.grad_input))
+            lines.append(show(f"dL/d({key})" + (f" of this call (layer {step.layer_index} is called {calls} "
+                                                 f"times; its gradient is the sum)" if calls > 1 else ""), value))
+        if step.merges:
+            for source, value in zip(step.sources, step.grad_input):
+                lines.append(show(f"dL/d(input from {source})  (passed down)", value))
+        elif step.grad_input is not None:
+            lines.append(show("dL/d(input)  (passed down)" + (f" to {step.sources[0]}" if graph else ""),
+                              step.grad_input))
     if record.optimizer:
         lines += ["", f"UPDATE: {record.optimizer}", "=" * (8 + len(record.optimizer))]
+        shown = set()
         for step in record.steps:
+            if step.layer_index in shown:                  # a shared layer is updated once
+                continue
+            shown.add(step.layer_index)
             for key, value in step.params_after.items():
-                lines.append(show(f"layer {step.index} updated {key}", value))
+                lines.append(show(f"layer {step.layer_index} updated {key}", value))
     return "\n".join(lines)
+
+
+def _kind(step):
+    return step.layer.split("(")[0]
+
+
+def _heading(step, graph):
+    """``layer 3: Conv2D(...)``; in a graph ``node 3: Conv2D(...) <- 1: ReLU, input``."""
+    if not graph:
+        return f"layer {step.index}: {step.layer}"
+    return f"node {step.index}: {step.layer} <- {', '.join(step.sources)}"

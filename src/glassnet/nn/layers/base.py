@@ -50,6 +50,9 @@ class Layer:
         layer's call in a graph and return its symbolic output (see ``glassnet.nn.symbolic``)."""
         if is_symbolic(x):
             return connect(self, x)
+        if isinstance(x, Layer):
+            raise GlassnetError(f"{type(self).__name__}: called on a layer ({type(x).__name__}); call it on an "
+                                f"array, or on a symbolic value from gn.Input to build a graph")
         return self.forward(x)
 
     def backward_parameters(self, dy):
