@@ -193,3 +193,29 @@ def test_fit_on_cupy_equals_numpy():
     h_gpu = gpu.fit(x, y, epochs=2, batch_size=16, optimizer="adam", lr=0.01, seed=0, verbose=False)
     h_cpu = cpu.fit(x, y, epochs=2, batch_size=16, optimizer="adam", lr=0.01, seed=0, verbose=False)
     same_as_numpy(np.array(h_gpu["loss"]), np.array(h_cpu["loss"]), "loss", rtol=1e-10)
+
+
+def test_a_graph_model_runs_on_every_library_as_on_numpy(backend):
+    """Merges, both global poolings, a fan-out and a shared layer, moved with model.to(xp, device)."""
+    import copy
+
+    from backends import same_as_numpy
+    from fuzzing import graph_model
+    from glassnet.backend import to_numpy
+    model = graph_model()
+    twin = copy.deepcopy(model)
+    backend.move(model)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 2, 6, 6))
+    out = model.forward(backend.array(x))
+    backend.check_place(out)
+    dy = rng.standard_normal(tuple(out.shape))
+    dx = model.backward(backend.array(dy))
+    backend.check_place(dx)
+    same_as_numpy(to_numpy(out), twin.forward(x), "output")
+    same_as_numpy(to_numpy(dx), twin.backward(dy), "dL/dx")
+    theirs = twin.gradients()
+    for name, grad in model.gradients().items():
+        backend.check_place(grad)
+        same_as_numpy(to_numpy(grad), theirs[name], name)
+    assert len(theirs) == 6                      # the shared convolution, BatchNorm and Dense: weight and bias

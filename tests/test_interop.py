@@ -240,11 +240,14 @@ def test_truncated_huge_unknown_custom_cyclic_and_branching_files_are_refused(tm
     cyclic = [helper.make_node("Relu", ["input"], ["a"]), helper.make_node("Relu", ["a"], ["b"]),
               helper.make_node("Relu", ["b"], ["a"])]
     write(tmp_path, tiny_graph(cyclic), "cycle.onnx")
-    cases["cycle.onnx"] = "cycle|feeds 2 nodes"
-    branching = [helper.make_node("Relu", ["input"], ["a"]), helper.make_node("Relu", ["a"], ["b"]),
-                 helper.make_node("Sigmoid", ["a"], ["c"]), helper.make_node("Add", ["b", "c"], ["out"])]
-    write(tmp_path, tiny_graph(branching), "branch.onnx")
-    cases["branch.onnx"] = "'a' feeds 2 nodes"
+    cases["cycle.onnx"] = "writes 'a' a second time \\(a cycle\\)"
+    dangling = [helper.make_node("Relu", ["input"], ["a"]), helper.make_node("Add", ["a", "nowhere"], ["out"])]
+    write(tmp_path, tiny_graph(dangling), "dangling.onnx")
+    cases["dangling.onnx"] = r"node .* \(Add\): arithmetic is supported only as a per-channel scale"
+    unread = [helper.make_node("Relu", ["input"], ["a"]), helper.make_node("Sigmoid", ["input"], ["lost"]),
+              helper.make_node("Tanh", ["a"], ["out"])]
+    write(tmp_path, tiny_graph(unread), "unread.onnx")
+    cases["unread.onnx"] = "the value 'lost' is computed but read by nothing"
     symbolic = tiny_graph([helper.make_node("Relu", ["input"], ["out"])],
                           inputs=[helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", "K"])])
     write(tmp_path, symbolic, "symbolic.onnx")
@@ -255,6 +258,17 @@ def test_truncated_huge_unknown_custom_cyclic_and_branching_files_are_refused(tm
     for name, message in cases.items():
         with pytest.raises(gn.GlassnetError, match=message):
             gn.import_onnx(tmp_path / name)
+
+
+def test_a_branching_graph_imports_as_a_model(tmp_path):
+    """relu(relu(x)) + sigmoid(relu(x)): the value 'a' read by two nodes, joined by an Add."""
+    branching = [helper.make_node("Relu", ["input"], ["a"]), helper.make_node("Relu", ["a"], ["b"]),
+                 helper.make_node("Sigmoid", ["a"], ["c"]), helper.make_node("Add", ["b", "c"], ["out"])]
+    model = gn.import_onnx(write(tmp_path, tiny_graph(branching), "branch.onnx"))
+    assert isinstance(model, gn.Model) and not isinstance(model, gn.Sequential)
+    x = np.linspace(-2, 2, 8, dtype=np.float32).reshape(2, 4)
+    a = np.maximum(x, 0)
+    np.testing.assert_allclose(model.predict(x), a + 1 / (1 + np.exp(-a)), rtol=1e-6)
 
 
 def run(*args, cwd):

@@ -3,14 +3,16 @@
 Export writes one node per glassnet layer (opset 17), in the model's dtype, with a dynamic batch
 dimension and the model's metadata (preprocessing record, class names) as the JSON metadata
 property ``glassnet.metadata``. Import reads a chain of the ops in ``IMPORTERS`` (the layouts
-PyTorch's and Keras' exporters produce) into a ``Sequential``.
+PyTorch's and Keras' exporters produce) into a ``Sequential`` for a chain, a graph ``Model`` where
+values branch and meet (residual Add, Concat, Mul).
 
 An ONNX file is untrusted input: its size is checked before parsing, external weights are read
 only from files inside the model's own folder (no absolute paths, no '..'), only the standard
-op domain is accepted, every tensor's declared size is checked before it is read, and the graph
-must be one chain from the input to the output (no cycles, no branches). Anything else is a
+op domain is accepted, every tensor's declared size is checked before it is read, and the nodes
+must lead from the input to the output in order (no cycles, nothing left over). Anything else is a
 ``GlassnetError`` naming the node and op.
 """
+import copy
 import json
 from pathlib import Path
 
@@ -19,10 +21,13 @@ import numpy as np
 from ..errors import GlassnetError
 from ..archive import json_ready
 from ..atomic import atomic_write
-from ..nn.layers import (AvgPool2D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, Identity, LeakyReLU,
-                         MaxPool2D, ReLU, Sigmoid, Softmax, Tanh)
+from ..nn.layers import (Add, AvgPool2D, BatchNorm2D, Concatenate, Conv2D, Dense, Dropout, Flatten,
+                         GlobalAvgPool2D, GlobalMaxPool2D, Identity, LeakyReLU, MaxPool2D, Multiply, ReLU, Sigmoid,
+                         Softmax, Tanh)
 from ..nn.layers.conv import padding_argument
+from ..models.model import Model
 from ..models.sequential import Sequential
+from ..nn.symbolic import Input
 
 OPSET = 17
 MAX_FILE_BYTES = 512 * 1024 * 1024
@@ -45,37 +50,84 @@ def _onnx():
 
 # -- export ------------------------------------------------------------------------------------------
 
-def export_onnx(model, path):
-    """Write ``model`` as an ONNX file at ``path`` (atomically); returns the path."""
+def export_onnx(model, path, input_shape=None):
+    """Write ``model`` (a Sequential or a graph Model) as an ONNX file at ``path`` (atomically); returns the path.
+
+    ``input_shape`` (one sample's shape, e.g. ``(1, 28, 28)``) is needed for a Sequential that does not
+    record one (``model.metadata["input_shape"]``, set by ``fit`` and by the presets); a graph model
+    knows its input shapes from ``gn.Input``.
+    """
     onnx, helper, numpy_helper = _onnx()
-    input_shape = model.metadata.get("input_shape")
-    if not input_shape:
-        raise GlassnetError("export_onnx: the model does not record its input shape; set "
-                            "model.metadata['input_shape'] = [C, H, W] (or [features])")
+    shapes = _export_input_shapes(model, input_shape)
     element = onnx.TensorProto.DOUBLE if model.dtype == np.float64 else onnx.TensorProto.FLOAT
-    nodes, weights, current, shape = [], [], "input", tuple(input_shape)
-    for index, layer in enumerate(model.layers):
-        shape = layer.output_shape(shape)
+    graph = model.graph
+    values = _value_shapes(model, shapes)
+    first = graph.input_count
+    names = ["input"] if first == 1 else [f"input{i}" for i in range(first)]
+    names += [f"layer{k}" for k in range(len(graph.nodes))]
+    nodes, weights, written = [], [], set()
+    for k, (index, sources) in enumerate(graph.nodes):
+        layer = graph.layers[index]
         exporter = EXPORTERS.get(type(layer))
         if exporter is None:
             raise GlassnetError(f"export_onnx: layer {index} ({type(layer).__name__}) has no ONNX form here")
-        output = f"layer{index}"
         op, attributes, arrays = exporter(layer)
-        names = [f"{index}.{key}" for key in arrays]
-        weights += [numpy_helper.from_array(np.asarray(value, dtype=model.dtype), name)
-                    for name, value in zip(names, arrays.values())]
-        nodes.append(helper.make_node(op, [current] + names, [output], name=f"{index}.{type(layer).__name__}",
-                                      **attributes))
-        current = output
-    graph = helper.make_graph(nodes, "glassnet", [helper.make_tensor_value_info("input", element,
-                                                                                ["N"] + list(input_shape))],
-                              [helper.make_tensor_value_info(current, element, ["N"] + list(shape))], weights)
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="glassnet")
+        weight_names = [f"{index}.{key}" for key in arrays]
+        if index not in written:                                      # a shared layer's weights are stored once
+            written.add(index)
+            weights += [numpy_helper.from_array(np.asarray(value, dtype=model.dtype), name)
+                        for name, value in zip(weight_names, arrays.values())]
+        inputs = [names[s] for s in sources] + weight_names
+        label = f"{k}.{type(layer).__name__}"
+        if op in ("GlobalAveragePool", "GlobalMaxPool"):             # (N, C, 1, 1), then glassnet's (N, C)
+            nodes.append(helper.make_node(op, inputs, [names[first + k] + "_pooled"], name=label))
+            nodes.append(helper.make_node("Flatten", [names[first + k] + "_pooled"], [names[first + k]], axis=1,
+                                          name=label + ".flatten"))
+            continue
+        if op in ("Add", "Mul") and len(inputs) > 2:                 # ONNX's Add and Mul take two inputs
+            op = "Sum" if op == "Add" else op
+            if op == "Mul":
+                partial = inputs[0]
+                for j, other in enumerate(inputs[1:-1]):
+                    nodes.append(helper.make_node("Mul", [partial, other], [f"{names[first + k]}_{j}"],
+                                                  name=f"{label}.{j}"))
+                    partial = f"{names[first + k]}_{j}"
+                inputs = [partial, inputs[-1]]
+        nodes.append(helper.make_node(op, inputs, [names[first + k]], name=label, **attributes))
+    declare = lambda name, shape: helper.make_tensor_value_info(name, element, ["N"] + list(shape))  # noqa: E731
+    onnx_graph = helper.make_graph(nodes, "glassnet", [declare(names[i], shapes[i]) for i in range(first)],
+                                   [declare(names[v], values[v]) for v in graph.outputs], weights)
+    proto = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="glassnet")
     helper.set_model_props(proto, {METADATA_KEY: json.dumps(json_ready(model.metadata))})
     onnx.checker.check_model(proto)
     with atomic_write(path) as out:
         out.write(proto.SerializeToString())
     return Path(path)
+
+
+def _export_input_shapes(model, input_shape):
+    if input_shape is not None:
+        shape = tuple(input_shape) if isinstance(input_shape, (list, tuple)) else None
+        if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+            raise GlassnetError(f"export_onnx: input_shape must be one sample's shape, positive ints without the "
+                                f"batch axis, e.g. (1, 28, 28). Received: {input_shape!r}")
+        if model.graph.input_count != 1:
+            raise GlassnetError("export_onnx: input_shape is for one-input models; this one knows its inputs")
+        return [shape]
+    if model.input_shapes is not None:
+        return model.input_shapes
+    recorded = model.metadata.get("input_shape")
+    if not recorded:
+        raise GlassnetError("export_onnx: the model does not record its input shape; pass "
+                            "export_onnx(model, path, input_shape=(C, H, W)) (or (features,))")
+    return [tuple(recorded)]
+
+
+def _value_shapes(model, shapes):
+    try:
+        return model.graph.value_shapes(shapes)
+    except GlassnetError as error:
+        raise GlassnetError(f"export_onnx: the model cannot take inputs of shape {shapes}: {error}") from None
 
 
 def _conv(layer):
@@ -121,6 +173,11 @@ EXPORTERS = {
     Softmax: lambda layer: ("Softmax", dict(axis=1), {}),
     Identity: lambda layer: ("Identity", {}, {}),
     Dropout: lambda layer: ("Identity", {}, {}),                   # inference form
+    Add: lambda layer: ("Add", {}, {}),
+    Multiply: lambda layer: ("Mul", {}, {}),
+    Concatenate: lambda layer: ("Concat", dict(axis=layer.axis), {}),
+    GlobalAvgPool2D: lambda layer: ("GlobalAveragePool", {}, {}),
+    GlobalMaxPool2D: lambda layer: ("GlobalMaxPool", {}, {}),
 }
 
 
@@ -280,75 +337,175 @@ class _GraphReader:
         return np.frombuffer(data, dtype=dtype).reshape(tuple(tensor.dims)).copy()
 
     def model(self):
-        """Walk the chain. Besides layers: same-type Casts are skipped; Transposes switch the layout
-        between NHWC and NCHW (Keras' exporter wraps each op in them); a constant Add becomes the bias
-        of the layer before it; a flatten done in NHWC order permutes the next Dense's rows."""
-        layers, shape, current, used = [], self.input_shape, self.input_name, set()
-        layout, nhwc_rows, pending_pad, affine, after_weights = self.input_layout, None, None, None, False
-        while current != self.output_name:
-            node = self._next(current, used)
-            op, current = node.op_type, node.output[0]
-            arithmetic = op in ("Sub", "Mul", "Div") or (op == "Add" and not after_weights)
-            if affine is not None and not arithmetic and op not in ("Cast", "Transpose"):
-                layers.append(_affine_layer(self, affine))                  # the run of arithmetic has ended
-                affine = None
-            if arithmetic:
-                affine = _affine_step(self, node, affine, shape, layout)
-                after_weights = False
+        """Read the graph's nodes in their (topological) order, one ``_Flow`` per data value.
+
+        Along a chain, as exporters write them: same-type Casts are skipped; Transposes switch the
+        layout between NHWC and NCHW (Keras' exporter wraps each op in them); a constant Add becomes the
+        bias of the layer before it; a flatten done in NHWC order permutes the next Dense's rows. Where
+        values meet (Add, Sum, Mul of two data values; Concat) a merge layer joins them; a value read by
+        several nodes is read by each as it is. A chain becomes a Sequential, anything else a Model.
+        """
+        x = Input(self.input_shape)
+        flows = {self.input_name: _Flow(x, self.input_shape, self.input_layout)}
+        readers = {}
+        for node in self.nodes:
+            if node.op_type != "Shape":
+                for name in node.input:
+                    readers[name] = readers.get(name, 0) + 1
+        readers[self.output_name] = readers.get(self.output_name, 0) + 1
+        used = set()
+        for node in self.nodes:
+            data = [name for name in node.input if name in flows]
+            if not data:                         # a shape computation, read by a Reshape or Pad (shape_value)
                 continue
-            after_weights = after_weights and op in ("Cast", "Transpose")
-            if op == "Cast":
-                if reader_type(self.attributes(node).get("to")) != self.dtype:
-                    raise GlassnetError(f"{_where(self, node)}: only casts to the model's own float type are supported")
+            used.add(id(node))
+            if node.op_type == "Shape":
                 continue
-            if op == "Transpose":
-                perm = list(self.attributes(node).get("perm", []))
-                if len(shape) == 3 and layout == "NHWC" and perm == [0, 3, 1, 2]:
-                    layout = "NCHW"
-                elif len(shape) == 3 and layout == "NCHW" and perm == [0, 2, 3, 1]:
-                    layout = "NHWC"
-                else:
-                    raise GlassnetError(f"{_where(self, node)}: only NHWC <-> NCHW transposes are supported. "
-                                        f"Received: perm={perm}")
+            if node.output[0] in flows:
+                raise GlassnetError(f"{_where(self, node)}: writes {node.output[0]!r} a second time (a cycle)")
+            if len(data) > 1 or node.op_type in ("Concat", "Sum"):
+                flows[node.output[0]] = self._merge(node, [flows[name] for name in data], data)
                 continue
-            if op == "Add":                                                 # right after a Conv or MatMul
-                layers[-1:] = [_with_bias(self, node, layers[-1] if layers else None, layout)]
-                continue
-            if op == "Pad":
-                pending_pad = _zero_pads(self, node, shape, layout, used)       # taken by the next Conv or pool
-                continue
-            if pending_pad is not None and op not in ("Conv", "AveragePool"):
-                raise GlassnetError(f"{_where(self, node)}: a zero Pad must be followed by Conv or AveragePool")
-            if op in ("Conv", "MaxPool", "AveragePool", "BatchNormalization", "Pad") and layout != "NCHW" and not (
-                    op == "Pad" and layout == "NHWC"):
-                raise GlassnetError(f"{_where(self, node)}: expects NCHW data here")
-            importer = IMPORTERS.get(op)
-            if importer is None:
-                raise GlassnetError(f"{self.source}: node {node.name or '?'!r} is a {op}, which glassnet "
-                                    f"cannot import (supported: {', '.join(sorted(IMPORTERS))})")
-            new, current = importer(self, node, shape, used)
-            if pending_pad is not None:
-                new, pending_pad = [_padded(self, node, new[0], pending_pad)], None
-            if op in ("Flatten", "Reshape") and len(shape) == 3 and layout == "NHWC":
-                nhwc_rows, layout = shape, "NCHW"
-            if nhwc_rows is not None and isinstance(new[0], Dense):
-                C, H, W = nhwc_rows                         # rows in (h, w, c) order -> glassnet's (c, h, w)
-                weight = new[0].params["weight"]
-                new[0].params["weight"] = weight.reshape(H, W, C, -1).transpose(2, 0, 1, 3).reshape(C * H * W, -1)
-                nhwc_rows = None
-            for layer in new:
-                shape = layer.output_shape(shape)
-                layers.append(layer)
-            after_weights = op in ("Conv", "MatMul", "Gemm")
-        if affine is not None:
-            layers.append(_affine_layer(self, affine))
-        if not layers:
-            raise GlassnetError(f"{self.source}: the graph holds no layer")
+            if node.input[0] != data[0]:
+                raise GlassnetError(f"{_where(self, node)}: expects its data as the first input")
+            flow = flows[data[0]]
+            if readers.get(data[0], 0) > 1:      # read by several nodes: each starts from the same layers
+                self._flush(flow, node)
+                flow = flow.branch()
+            self._step(flow, node, used)
+            flows[node.output[0]] = flow
+        if self.output_name not in flows:
+            raise GlassnetError(f"{self.source}: the output {self.output_name!r} is not computed from the input "
+                                f"(a cycle, or nodes out of order)")
         leftover = [n for n in self.nodes if id(n) not in used]
         if leftover:
-            raise GlassnetError(f"{self.source}: nodes outside the input-to-output chain are not supported: "
+            raise GlassnetError(f"{self.source}: nodes outside the graph from input to output are not supported: "
                                 f"{', '.join(n.op_type for n in leftover[:5])}")
-        return Sequential(layers, dtype=self.dtype)
+        unread = [name for name in flows if name != self.output_name and readers.get(name, 0) == 0]
+        if unread:
+            raise GlassnetError(f"{self.source}: the value {unread[0]!r} is computed but read by nothing")
+        y = self._flush(flows[self.output_name], None)
+        if y is x:
+            raise GlassnetError(f"{self.source}: the graph holds no layer")
+        try:
+            model = Model(x, y, dtype=self.dtype)
+        except GlassnetError as error:
+            raise GlassnetError(f"{self.source}: {error}") from None
+        return Sequential(model.layers, dtype=self.dtype) if model.is_chain else model
+
+    def _merge(self, node, flows, names):
+        """Add / Sum / Mul of data values, or Concat, as a glassnet merge of the flows' outputs."""
+        op = node.op_type
+        kinds = {"Add": Add, "Sum": Add, "Mul": Multiply, "Concat": Concatenate}
+        if op not in kinds or len(names) != len([i for i in node.input if i]):
+            raise GlassnetError(f"{_where(self, node)}: joins data values; glassnet joins them with Add, Sum, Mul "
+                                f"and Concat of data values only")
+        if len(flows) < 2:                                        # a Concat or Sum of one value: itself
+            raise GlassnetError(f"{_where(self, node)}: a {op} of a single value is not supported")
+        layouts = {flow.layout for flow in flows}
+        if len(layouts) != 1 or any(flow.pooled for flow in flows):
+            raise GlassnetError(f"{_where(self, node)}: its inputs are in different layouts or unflattened pools")
+        layout = layouts.pop()
+        heads = [self._flush(flow, node) for flow in flows]
+        if op == "Concat":
+            axis = int(self.attributes(node).get("axis", 1))
+            ndim = len(heads[0].shape) + 1
+            axis = axis + ndim if axis < 0 else axis
+            if layout == "NHWC" and ndim == 4:                   # channels last in the file, first in glassnet
+                axis = {3: 1, 1: 2, 2: 3}.get(axis, 0)
+            layer = Concatenate(axis=axis if axis > 0 else 1, dtype=self.dtype) if axis > 0 else None
+            if layer is None:
+                raise GlassnetError(f"{_where(self, node)}: a concatenation along the batch axis is not supported")
+        else:
+            layer = kinds[op](dtype=self.dtype)
+        try:
+            out = layer(heads)
+        except GlassnetError as error:
+            raise GlassnetError(f"{_where(self, node)}: {error}") from None
+        return _Flow(out, out.shape, layout)
+
+    def _flush(self, flow, node):
+        """Call the flow's pending layers on its symbolic value; returns the result (the flow now holds it)."""
+        if flow.affine is not None:
+            flow.pending.append(_affine_layer(self, flow.affine))
+            flow.affine = None
+        if flow.pending_pad is not None:
+            where = _where(self, node) if node is not None else self.source
+            raise GlassnetError(f"{where}: a zero Pad must be followed by Conv or AveragePool")
+        if flow.pooled and node is None:
+            raise GlassnetError(f"{self.source}: the output of a global pooling must be flattened to (N, C)")
+        for layer in flow.pending:
+            try:
+                flow.head = layer(flow.head)
+            except GlassnetError as error:
+                raise GlassnetError(f"{self.source}: {error}") from None
+        flow.pending = []
+        return flow.head
+
+    def _step(self, flow, node, used):
+        """One node on a chain: update ``flow`` (its pending layers, shape, layout) in place."""
+        op = node.op_type
+        arithmetic = op in ("Sub", "Mul", "Div") or (op == "Add" and not flow.after_weights)
+        if flow.affine is not None and not arithmetic and op not in ("Cast", "Transpose"):
+            flow.pending.append(_affine_layer(self, flow.affine))      # the run of arithmetic has ended
+            flow.affine = None
+        if arithmetic:
+            flow.affine = _affine_step(self, node, flow.affine, flow.shape, flow.layout)
+            flow.after_weights = False
+            return
+        flow.after_weights = flow.after_weights and op in ("Cast", "Transpose")
+        if op == "Cast":
+            if reader_type(self.attributes(node).get("to")) != self.dtype:
+                raise GlassnetError(f"{_where(self, node)}: only casts to the model's own float type are supported")
+            return
+        if op == "Transpose":
+            perm = list(self.attributes(node).get("perm", []))
+            if len(flow.shape) == 3 and flow.layout == "NHWC" and perm == [0, 3, 1, 2]:
+                flow.layout = "NCHW"
+            elif len(flow.shape) == 3 and flow.layout == "NCHW" and perm == [0, 2, 3, 1]:
+                flow.layout = "NHWC"
+            else:
+                raise GlassnetError(f"{_where(self, node)}: only NHWC <-> NCHW transposes are supported. "
+                                    f"Received: perm={perm}")
+            return
+        if op == "Add":                                                 # right after a Conv or MatMul
+            flow.pending[-1:] = [_with_bias(self, node, flow.pending[-1] if flow.pending else None, flow.layout)]
+            return
+        if op == "Pad":
+            flow.pending_pad = _zero_pads(self, node, flow.shape, flow.layout, used)   # for the next Conv or pool
+            return
+        if flow.pending_pad is not None and op not in ("Conv", "AveragePool"):
+            raise GlassnetError(f"{_where(self, node)}: a zero Pad must be followed by Conv or AveragePool")
+        if op in ("Conv", "MaxPool", "AveragePool", "BatchNormalization", "GlobalAveragePool",
+                  "GlobalMaxPool", "ReduceMean", "ReduceMax") and (flow.layout != "NCHW" or len(flow.shape) != 3 or flow.pooled):
+            raise GlassnetError(f"{_where(self, node)}: expects NCHW image data here")
+        if flow.pooled:                                                 # (N, C, 1, 1) -> (N, C): nothing to do
+            if op not in ("Flatten", "Reshape"):
+                raise GlassnetError(f"{_where(self, node)}: after a global pooling glassnet supports only a "
+                                    f"Flatten or Reshape to (N, C)")
+            _import_flatten(self, node, flow.shape, used)               # checks the target shape
+            flow.pooled = False
+            return
+        importer = IMPORTERS.get(op)
+        if importer is None:
+            raise GlassnetError(f"{self.source}: node {node.name or '?'!r} is a {op}, which glassnet "
+                                f"cannot import (supported: {', '.join(sorted(IMPORTERS))})")
+        new, _ = importer(self, node, flow.shape, used)
+        if flow.pending_pad is not None:
+            new, flow.pending_pad = [_padded(self, node, new[0], flow.pending_pad)], None
+        if op in ("Flatten", "Reshape") and len(flow.shape) == 3 and flow.layout == "NHWC":
+            flow.nhwc_rows, flow.layout = flow.shape, "NCHW"
+        if flow.nhwc_rows is not None and isinstance(new[0], Dense):
+            C, H, W = flow.nhwc_rows                    # rows in (h, w, c) order -> glassnet's (c, h, w)
+            weight = new[0].params["weight"]
+            new[0].params["weight"] = weight.reshape(H, W, C, -1).transpose(2, 0, 1, 3).reshape(C * H * W, -1)
+            flow.nhwc_rows = None
+        for layer in new:
+            flow.shape = layer.output_shape(flow.shape)
+            flow.pending.append(layer)
+        flow.pooled = op in ("GlobalAveragePool", "GlobalMaxPool") or (
+            op in ("ReduceMean", "ReduceMax") and self.attributes(node).get("keepdims", 1) == 1)
+        flow.after_weights = op in ("Conv", "MatMul", "Gemm")
 
     def shape_value(self, name, shape, used):
         """The value of a small shape computation (Shape, Gather, Unsqueeze, Concat, Cast of constants)
@@ -370,19 +527,6 @@ class _GraphReader:
             return np.concatenate(parts)
         return parts[0]                                                     # Unsqueeze, Cast: same values
 
-    def _next(self, current, used):
-        """The one node that takes ``current`` as its data input (a chain: no branches, no cycles)."""
-        takers = [n for n in self.nodes if n.input and n.input[0] == current and n.op_type != "Shape"]
-        used.update(id(n) for n in self.nodes if n.op_type == "Shape" and n.input and n.input[0] == current)
-        if len(takers) != 1:
-            raise GlassnetError(f"{self.source}: {current!r} feeds {len(takers)} nodes; glassnet imports one "
-                                "chain of layers from input to output")
-        node = takers[0]
-        if id(node) in used:
-            raise GlassnetError(f"{self.source}: the graph has a cycle at node {node.name or node.op_type!r}")
-        used.add(id(node))
-        return node
-
     def attributes(self, node):
         """Node attributes; floats (stored as float32 by ONNX) read back as the shortest decimal
         that float32 denotes, so an epsilon of 1e-5 comes back as 1e-5, not 9.99999974738e-06."""
@@ -402,6 +546,23 @@ class _GraphReader:
             raise GlassnetError(f"{self.source}: node {node.name or node.op_type!r} takes {name!r}, which is not "
                                 "a stored weight")
         return self.constants[name]
+
+
+class _Flow:
+    """The reader's knowledge of one data value: ``head`` (the symbolic value called so far), the layers
+    still ``pending`` after it (a following bias Add may rebuild the last one), its ``shape`` and
+    ``layout``, and the chain state that waits for the next node (a Pad, a run of arithmetic, NHWC rows
+    for the next Dense, a global pooling not yet flattened)."""
+
+    def __init__(self, head, shape, layout):
+        self.head, self.pending, self.shape, self.layout = head, [], tuple(shape), layout
+        self.nhwc_rows, self.pending_pad, self.affine = None, None, None
+        self.after_weights, self.pooled = False, False
+
+    def branch(self):
+        twin = copy.copy(self)
+        twin.pending = list(self.pending)
+        return twin
 
 
 def _where(reader, node):
@@ -629,7 +790,26 @@ def _simple(kind):
     return build
 
 
-IMPORTERS = {"Conv": _import_conv, "MaxPool": _import_pool, "AveragePool": _import_pool,
+def _import_global_pool(reader, node, shape, used):
+    kind = GlobalAvgPool2D if node.op_type == "GlobalAveragePool" else GlobalMaxPool2D
+    return [kind(dtype=reader.dtype)], node.output[0]
+
+
+def _import_reduce(reader, node, shape, used):
+    """ReduceMean / ReduceMax over H and W (how the dynamo exporter writes adaptive pooling to 1x1)."""
+    attributes = reader.attributes(node)
+    axes = attributes.get("axes")
+    if axes is None and len(node.input) > 1 and node.input[1]:
+        axes = reader.shape_value(node.input[1], shape, used)            # opset 18: the axes are an input
+    axes = sorted({int(a) % 4 for a in axes}) if axes is not None else None
+    if axes != [2, 3] or attributes.get("noop_with_empty_axes", 0):
+        raise GlassnetError(f"{_where(reader, node)}: only a reduction over the height and width of (N, C, H, W) "
+                            f"is supported. Received: axes={axes}")
+    kind = GlobalAvgPool2D if node.op_type == "ReduceMean" else GlobalMaxPool2D
+    return [kind(dtype=reader.dtype)], node.output[0]
+
+
+IMPORTERS = {"Conv": _import_conv, "ReduceMean": _import_reduce, "ReduceMax": _import_reduce, "GlobalAveragePool": _import_global_pool, "GlobalMaxPool": _import_global_pool, "MaxPool": _import_pool, "AveragePool": _import_pool,
              "Flatten": _import_flatten, "Reshape": _import_flatten, "Gemm": _import_gemm, "MatMul": _import_matmul,
              "BatchNormalization": _import_batchnorm, "Softmax": _import_softmax,
              "Relu": _simple(ReLU), "LeakyRelu": _simple(LeakyReLU), "Sigmoid": _simple(Sigmoid),

@@ -159,7 +159,7 @@ class Concatenate(_Merge):
         # y = [x_0, x_1, ...] along axis  =>  dL/dx_k = dy[..., start_k:start_k + size_k, ...]
         grads, start = [], 0
         for size in sizes:
-            key = (slice(None),) * axis + (slice(start, start + size),)
+            key = (slice(None),) * axis + (slice(start, start + size), Ellipsis)
             grads.append(dy[key])
             start += size
         return grads
