@@ -122,3 +122,31 @@ def test_a_sequential_without_a_recorded_shape_exports_with_input_shape(tmp_path
     path = gn.export_onnx(model, tmp_path / "m.onnx", input_shape=(1, 2, 2))
     x = np.ones((3, 1, 2, 2), np.float32)
     np.testing.assert_allclose(gn.import_onnx(path).predict(x), model.predict(x), rtol=1e-6)
+
+
+def test_a_short_onnx_fuzz_run_raises_only_glassnet_errors():
+    """The loop of tests/onnx_fuzzing.py (100,000 inputs for the record) on 2,000 inputs."""
+    from onnx_fuzzing import fuzz
+    summary = fuzz(2000, seed=11)
+    assert [message for _, message, _ in summary["failures"]] == [] and summary["slowest_seconds"] < 5.0
+    assert summary["outcomes"]["GlassnetError"] > 1000
+
+
+def test_missing_and_mistyped_attributes_name_the_node(tmp_path):
+    from onnx import TensorProto, helper, numpy_helper
+    pool = helper.make_node("MaxPool", ["input"], ["out"], name="pool1")
+    conv = helper.make_node("Conv", ["input", "w"], ["out"], name="conv1", pads=[1, 1])
+    gemm = helper.make_node("Gemm", ["input", "w"], ["out"], name="fc", alpha="big")
+    cases = [(pool, [], r"node 'pool1' \(MaxPool\): the required attribute 'kernel_shape' is missing"),
+             (conv, [numpy_helper.from_array(np.ones((2, 1, 3, 3), np.float32), "w")],
+              r"node 'conv1' \(Conv\): attribute 'pads' must be 4 ints. Received: \[1, 1\]"),
+             (gemm, [numpy_helper.from_array(np.ones((4, 2), np.float32), "w")],
+              r"node 'fc' \(Gemm\): attribute 'alpha' must be a float. Received: b'big'")]
+    for index, (node, weights, message) in enumerate(cases):
+        shape = ["N", 4] if node.op_type == "Gemm" else ["N", 1, 6, 6]
+        graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
+                                  [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)], weights)
+        path = tmp_path / f"case{index}.onnx"
+        path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+        with pytest.raises(gn.GlassnetError, match=message):
+            gn.import_onnx(path)

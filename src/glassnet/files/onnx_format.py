@@ -36,6 +36,7 @@ METADATA_KEY = "glassnet.metadata"
 FOLDABLE = {"ConstantOfShape", "Concat", "Reshape", "Slice", "Transpose", "Cast", "Gather", "Unsqueeze",
             "Squeeze", "Identity", "Add", "Sub", "Mul", "Div", "Sqrt"}
 FOLD_LIMIT = 4096
+REQUIRED = object()                    # marks an attribute without a default (ONNX's required attributes)
 EXTERNAL_DTYPES = {1: np.dtype("<f4"), 11: np.dtype("<f8"), 6: np.dtype("<i4"), 7: np.dtype("<i8")}
 
 
@@ -267,11 +268,11 @@ class _GraphReader:
                 if any(np.asarray(self.constants[i]).size > FOLD_LIMIT for i in names):
                     raise GlassnetError(f"{_where(self, node)}: a constant computation on more than {FOLD_LIMIT} "
                                         "values is not supported")
-                graph = self.helper.make_graph(
-                    [node], "fold", [], [self.helper.make_empty_tensor_value_info(o) for o in node.output],
-                    [self.numpy_helper.from_array(np.asarray(self.constants[i]), i) for i in names])
-                tiny = self.helper.make_model(graph, opset_imports=list(proto.opset_import))
                 try:
+                    graph = self.helper.make_graph(
+                        [node], "fold", [], [self.helper.make_empty_tensor_value_info(o) for o in node.output],
+                        [self.numpy_helper.from_array(np.asarray(self.constants[i]), i) for i in names])
+                    tiny = self.helper.make_model(graph, opset_imports=list(proto.opset_import))
                     values = ReferenceEvaluator(tiny).run(None, {})
                 except Exception as error:
                     raise GlassnetError(f"{_where(self, node)}: cannot evaluate its constant inputs "
@@ -288,7 +289,7 @@ class _GraphReader:
             if node is None or node.op_type not in ("Cast", "Transpose"):
                 return None
             if node.op_type == "Transpose":
-                return [int(p) for p in self.helper.get_attribute_value(node.attribute[0])]
+                return self.attribute(node, "perm", "ints", None)
             name = node.output[0]
         return None
 
@@ -355,25 +356,40 @@ class _GraphReader:
         readers[self.output_name] = readers.get(self.output_name, 0) + 1
         used = set()
         for node in self.nodes:
-            data = [name for name in node.input if name in flows]
-            if not data:                         # a shape computation, read by a Reshape or Pad (shape_value)
-                continue
-            used.add(id(node))
-            if node.op_type == "Shape":
-                continue
-            if node.output[0] in flows:
-                raise GlassnetError(f"{_where(self, node)}: writes {node.output[0]!r} a second time (a cycle)")
-            if len(data) > 1 or node.op_type in ("Concat", "Sum"):
-                flows[node.output[0]] = self._merge(node, [flows[name] for name in data], data)
-                continue
-            if node.input[0] != data[0]:
-                raise GlassnetError(f"{_where(self, node)}: expects its data as the first input")
-            flow = flows[data[0]]
-            if readers.get(data[0], 0) > 1:      # read by several nodes: each starts from the same layers
-                self._flush(flow, node)
-                flow = flow.branch()
-            self._step(flow, node, used)
-            flows[node.output[0]] = flow
+            try:
+                self._read(node, flows, readers, used)
+            except GlassnetError:
+                raise
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:   # a malformed node
+                raise GlassnetError(f"{_where(self, node)}: malformed ({type(error).__name__}: {error})") from None
+        return self._finish(x, flows, readers, used)
+
+    def _read(self, node, flows, readers, used):
+        """One node: a merge, a step on its input's flow, or (no data input) a shape computation."""
+        if len(node.output) != 1 or not node.output[0]:
+            raise GlassnetError(f"{_where(self, node)}: expected one output. Received: {list(node.output)}")
+        data = [name for name in node.input if name in flows]
+        if not data:                         # a shape computation, read by a Reshape or Pad (shape_value)
+            return
+        used.add(id(node))
+        if node.op_type == "Shape":
+            return
+        if node.output[0] in flows:
+            raise GlassnetError(f"{_where(self, node)}: writes {node.output[0]!r} a second time (a cycle)")
+        if len(data) > 1 or node.op_type in ("Concat", "Sum"):
+            flows[node.output[0]] = self._merge(node, [flows[name] for name in data], data)
+            return
+        if node.input[0] != data[0]:
+            raise GlassnetError(f"{_where(self, node)}: expects its data as the first input")
+        flow = flows[data[0]]
+        if readers.get(data[0], 0) > 1:      # read by several nodes: each starts from the same layers
+            self._flush(flow, node)
+            flow = flow.branch()
+        self._step(flow, node, used)
+        flows[node.output[0]] = flow
+
+    def _finish(self, x, flows, readers, used):
+        """The Model from the input ``x`` to the output's flow, once every node is read and checked."""
         if self.output_name not in flows:
             raise GlassnetError(f"{self.source}: the output {self.output_name!r} is not computed from the input "
                                 f"(a cycle, or nodes out of order)")
@@ -408,7 +424,7 @@ class _GraphReader:
         layout = layouts.pop()
         heads = [self._flush(flow, node) for flow in flows]
         if op == "Concat":
-            axis = int(self.attributes(node).get("axis", 1))
+            axis = self.attribute(node, "axis", "int", 1)
             ndim = len(heads[0].shape) + 1
             axis = axis + ndim if axis < 0 else axis
             if layout == "NHWC" and ndim == 4:                   # channels last in the file, first in glassnet
@@ -455,11 +471,11 @@ class _GraphReader:
             return
         flow.after_weights = flow.after_weights and op in ("Cast", "Transpose")
         if op == "Cast":
-            if reader_type(self.attributes(node).get("to")) != self.dtype:
+            if reader_type(self.attribute(node, "to", "int")) != self.dtype:
                 raise GlassnetError(f"{_where(self, node)}: only casts to the model's own float type are supported")
             return
         if op == "Transpose":
-            perm = list(self.attributes(node).get("perm", []))
+            perm = self.attribute(node, "perm", "ints", [])
             if len(flow.shape) == 3 and flow.layout == "NHWC" and perm == [0, 3, 1, 2]:
                 flow.layout = "NCHW"
             elif len(flow.shape) == 3 and flow.layout == "NCHW" and perm == [0, 2, 3, 1]:
@@ -504,7 +520,7 @@ class _GraphReader:
             flow.shape = layer.output_shape(flow.shape)
             flow.pending.append(layer)
         flow.pooled = op in ("GlobalAveragePool", "GlobalMaxPool") or (
-            op in ("ReduceMean", "ReduceMax") and self.attributes(node).get("keepdims", 1) == 1)
+            op in ("ReduceMean", "ReduceMax") and self.attribute(node, "keepdims", "int", 1) == 1)
         flow.after_weights = op in ("Conv", "MatMul", "Gemm")
 
     def shape_value(self, name, shape, used):
@@ -537,6 +553,33 @@ class _GraphReader:
                 value = float(np.format_float_positional(np.float32(value), unique=True, trim="-"))
             values[attribute.name] = value
         return values
+
+    def attribute(self, node, name, kind, default=REQUIRED, size=None, low=None):
+        """Attribute ``name`` of ``node`` as ``kind`` ("int", "ints", "float" or "string"): ``default`` when
+        absent; a missing required one, another type, a list of another ``size`` or a value under ``low``
+        is a GlassnetError naming the node."""
+        found = [a for a in node.attribute if a.name == name]
+        if not found:
+            if default is REQUIRED:
+                raise GlassnetError(f"{_where(self, node)}: the required attribute {name!r} is missing")
+            return default
+        value = self.attributes(node)[name]
+        if kind == "string" and isinstance(value, bytes):
+            try:
+                value = value.decode("ascii")
+            except UnicodeDecodeError:
+                value = None
+        valid = {"int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+                 "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v),
+                 "string": lambda v: isinstance(v, str),
+                 "ints": lambda v: isinstance(v, list) and all(isinstance(i, int) for i in v)}[kind]
+        if not valid(value) or (size is not None and len(value) != size) or (
+                low is not None and any(i < low for i in (value if kind == "ints" else [value]))):
+            wanted = f"{size} ints" if size is not None else {"ints": "a list of ints"}.get(kind, f"a {kind}")
+            floor = f" of at least {low}" if low is not None else ""
+            raise GlassnetError(f"{_where(self, node)}: attribute {name!r} must be {wanted}{floor}. "
+                                f"Received: {value!r:.60}")
+        return float(value) if kind == "float" else value
 
     def weight(self, node, position):
         if len(node.input) <= position or not node.input[position]:
@@ -571,8 +614,7 @@ def _where(reader, node):
 
 def _pads(reader, node, attributes, kernel, stride):
     """ONNX pads [top, left, bottom, right] / auto_pad -> a glassnet padding argument."""
-    auto = attributes.get("auto_pad", b"NOTSET")
-    auto = auto.decode() if isinstance(auto, bytes) else auto
+    auto = reader.attribute(node, "auto_pad", "string", "NOTSET")
     if auto in ("SAME_UPPER", "SAME_LOWER"):
         if tuple(stride) != (1, 1) or (auto == "SAME_LOWER" and any(k % 2 == 0 for k in kernel)):
             raise GlassnetError(f"{_where(reader, node)}: auto_pad={auto} is supported with stride 1 "
@@ -580,7 +622,7 @@ def _pads(reader, node, attributes, kernel, stride):
         return "same"
     if auto == "VALID":
         return 0
-    top, left, bottom, right = attributes.get("pads", [0, 0, 0, 0])
+    top, left, bottom, right = reader.attribute(node, "pads", "ints", [0, 0, 0, 0], size=4)
     if top == bottom and left == right:
         return (top, left)
     kh, kw = kernel
@@ -594,13 +636,17 @@ def _pads(reader, node, attributes, kernel, stride):
 def _import_conv(reader, node, shape, used):
     a = reader.attributes(node)
     weight, bias = reader.weight(node, 1), reader.weight(node, 2)
-    if a.get("group", 1) != 1 or any(d != 1 for d in a.get("dilations", [1, 1])):
+    if reader.attribute(node, "group", "int", 1) != 1 or any(
+            d != 1 for d in reader.attribute(node, "dilations", "ints", [1, 1], size=2)):
         raise GlassnetError(f"{_where(reader, node)}: only group=1 and dilation 1 are supported")
     if weight is None or weight.ndim != 4 or weight.shape[1] != shape[0]:
         raise GlassnetError(f"{_where(reader, node)}: expected a weight (out, {shape[0]}, kh, kw). Received: "
                             f"{None if weight is None else list(weight.shape)}")
-    kernel = tuple(a.get("kernel_shape", weight.shape[2:]))
-    stride = tuple(a.get("strides", [1, 1]))
+    kernel = tuple(reader.attribute(node, "kernel_shape", "ints", list(weight.shape[2:]), size=2, low=1))
+    stride = tuple(reader.attribute(node, "strides", "ints", [1, 1], size=2, low=1))
+    if kernel != weight.shape[2:] or (bias is not None and bias.size != weight.shape[0]):
+        raise GlassnetError(f"{_where(reader, node)}: kernel_shape {list(kernel)} and bias of {None if bias is None else bias.size} "
+                            f"values do not fit the weight {list(weight.shape)}")
     layer = Conv2D(weight.shape[1], weight.shape[0], kernel, stride, _pads(reader, node, a, kernel, stride),
                    bias=bias is not None, dtype=reader.dtype)
     layer.params["weight"] = weight.astype(reader.dtype)
@@ -610,21 +656,23 @@ def _import_conv(reader, node, shape, used):
 
 
 def _import_pool(reader, node, shape, used):
-    a = reader.attributes(node)
-    if a.get("ceil_mode", 0) or any(d != 1 for d in a.get("dilations", [1, 1])) or a.get("storage_order", 0):
+    a = {name: reader.attribute(node, name, "int", 0) for name in ("ceil_mode", "storage_order", "count_include_pad")}
+    if a["ceil_mode"] or any(d != 1 for d in reader.attribute(node, "dilations", "ints", [1, 1], size=2)) or \
+            a["storage_order"]:
         raise GlassnetError(f"{_where(reader, node)}: ceil_mode, dilations and storage_order are not supported")
-    kernel, stride = tuple(a["kernel_shape"]), tuple(a.get("strides", [1, 1]))
-    top, left, bottom, right = a.get("pads", [0, 0, 0, 0])
+    kernel = tuple(reader.attribute(node, "kernel_shape", "ints", size=2, low=1))
+    stride = tuple(reader.attribute(node, "strides", "ints", [1, 1], size=2, low=1))
+    top, left, bottom, right = reader.attribute(node, "pads", "ints", [0, 0, 0, 0], size=4)
     if (top, left) != (bottom, right):
         raise GlassnetError(f"{_where(reader, node)}: asymmetric pooling pads are not supported")
-    if node.op_type == "AveragePool" and (top or left) and not a.get("count_include_pad", 0):
+    if node.op_type == "AveragePool" and (top or left) and not a["count_include_pad"]:
         raise GlassnetError(f"{_where(reader, node)}: padded average pooling needs count_include_pad=1")
     pool = MaxPool2D if node.op_type == "MaxPool" else AvgPool2D
     return [pool(kernel, stride, (top, left), dtype=reader.dtype)], node.output[0]
 
 
 def _import_flatten(reader, node, shape, used):
-    if node.op_type == "Flatten" and reader.attributes(node).get("axis", 1) != 1:
+    if node.op_type == "Flatten" and reader.attribute(node, "axis", "int", 1) != 1:
         raise GlassnetError(f"{_where(reader, node)}: only axis=1 is supported")
     if node.op_type == "Reshape":
         target = reader.shape_value(node.input[1], shape, used) if len(node.input) > 1 else None
@@ -642,8 +690,7 @@ def _import_flatten(reader, node, shape, used):
 
 def _zero_pads(reader, node, shape, layout, used):
     """A constant-zero Pad over H and W -> (top, bottom, left, right)."""
-    mode = reader.attributes(node).get("mode", b"constant")
-    mode = mode.decode() if isinstance(mode, bytes) else mode
+    mode = reader.attribute(node, "mode", "string", "constant")
     value = reader.weight(node, 2)
     pads = [int(v) for v in reader.shape_value(node.input[1], shape, used)] if len(node.input) > 1 else []
     if mode != "constant" or (value is not None and np.any(value != 0)) or len(pads) != 8:
@@ -739,13 +786,14 @@ def _with_bias(reader, node, layer, layout):
 
 
 def _import_gemm(reader, node, shape, used):
-    a = reader.attributes(node)
-    if a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0 or a.get("transA", 0):
+    a = {"alpha": reader.attribute(node, "alpha", "float", 1.0), "beta": reader.attribute(node, "beta", "float", 1.0),
+         "transA": reader.attribute(node, "transA", "int", 0), "transB": reader.attribute(node, "transB", "int", 0)}
+    if a["alpha"] != 1.0 or a["beta"] != 1.0 or a["transA"]:
         raise GlassnetError(f"{_where(reader, node)}: only alpha=1, beta=1, transA=0 are supported")
     weight, bias = reader.weight(node, 1), reader.weight(node, 2)
     if weight is None or weight.ndim != 2:
         raise GlassnetError(f"{_where(reader, node)}: expected a 2-D weight")
-    weight = weight.T if a.get("transB", 0) else weight                  # glassnet keeps (in, out)
+    weight = weight.T if a["transB"] else weight                  # glassnet keeps (in, out)
     return [_dense_layer(reader, node, shape, weight, bias)], node.output[0]
 
 
@@ -769,14 +817,20 @@ def _dense_layer(reader, node, shape, weight, bias):
 
 def _import_batchnorm(reader, node, shape, used):
     scale, bias, mean, var = (reader.weight(node, i) for i in (1, 2, 3, 4))
-    layer = BatchNorm2D(shape[0], eps=float(reader.attributes(node).get("epsilon", 1e-5)), dtype=reader.dtype)
+    if any(v is None or v.shape != (shape[0],) for v in (scale, bias, mean, var)):
+        raise GlassnetError(f"{_where(reader, node)}: expected a scale, bias, mean and variance of shape "
+                            f"({shape[0]},) for {shape[0]} channels")
+    epsilon = reader.attribute(node, "epsilon", "float", 1e-5)
+    if not epsilon > 0:
+        raise GlassnetError(f"{_where(reader, node)}: epsilon must be positive. Received: {epsilon}")
+    layer = BatchNorm2D(shape[0], eps=epsilon, dtype=reader.dtype)
     layer.params["weight"], layer.params["bias"] = scale.astype(reader.dtype), bias.astype(reader.dtype)
     layer.buffers["running_mean"], layer.buffers["running_var"] = mean.astype(reader.dtype), var.astype(reader.dtype)
     return [layer], node.output[0]
 
 
 def _import_softmax(reader, node, shape, used):
-    axis = reader.attributes(node).get("axis", -1)
+    axis = reader.attribute(node, "axis", "int", -1)
     if len(shape) != 1 or axis not in (1, -1):
         raise GlassnetError(f"{_where(reader, node)}: only a softmax over the classes of (N, K) is supported")
     return [Softmax(dtype=reader.dtype)], node.output[0]
@@ -785,7 +839,7 @@ def _import_softmax(reader, node, shape, used):
 def _simple(kind):
     def build(reader, node, shape, used):
         if kind is LeakyReLU:
-            return [LeakyReLU(float(reader.attributes(node).get("alpha", 0.01)), dtype=reader.dtype)], node.output[0]
+            return [LeakyReLU(reader.attribute(node, "alpha", "float", 0.01), dtype=reader.dtype)], node.output[0]
         return [kind(dtype=reader.dtype)], node.output[0]
     return build
 
@@ -797,12 +851,11 @@ def _import_global_pool(reader, node, shape, used):
 
 def _import_reduce(reader, node, shape, used):
     """ReduceMean / ReduceMax over H and W (how the dynamo exporter writes adaptive pooling to 1x1)."""
-    attributes = reader.attributes(node)
-    axes = attributes.get("axes")
+    axes = reader.attribute(node, "axes", "ints", None)
     if axes is None and len(node.input) > 1 and node.input[1]:
         axes = reader.shape_value(node.input[1], shape, used)            # opset 18: the axes are an input
-    axes = sorted({int(a) % 4 for a in axes}) if axes is not None else None
-    if axes != [2, 3] or attributes.get("noop_with_empty_axes", 0):
+    axes = sorted({int(a) % 4 for a in np.asarray(axes).reshape(-1)}) if axes is not None else None
+    if axes != [2, 3] or reader.attribute(node, "noop_with_empty_axes", "int", 0):
         raise GlassnetError(f"{_where(reader, node)}: only a reduction over the height and width of (N, C, H, W) "
                             f"is supported. Received: axes={axes}")
     kind = GlobalAvgPool2D if node.op_type == "ReduceMean" else GlobalMaxPool2D
