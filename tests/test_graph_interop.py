@@ -150,3 +150,57 @@ def test_missing_and_mistyped_attributes_name_the_node(tmp_path):
         path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
         with pytest.raises(gn.GlassnetError, match=message):
             gn.import_onnx(path)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "inception"])
+def test_from_torch_traces_graph_modules_equal_to_pytorch_forward_and_backward(name):
+    torch.manual_seed(0)
+    shape = (3, 32, 32) if name == "resnet18" else (3, 8, 8)
+    net = trained_statistics((ResNet18() if name == "resnet18" else InceptionNet()).double(), shape)
+    model = gn.from_torch(net, input_shape=shape)
+    assert isinstance(model, gn.Model) and model.num_params() == sum(p.numel() for p in net.parameters())
+    x = torch.randn((2,) + shape, dtype=torch.float64, requires_grad=True)
+    out = net(x)
+    assert_matches(model.eval().forward(x.detach().numpy()), out)
+    dy = torch.randn(out.shape, dtype=torch.float64)
+    out.backward(dy)
+    assert_matches(model.backward(dy.numpy()), x.grad)
+    weights = [p for p in net.parameters()]
+    ours = [layer.grads[key] for layer in model.layers for key in layer.params]
+    assert len(ours) == len(weights)
+    for grad, parameter in zip(ours, weights):
+        reference = parameter.grad.numpy()
+        assert_matches(grad, reference.T if grad.shape != reference.shape else reference)
+
+
+def test_to_torch_of_a_graph_is_a_graph_module_computing_the_same():
+    model = graph_model().eval()                         # a shared convolution, Add, Multiply, Concatenate
+    twin = gn.to_torch(model)
+    assert isinstance(twin, torch.fx.GraphModule) and "torch.cat" in twin.code
+    x = np.random.default_rng(1).standard_normal((3, 2, 6, 6))
+    with torch.no_grad():
+        assert_matches(model.forward(x), twin(torch.from_numpy(x)))
+    back = gn.from_torch(twin, input_shape=(2, 6, 6))
+    assert len(back.layers) == len(model.layers)        # the shared layer comes back shared
+    np.testing.assert_allclose(back.eval().forward(x), model.forward(x), rtol=1e-13)
+
+
+def test_from_torch_refuses_what_it_cannot_trace_or_convert_by_name():
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 1, 3)
+
+        def forward(self, x):
+            return self.conv(x) * 2.0
+
+    class Branchy(nn.Module):
+        def forward(self, x):
+            return x if x.sum() > 0 else -x
+
+    with pytest.raises(gn.GlassnetError, match=r"pass input_shape=\(C, H, W\)"):
+        gn.from_torch(Scaled())
+    with pytest.raises(gn.GlassnetError, match=r"node 'mul'.*expected a tensor computed from the input. Received: 2.0"):
+        gn.from_torch(Scaled(), input_shape=(1, 5, 5))
+    with pytest.raises(gn.GlassnetError, match=r"torch.fx cannot trace Branchy"):
+        gn.from_torch(Branchy(), input_shape=(1, 5, 5))

@@ -30,8 +30,10 @@ from ..models.sequential import Sequential
 from ..nn.symbolic import Input
 
 OPSET = 17
-MAX_FILE_BYTES = 512 * 1024 * 1024
-MAX_TENSOR_ELEMENTS = 64 * 1024 * 1024
+MAX_FILE_BYTES = 2 * 1024 ** 3         # protobuf's own limit for one serialized message; weights beyond it
+                                        # live in external data files beside the model (read with checks below)
+MAX_TENSOR_ELEMENTS = 2 ** 28           # 1 GiB of float32: VGG-16's first Dense (25088 x 4096) fits
+MAX_EXTERNAL_BYTES = 16 * 1024 ** 3     # all external data of one model together
 METADATA_KEY = "glassnet.metadata"
 FOLDABLE = {"ConstantOfShape", "Concat", "Reshape", "Slice", "Transpose", "Cast", "Gather", "Unsqueeze",
             "Squeeze", "Identity", "Add", "Sub", "Mul", "Div", "Sqrt"}
@@ -218,6 +220,7 @@ class _GraphReader:
 
     def __init__(self, proto, source, helper, numpy_helper, folder):
         self.source, self.helper, self.numpy_helper, self.folder = source, helper, numpy_helper, folder
+        self.external_bytes = 0
         graph = proto.graph
         for opset in proto.opset_import:
             if opset.domain not in ("", "ai.onnx"):
@@ -332,6 +335,9 @@ class _GraphReader:
         if offset < 0 or length != count * dtype.itemsize or offset + length > target.stat().st_size:
             raise GlassnetError(f"{where}: {length} bytes at offset {offset} do not match its shape "
                                 f"{list(tensor.dims)} or lie outside the file")
+        self.external_bytes += length
+        if self.external_bytes > MAX_EXTERNAL_BYTES:
+            raise GlassnetError(f"{where}: the model's external data exceed {MAX_EXTERNAL_BYTES:,} bytes")
         with open(target, "rb") as handle:
             handle.seek(offset)
             data = handle.read(length)

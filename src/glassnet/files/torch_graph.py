@@ -1,0 +1,161 @@
+"""Any PyTorch module that ``torch.fx.symbolic_trace`` can trace -> a glassnet graph ``Model``.
+
+fx turns ``forward`` into a list of nodes: placeholders (the inputs), ``call_module`` (a submodule
+called: converted by ``torch_convert._glassnet_layer``; a submodule called twice becomes one shared
+layer), ``call_function`` and ``call_method`` (``+``, ``*``, ``torch.cat``, ``torch.flatten``,
+``F.relu``, ``x.mean(dim=(2, 3))``, ...: each looked up in the tables below) and the output. A global
+pooling that keeps its 1x1 axes (``AdaptiveAvgPool2d(1)``, ``mean(..., keepdim=True)``) is glassnet's
+(N, C) pooling waiting for the flatten that follows it.
+"""
+import operator
+
+from ..errors import GlassnetError
+from ..models.model import Model
+from ..nn.layers import (Add, AvgPool2D, Concatenate, Flatten, GlobalAvgPool2D, GlobalMaxPool2D, LeakyReLU,
+                         MaxPool2D, Multiply, ReLU, Sigmoid, Softmax, Tanh)
+from ..nn.symbolic import Input
+from .torch_convert import _glassnet_layer
+
+
+class _Value:
+    """A traced tensor: its symbolic value, and whether it is a global pooling still (N, C, 1, 1)."""
+
+    def __init__(self, symbolic, pooled=False):
+        self.symbolic, self.pooled = symbolic, pooled
+
+
+class _Size:
+    """``x.size(...)`` or ``x.shape``: only ever used to spell a flatten (``x.view(x.size(0), -1)``)."""
+
+
+def traced_model(torch, module, input_shape, dtype):
+    name = type(module).__name__
+    if input_shape is None:
+        raise GlassnetError(f"from_torch: {name} is not an nn.Sequential, so it is traced into a graph; pass "
+                            f"input_shape=(C, H, W) (one sample's shape)")
+    try:
+        traced = torch.fx.symbolic_trace(module)
+    except Exception as error:  # noqa: BLE001 -- fx raises many kinds for code it cannot trace
+        raise GlassnetError(f"from_torch: torch.fx cannot trace {name} ({type(error).__name__}: {error})") from None
+    modules = dict(traced.named_modules())
+    placeholders = [node for node in traced.graph.nodes if node.op == "placeholder"]
+    if len(placeholders) != 1:
+        raise GlassnetError(f"from_torch: {name}.forward takes {len(placeholders)} inputs; one is supported")
+    x = Input(tuple(input_shape))
+    values, shared, output = {}, {}, None
+    F = torch.nn.functional
+    functions = {operator.add: "add", torch.add: "add", operator.mul: "mul", torch.mul: "mul", torch.cat: "cat",
+                 torch.flatten: "flatten", torch.relu: "relu", F.relu: "relu", torch.sigmoid: "sigmoid",
+                 torch.tanh: "tanh", F.leaky_relu: "leaky_relu", F.softmax: "softmax", F.max_pool2d: "max_pool",
+                 torch.max_pool2d: "max_pool", F.avg_pool2d: "avg_pool", F.adaptive_avg_pool2d: "adaptive_avg",
+                 F.adaptive_max_pool2d: "adaptive_max", torch.mean: "mean", torch.amax: "amax",
+                 getattr: "getattr"}
+    for node in traced.graph.nodes:
+        where = f"from_torch: {name} node {node.name!r}"
+        try:
+            if node.op == "placeholder":
+                values[node] = _Value(x)
+            elif node.op == "call_module":
+                values[node] = _call_module(torch, modules[node.target], node, values, shared, where)
+            elif node.op in ("call_function", "call_method"):
+                kind = functions.get(node.target) if node.op == "call_function" else node.target
+                values[node] = _call_function(kind, node, values, where)
+            elif node.op == "output":
+                output = node.args[0]
+            else:
+                raise GlassnetError(f"{where}: {node.op} {node.target} (reading a parameter or buffer directly) "
+                                    f"is not supported")
+        except GlassnetError as error:
+            message = str(error)
+            raise GlassnetError(message if message.startswith("from_torch") else f"{where}: {message}") from None
+    result = values.get(output) if not isinstance(output, (tuple, list)) else None
+    if not isinstance(result, _Value) or result.pooled:
+        raise GlassnetError(f"from_torch: {name} must return one tensor of shape (N, ...) (a pooling flattened)")
+    return Model(x, result.symbolic, dtype=dtype)
+
+
+def _tensor(values, argument, where):
+    value = values.get(argument) if hasattr(argument, "op") else None
+    if not isinstance(value, _Value):
+        raise GlassnetError(f"{where}: expected a tensor computed from the input. Received: {argument!r:.60}")
+    return value
+
+
+def _plain(value, where):
+    if value.pooled:
+        raise GlassnetError(f"{where}: after a global pooling only a flatten to (N, C) is supported")
+    return value.symbolic
+
+
+def _call_module(torch, submodule, node, values, shared, where):
+    nn = torch.nn
+    value = _tensor(values, node.args[0], where)
+    if isinstance(submodule, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+        if submodule.output_size not in (1, (1, 1)):
+            raise GlassnetError(f"{where}: adaptive pooling to {submodule.output_size} (only 1x1 is supported)")
+        pool = GlobalAvgPool2D if isinstance(submodule, nn.AdaptiveAvgPool2d) else GlobalMaxPool2D
+        return _Value(pool()(_plain(value, where)), pooled=True)
+    if isinstance(submodule, nn.Flatten) and value.pooled:
+        return _Value(value.symbolic)
+    if node.target not in shared:                               # a module called twice: one shared layer
+        shared[node.target] = _glassnet_layer(nn, submodule, f"{where} ({type(submodule).__name__})")
+    return _Value(shared[node.target](_plain(value, where)))
+
+
+def _call_function(kind, node, values, where):
+    args, kwargs = list(node.args), dict(node.kwargs)
+
+    def argument(position, key, default):
+        return args[position] if len(args) > position else kwargs.get(key, default)
+    if kind in ("size", "getattr"):
+        return _Size()
+    if kind in ("add", "mul", "__add__", "__mul__", "add_", "mul_"):
+        inputs = [_plain(_tensor(values, a, where), where) for a in args[:2]]
+        if len(args) != 2 or kwargs:
+            raise GlassnetError(f"{where}: only the sum or product of two tensors is supported")
+        return _Value((Add if kind.startswith("add") or kind == "__add__" else Multiply)()(inputs))
+    if kind == "cat":
+        tensors = argument(0, "tensors", None)
+        if not isinstance(tensors, (list, tuple)):
+            raise GlassnetError(f"{where}: torch.cat of a list of tensors is expected")
+        inputs = [_plain(_tensor(values, a, where), where) for a in tensors]
+        return _Value(Concatenate(axis=argument(1, "dim", 0))(inputs))
+    value = _tensor(values, args[0] if args else kwargs.get("input"), where)
+    if kind in ("flatten", "view", "reshape"):
+        if kind == "flatten" and (argument(1, "start_dim", 0) != 1 or argument(2, "end_dim", -1) != -1):
+            raise GlassnetError(f"{where}: only a flatten from dimension 1 is supported")
+        if kind != "flatten" and not (len(args) == 3 and isinstance(values.get(args[1]), _Size) and args[2] == -1):
+            raise GlassnetError(f"{where}: only x.{kind}(x.size(0), -1) is supported")
+        return _Value(value.symbolic) if value.pooled else _Value(Flatten()(value.symbolic))
+    simple = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh}
+    if kind in simple:
+        return _Value(simple[kind]()(_plain(value, where)))
+    if kind == "leaky_relu":
+        return _Value(LeakyReLU(argument(1, "negative_slope", 0.01))(_plain(value, where)))
+    if kind == "softmax":
+        if argument(1, "dim", None) not in (1, -1):
+            raise GlassnetError(f"{where}: only a softmax over dim 1 is supported")
+        return _Value(Softmax()(_plain(value, where)))
+    if kind in ("max_pool", "avg_pool"):
+        extra = {"ceil_mode": False, "return_indices": False, "count_include_pad": True, "divisor_override": None,
+                 "dilation": 1}
+        for key, default in extra.items():
+            if kwargs.get(key, default) != default:
+                raise GlassnetError(f"{where}: {key}={kwargs[key]} is not supported")
+        kernel = argument(1, "kernel_size", None)
+        stride = argument(2, "stride", None) or None
+        pool = MaxPool2D if kind == "max_pool" else AvgPool2D
+        return _Value(pool(kernel, stride, argument(3, "padding", 0))(_plain(value, where)))
+    if kind in ("adaptive_avg", "adaptive_max"):
+        if argument(1, "output_size", None) not in (1, (1, 1), [1, 1]):
+            raise GlassnetError(f"{where}: adaptive pooling only to 1x1 is supported")
+        pool = GlobalAvgPool2D if kind == "adaptive_avg" else GlobalMaxPool2D
+        return _Value(pool()(_plain(value, where)), pooled=True)
+    if kind in ("mean", "amax"):
+        dims = argument(1, "dim", None)
+        dims = sorted(d % 4 for d in (dims if isinstance(dims, (list, tuple)) else [dims])) if dims is not None else None
+        if dims != [2, 3]:
+            raise GlassnetError(f"{where}: {kind} over dims {dims}: only over (2, 3) of (N, C, H, W) is supported")
+        pool = GlobalAvgPool2D if kind == "mean" else GlobalMaxPool2D
+        return _Value(pool()(_plain(value, where)), pooled=bool(argument(2, "keepdim", False)))
+    raise GlassnetError(f"{where}: {getattr(kind, '__name__', kind) or node.target} has no glassnet equivalent")
