@@ -145,7 +145,8 @@ def test_unsupported_torch_modules_are_named():
         gn.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.GELU()))
     with pytest.raises(gn.GlassnetError, match="only groups=1"):
         gn.from_torch(torch.nn.Sequential(torch.nn.Conv2d(2, 2, 3, groups=2)))
-    with pytest.raises(gn.GlassnetError, match="expected a torch.nn.Sequential"):
+    with pytest.raises(gn.GlassnetError, match="Linear is not an nn.Sequential, so it is traced into a graph; "
+                                               r"pass input_shape=\(C, H, W\)"):
         gn.from_torch(torch.nn.Linear(2, 2))
 
 
