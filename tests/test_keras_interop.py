@@ -156,3 +156,36 @@ def test_compare_lines_keras_layers_up_with_glassnet_layers():
     assert gn.compare(broken, model, x).layers[0].output > 1e-3
     with pytest.raises(gn.GlassnetError, match="gradients are compared for glassnet and PyTorch models"):
         gn.compare(glass, model, x, target=np.array([0, 1, 2]), loss=gn.CrossEntropy())
+
+
+@pytest.fixture(scope="module", params=["ResNet50", "DenseNet121"])
+def application(request):
+    """keras.applications' own graph (random weights, built offline), its output on a small batch."""
+    keras.utils.set_random_seed(0)
+    model = getattr(keras.applications, request.param)(weights=None, input_shape=(32, 32, 3), classes=10)
+    x = np.random.default_rng(0).standard_normal((2, 32, 32, 3)).astype(np.float32)
+    return model, x, run_keras(model, x)
+
+
+def weight_bytes(arrays):
+    return sorted((a.shape, a.tobytes()) for a in arrays)
+
+
+def test_keras_applications_convert_to_graphs_equal_to_keras_and_back(application):
+    model, x, expected = application
+    glass = gn.from_keras(model)
+    assert isinstance(glass, gn.Model) and not isinstance(glass, gn.Sequential)
+    merges = sum(isinstance(layer, (gn.Add, gn.Concatenate)) for layer in glass.layers)
+    assert merges == {"resnet50": 16, "densenet121": 58}[model.name]     # residual Adds / dense Concatenates
+    np.testing.assert_allclose(glass.predict(x.transpose(0, 3, 1, 2)), expected, rtol=1e-5, atol=1e-5)
+    back = gn.to_keras(glass)
+    assert weight_bytes(back.get_weights()) == weight_bytes(model.get_weights())   # the same weights, bit for bit
+    np.testing.assert_allclose(run_keras(back, x), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_keras_applications_through_keras_onnx_export_import_equal(application, tmp_path):
+    model, x, expected = application
+    model.export(str(tmp_path / "app.onnx"), format="onnx", verbose=False)
+    glass = gn.import_onnx(tmp_path / "app.onnx")
+    assert isinstance(glass, gn.Model) and glass.metadata["input_shape"] == [3, 32, 32]
+    np.testing.assert_allclose(glass.predict(x.transpose(0, 3, 1, 2)), expected, rtol=1e-5, atol=1e-5)

@@ -285,11 +285,12 @@ class _GraphReader:
                 changed = True
 
     def _first_transpose(self):
-        """The perm of the first Transpose on the input, past Casts; None if another op comes first."""
+        """The perm of the first Transpose on the input, past Casts and Pads (Keras pads its images before
+        the first convolution); None if another op comes first."""
         name = self.input_name
         for _ in range(len(self.nodes)):
             node = next((n for n in self.nodes if n.input and n.input[0] == name and n.op_type != "Shape"), None)
-            if node is None or node.op_type not in ("Cast", "Transpose"):
+            if node is None or node.op_type not in ("Cast", "Transpose", "Pad") or len(node.output) != 1:
                 return None
             if node.op_type == "Transpose":
                 return self.attribute(node, "perm", "ints", None)
@@ -496,8 +497,16 @@ class _GraphReader:
         if op == "Pad":
             flow.pending_pad = _zero_pads(self, node, flow.shape, flow.layout, used)   # for the next Conv or pool
             return
-        if flow.pending_pad is not None and op not in ("Conv", "AveragePool"):
-            raise GlassnetError(f"{_where(self, node)}: a zero Pad must be followed by Conv or AveragePool")
+        if flow.pending_pad is not None and op not in ("Conv", "AveragePool") and not (
+                op == "MaxPool" and flow.nonnegative):            # zeros never win a max over a ReLU's output
+            raise GlassnetError(f"{_where(self, node)}: a zero Pad must be followed by Conv or AveragePool "
+                                f"(or by MaxPool on a ReLU's output)")
+        if op in ("ReduceMean", "ReduceMax") and len(flow.shape) == 3 and not flow.pooled:
+            new, _ = _import_reduce(self, node, flow.shape, used, flow.layout)
+            flow.shape, flow.layout, flow.nonnegative = new[0].output_shape(flow.shape), "NCHW", False
+            flow.pending.append(new[0])
+            flow.pooled, flow.after_weights = self.attribute(node, "keepdims", "int", 1) == 1, False
+            return
         if op in ("Conv", "MaxPool", "AveragePool", "BatchNormalization", "GlobalAveragePool",
                   "GlobalMaxPool", "ReduceMean", "ReduceMax") and (flow.layout != "NCHW" or len(flow.shape) != 3 or flow.pooled):
             raise GlassnetError(f"{_where(self, node)}: expects NCHW image data here")
@@ -525,8 +534,8 @@ class _GraphReader:
         for layer in new:
             flow.shape = layer.output_shape(flow.shape)
             flow.pending.append(layer)
-        flow.pooled = op in ("GlobalAveragePool", "GlobalMaxPool") or (
-            op in ("ReduceMean", "ReduceMax") and self.attribute(node, "keepdims", "int", 1) == 1)
+        flow.nonnegative = op == "Relu"
+        flow.pooled = op in ("GlobalAveragePool", "GlobalMaxPool")
         flow.after_weights = op in ("Conv", "MatMul", "Gemm")
 
     def shape_value(self, name, shape, used):
@@ -606,7 +615,7 @@ class _Flow:
     def __init__(self, head, shape, layout):
         self.head, self.pending, self.shape, self.layout = head, [], tuple(shape), layout
         self.nhwc_rows, self.pending_pad, self.affine = None, None, None
-        self.after_weights, self.pooled = False, False
+        self.after_weights, self.pooled, self.nonnegative = False, False, False
 
     def branch(self):
         twin = copy.copy(self)
@@ -855,20 +864,22 @@ def _import_global_pool(reader, node, shape, used):
     return [kind(dtype=reader.dtype)], node.output[0]
 
 
-def _import_reduce(reader, node, shape, used):
-    """ReduceMean / ReduceMax over H and W (how the dynamo exporter writes adaptive pooling to 1x1)."""
+def _import_reduce(reader, node, shape, used, layout="NCHW"):
+    """ReduceMean / ReduceMax over H and W (how the dynamo exporter writes adaptive pooling to 1x1, and
+    Keras' exporter its global pooling, on NHWC data)."""
     axes = reader.attribute(node, "axes", "ints", None)
     if axes is None and len(node.input) > 1 and node.input[1]:
         axes = reader.shape_value(node.input[1], shape, used)            # opset 18: the axes are an input
     axes = sorted({int(a) % 4 for a in np.asarray(axes).reshape(-1)}) if axes is not None else None
-    if axes != [2, 3] or reader.attribute(node, "noop_with_empty_axes", "int", 0):
-        raise GlassnetError(f"{_where(reader, node)}: only a reduction over the height and width of (N, C, H, W) "
-                            f"is supported. Received: axes={axes}")
+    spatial = [2, 3] if layout == "NCHW" else [1, 2]
+    if axes != spatial or reader.attribute(node, "noop_with_empty_axes", "int", 0):
+        raise GlassnetError(f"{_where(reader, node)}: only a reduction over the height and width of the image "
+                            f"({layout}: axes {spatial}) is supported. Received: axes={axes}")
     kind = GlobalAvgPool2D if node.op_type == "ReduceMean" else GlobalMaxPool2D
     return [kind(dtype=reader.dtype)], node.output[0]
 
 
-IMPORTERS = {"Conv": _import_conv, "ReduceMean": _import_reduce, "ReduceMax": _import_reduce, "GlobalAveragePool": _import_global_pool, "GlobalMaxPool": _import_global_pool, "MaxPool": _import_pool, "AveragePool": _import_pool,
+IMPORTERS = {"Conv": _import_conv, "GlobalAveragePool": _import_global_pool, "GlobalMaxPool": _import_global_pool, "MaxPool": _import_pool, "AveragePool": _import_pool,
              "Flatten": _import_flatten, "Reshape": _import_flatten, "Gemm": _import_gemm, "MatMul": _import_matmul,
              "BatchNormalization": _import_batchnorm, "Softmax": _import_softmax,
              "Relu": _simple(ReLU), "LeakyRelu": _simple(LeakyReLU), "Sigmoid": _simple(Sigmoid),
