@@ -54,3 +54,17 @@ def conv_unit_by_loops(x, weight, bias, pads, stride, f, i, j):
             for v in range(weight.shape[3]):
                 total += padded[c, i * stride[0] + u, j * stride[1] + v] * weight[f, c, u, v]
     return total
+
+
+def resnet_digits_model(seed=0):
+    """An untrained resnet_mini for scikit-learn digits (8x8): residual Adds, projection shortcuts, fan-outs."""
+    settings = dict(presets.DEFAULTS["digits"], arch="resnet_mini", dataset="digits", data_dir=None,
+                    dtype="float64", seed=seed, checkpoint_every=None)
+    return presets.build_for_dataset(gn.datasets.digits(), settings)
+
+
+def inception_digits_model(seed=0):
+    """An untrained inception_mini for scikit-learn digits: three-way Concatenates."""
+    settings = dict(presets.DEFAULTS["digits"], arch="inception_mini", dataset="digits", data_dir=None,
+                    dtype="float64", seed=seed, checkpoint_every=None)
+    return presets.build_for_dataset(gn.datasets.digits(), settings)

@@ -69,6 +69,7 @@ class Trace:
     target: np.ndarray
     grad_prediction: np.ndarray
     optimizer: str = ""
+    grad_input: np.ndarray = None      # dL/d(model input): the sum over every node that reads it
 
     def text(self, max_elements=64, precision=8):
         return render(self, max_elements, precision)
@@ -117,14 +118,14 @@ def trace(model, x, target, loss, optimizer=None):
     loss_value = loss.forward(prediction, target)
     grad = loss.backward()
     grad_prediction = host_copy(grad)
-    graph.backward([grad], runners, watch=backward_step)
+    (grad_input,) = graph.backward([grad], runners, watch=backward_step)
     graph.gather_shared_gradients(runners)
     if optimizer is not None:
         optimizer.step()
         for step in steps:
             step.params_after = {k: host_copy(v) for k, v in graph.layers[step.layer_index].params.items()}
     return Trace(steps, type(loss).__name__, loss_value, host_copy(target), grad_prediction,
-                 optimizer=_optimizer_label(optimizer))
+                 optimizer=_optimizer_label(optimizer), grad_input=host_copy(grad_input))
 
 
 def host_copy(array):

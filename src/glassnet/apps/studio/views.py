@@ -18,8 +18,9 @@ import numpy as np
 from ...errors import GlassnetError
 from ...see.explain import loss_for, seed_example_trace, seed_mistake_facts, target_for
 from ...data.preprocessing import image_to_input, kind_of
-from ...nn.layers import (AvgPool2D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, Identity, LeakyReLU,
-                          MaxPool2D, ReLU, Sigmoid, Softmax, Tanh)
+from ...nn.layers import (Add, AvgPool2D, BatchNorm2D, Concatenate, Conv2D, Dense, Dropout, Flatten,
+                          GlobalAvgPool2D, GlobalMaxPool2D, Identity, LeakyReLU, MaxPool2D, Multiply, ReLU, Sigmoid,
+                          Softmax, Tanh)
 from ...nn.layers.windows import pad_images
 from ...nn.optim import SGD
 from ...files.serialization import save
@@ -81,16 +82,19 @@ class Studio:
                 return info
             model = self.model
             metadata = model.metadata
-            layers = []
-            for index, (layer, shape) in enumerate(zip(model.layers, model.output_shapes())):
-                layers.append({"index": index, "type": type(layer).__name__, "label": repr(layer),
-                               "output_shape": list(shape) if shape else None, "params": layer.num_params()})
+            layers, sources, depths = [], _node_sources(model), _depths(model)
+            for k, ((index, _), shape) in enumerate(zip(model.graph.nodes, model.output_shapes())):
+                layer = model.layers[index]
+                layers.append({"index": k, "layer": index, "type": type(layer).__name__, "label": repr(layer),
+                               "output_shape": list(shape) if shape else None, "params": layer.num_params(),
+                               "inputs": sources[k], "depth": depths[k]})
             preprocessing = metadata.get("preprocessing") or {}
             info["model"] = {
                 "source": self.source, "layers": layers, "parameters": model.num_params(),
                 "input_shape": metadata.get("input_shape"), "class_names": self._class_names(),
                 "takes_images": kind_of(preprocessing) is not None, "dataset": metadata.get("dataset"),
-                "dtype": model.dtype.name, "steps_taken": self.steps_taken, "summary": summary_text(model)}
+                "dtype": model.dtype.name, "steps_taken": self.steps_taken, "summary": summary_text(model),
+                "graph": not model.is_chain}
             return info
 
     def _class_names(self):
@@ -170,36 +174,54 @@ class Studio:
             x = self._input(input_id)
             loss, target_array, label = self._target(model, x, target)
             record = trace(model, x, target_array, loss)
-            layers = []
+            layers, sources, depths, readers = [], _node_sources(model), _depths(model), _readers(model)
             for step in record.steps:
-                layer = {"index": step.index, "type": step.layer.split("(")[0], "label": step.layer,
-                         "output": encode(step.output[0])}
+                layer = {"index": step.index, "layer": step.layer_index, "type": step.layer.split("(")[0],
+                         "label": step.layer, "output": encode(step.output[0]), "inputs": sources[step.index],
+                         "depth": depths[step.index]}
                 if gradients:
-                    layer.update(grad_output=encode(step.grad_output[0]), grad_input=encode(step.grad_input[0]),
+                    first = step.grad_input if step.merges else [step.grad_input]
+                    layer.update(grad_output=encode(step.grad_output[0]), grad_input=encode(first[0][0]),
                                  param_grads={k: encode(v) for k, v in step.param_grads.items()})
+                    if step.merges:
+                        layer["grad_inputs"] = [encode(g[0]) for g in step.grad_input]
+                    if step.grad_parts:       # read by several nodes: dL/d(output) is the sum of these
+                        layer["grad_parts"] = [{"from": reader, "grad": encode(part[0])}
+                                               for reader, part in zip(readers[step.index], step.grad_parts)]
                 layers.append(layer)
             probabilities = model.predict_proba(x)[0]
+            saliency = {"saliency": encode(record.grad_input[0])} if gradients else {}
             return {"input_id": str(input_id), "input": encode(x[0]), "target": label, "loss_name": record.loss_name,
-                    "loss": float(record.loss), "layers": layers, **self._ranking(probabilities)}
+                    "loss": float(record.loss), "layers": layers, "graph": not model.is_chain, **saliency,
+                    **self._ranking(probabilities)}
 
     def unit(self, input_id, layer_index, position):
-        """The numbers that made one output value: ``position`` is [channel, row, col] or [unit]."""
+        """The numbers that made one output value of node ``layer_index`` (in a Sequential, layer k is node
+        k): ``position`` is [channel, row, col] or [unit]."""
         with self.lock:
             model = self._require_model()
             x = self._input(input_id)
-            if type(layer_index) is not int or not 0 <= layer_index < len(model.layers):
-                raise StudioError(400, f"layer must be an index in [0, {len(model.layers) - 1}]. "
-                                       f"Received: {layer_index!r}")
-            inputs = x                                  # forward only, up to the clicked layer
-            for earlier in model.layers[:layer_index]:
-                inputs = earlier.forward(inputs)
-            layer = model.layers[layer_index]
-            out = layer.forward(inputs)[0]
+            nodes = len(model.graph.nodes)
+            if type(layer_index) is not int or not 0 <= layer_index < nodes:
+                raise StudioError(400, f"layer must be an index in [0, {nodes - 1}]. Received: {layer_index!r}")
+            seen = {}
+
+            def keep(k, inputs, output):            # the clicked node's inputs and output, as the engine ran them
+                if k == layer_index:
+                    seen["inputs"], seen["output"] = [a[0] for a in inputs], output[0]
+            model.graph.forward([x], model.graph.runners(), watch=keep)
+            layer = model.layers[model.graph.nodes[layer_index][0]]
+            out = seen["output"]
             if not (isinstance(position, list) and len(position) == out.ndim
                     and all(type(p) is int and 0 <= p < n for p, n in zip(position, out.shape))):
                 raise StudioError(400, f"position must be {out.ndim} indices inside the output of shape "
                                        f"{list(out.shape)}. Received: {position!r}")
-            detail = explain_unit(layer, inputs[0], out, tuple(position))
+            inputs = seen["inputs"] if layer.merges else seen["inputs"][0]
+            detail = explain_unit(layer, inputs, out, tuple(position))
+            if layer.merges:
+                names = model.node_inputs()[layer_index]
+                for entry, name in zip(detail.get("terms", []), names):
+                    entry["from"] = name
             return {"layer": layer_index, "type": type(layer).__name__, "label": repr(layer),
                     "position": position, "value": float(out[tuple(position)]), **detail}
 
@@ -215,8 +237,8 @@ class Studio:
             record = trace(model, x, target_array, loss, optimizer=SGD(model, lr=float(lr)))
             after = model.predict_proba(x)[0]
             self.steps_taken += 1
-            layers = [{"index": step.index, "type": step.layer.split("(")[0], "label": step.layer,
-                       "before": {k: encode(v) for k, v in step.params_before.items()},
+            layers = [{"index": step.index, "layer": step.layer_index, "type": step.layer.split("(")[0],
+                       "label": step.layer, "before": {k: encode(v) for k, v in step.params_before.items()},
                        "after": {k: encode(v) for k, v in step.params_after.items()},
                        "change": {k: encode(step.params_after[k] - v) for k, v in step.params_before.items()},
                        "largest_change": {k: float(np.max(np.abs(step.params_after[k] - v)))
@@ -304,6 +326,34 @@ class Studio:
         return {"lr": lr, "loss_name": record.loss_name, "loss": float(record.loss),
                 "target": scalars(record.target), "grad_prediction": scalars(record.grad_prediction),
                 "steps": steps, "mistakes": {k: scalars(v) for k, v in facts.items()}}
+
+
+def _node_sources(model):
+    """For each node, the nodes it reads (-1: the model input)."""
+    first = model.graph.input_count
+    return [[source - first for source in sources] for _, sources in model.graph.nodes]
+
+
+def _depths(model):
+    """For each node, the longest path from the input (the column the page draws it in)."""
+    depths = []
+    for sources in _node_sources(model):
+        depths.append(1 + max((depths[s] if s >= 0 else -1) for s in sources))
+    return depths
+
+
+def _readers(model):
+    """For each node, its readers in the order the backward pass adds their gradients (the parts of a
+    fan-out): "output" first when it is the model's output, then the reading nodes, last to first."""
+    first, nodes = model.graph.input_count, model.graph.nodes
+    readers = []
+    for k in range(len(nodes)):
+        value = first + k
+        order = ["output"] * model.graph.outputs.count(value)
+        for reader in reversed(range(len(nodes))):
+            order += [f"{reader}: {type(model.layers[nodes[reader][0]]).__name__}"] * nodes[reader][1].count(value)
+        readers.append(order)
+    return readers
 
 
 def _all_arrays(model):
@@ -422,10 +472,51 @@ def _batchnorm_unit(layer, x, out, position):
             "sum": float(result)}
 
 
+def _merge_unit(layer, xs, out, position):
+    """Add and Multiply: the same position in every input; Concatenate: which input the channel came from."""
+    where = "[" + ", ".join(map(str, position)) + "]"
+    if isinstance(layer, Concatenate):
+        axis = layer._sample_axis(out.ndim)
+        index, offset = position[axis], 0
+        for k, x in enumerate(xs):
+            if index < offset + x.shape[axis]:
+                source = list(position)
+                source[axis] = index - offset
+                value = float(x[tuple(source)])
+                return {"formula": f"y{where} = input {k}[{', '.join(map(str, source))}] = {value:.8g} (input {k} "
+                                   f"fills positions {offset} to {offset + x.shape[axis] - 1} of axis {layer.axis})",
+                        "terms": [{"input": j, "value": float(x[tuple(source)]) if j == k else None,
+                                   "span": [sum(a.shape[axis] for a in xs[:j]),
+                                            sum(a.shape[axis] for a in xs[:j + 1]) - 1]}
+                                  for j, x in enumerate(xs)],
+                        "source_input": k, "source_position": source, "sum": value}
+            offset += x.shape[axis]
+    values = [float(x[position]) for x in xs]
+    symbol = " + " if isinstance(layer, Add) else " * "
+    total = float(np.sum(values)) if isinstance(layer, Add) else float(np.prod(values))
+    return {"formula": f"y{where} = {symbol.join(f'x{k}{where}' for k in range(len(xs)))} = "
+                       f"{symbol.join(f'{v:.6g}' for v in values)} = {total:.8g}",
+            "terms": [{"input": k, "value": v} for k, v in enumerate(values)], "sum": total}
+
+
+def _global_pool_unit(layer, x, out, position):
+    (c,) = position
+    window = x[c]                                                # (H, W): the whole channel
+    if isinstance(layer, GlobalMaxPool2D):
+        u, v = np.unravel_index(int(np.argmax(window)), window.shape)
+        return {"formula": f"y[{c}] = max over the {window.shape[0]}x{window.shape[1]} map of channel {c} = "
+                           f"x[{c}, {u}, {v}] = {window[u, v]:.8g}", "window": scalars(window),
+                "winner": [int(u), int(v)], "sum": float(window[u, v])}
+    mean = float(window.sum() / window.size)
+    return {"formula": f"y[{c}] = (sum of channel {c}'s {window.shape[0]}x{window.shape[1]} map) / {window.size} "
+                       f"= {window.sum():.6g} / {window.size} = {mean:.8g}", "window": scalars(window), "sum": mean}
+
+
 def _nan_to_none(array):
     return [[None if np.isnan(v) else float(v) for v in row] for row in array]
 
 
-UNIT_EXPLAINERS = [(Conv2D, _conv_unit), ((MaxPool2D, AvgPool2D), _pool_unit), (Dense, _dense_unit),
+UNIT_EXPLAINERS = [((Add, Multiply, Concatenate), _merge_unit), ((GlobalAvgPool2D, GlobalMaxPool2D), _global_pool_unit),
+                   (Conv2D, _conv_unit), ((MaxPool2D, AvgPool2D), _pool_unit), (Dense, _dense_unit),
                    ((ReLU, LeakyReLU, Sigmoid, Tanh, Identity, Dropout), _activation_unit),
                    (Softmax, _softmax_unit), (Flatten, _flatten_unit), (BatchNorm2D, _batchnorm_unit)]

@@ -1,8 +1,11 @@
-// The Backward view: the loss for a chosen target class, dL/d(output) of every layer, the parameter
-// gradients and the input gradient (saliency); one SGD step with its before and after; revert; save.
+// The Backward view: the loss for a chosen target class, dL/d(output) of every layer (for a graph, by
+// depth with the edges, and at a fan-out the parts that were summed), the parameter gradients and the
+// input gradient (saliency); one SGD step with its before and after; revert; save.
 import { call, decode, element, short } from "./api.js";
 import { heatmap, scaleOf, tiles } from "./draw.js";
 import { showRanking } from "./input.js";
+import { edgesOf, graphColumns } from "./graph.js";
+import { reads } from "./forward.js";
 
 let inputId = null;
 
@@ -45,15 +48,32 @@ async function refresh() {
   loss.textContent = `${answer.loss_name} against class ${answer.class_names[answer.target]}: ${short(answer.loss, 8)}`;
   loss.dataset.value = String(answer.loss);
   const columns = document.getElementById("backward-layers");
-  columns.replaceChildren(...answer.layers.slice().reverse().map((layer) => {
-    const parts = [element("h3", { text: `${layer.index}: ${layer.type}` }), element("div", { class: "caption", text: "dL/d(output)" }),
-      tiles(decode(layer.grad_output), null)];
+  const boxes = answer.layers.map((layer) => {
+    const parts = [element("h3", { text: `${layer.index}: ${layer.type}` })];
+    if (answer.graph) parts.push(element("div", { class: "reads", text: `reads ${reads(layer, answer.layers)}` }));
+    if (layer.grad_parts) {         // read by several nodes: its gradient is the sum of theirs
+      const total = decode(layer.grad_output), pieces = layer.grad_parts.map((part) => decode(part.grad));
+      const common = scaleOf([total, ...pieces].flatMap((array) => Array.from(array.values)));   // one colour scale
+      parts.push(element("div", { class: "caption", text: `dL/d(output) = the sum of ${layer.grad_parts.length} parts (one colour scale)` }),
+        element("div", { class: "fan-row" },
+          element("div", {}, element("div", { class: "caption", text: "sum" }), tiles(total, null, 2, common)),
+          ...layer.grad_parts.map((part, k) => element("div", { class: "parts" },
+            element("div", { class: "caption", text: `from ${part.from}` }), tiles(pieces[k], null, 2, common)))));
+    } else {
+      parts.push(element("div", { class: "caption", text: "dL/d(output)" }), tiles(decode(layer.grad_output), null));
+    }
     for (const [key, grad] of Object.entries(layer.param_grads)) {
       parts.push(element("div", { class: "caption", text: `dL/d(${key})` }), parameterPicture(decode(grad)));
     }
-    return element("div", { class: "column", title: layer.label }, ...parts);
-  }));
-  const saliency = decode(answer.layers[0].grad_input);
+    return element("div", { class: layer.grad_parts ? "column fan-out" : "column", title: layer.label }, ...parts);
+  });
+  if (answer.graph) {
+    columns.replaceChildren(graphColumns(answer.layers.map((layer, k) => ({ key: layer.index, depth: layer.depth, element: boxes[k] })),
+      edgesOf(answer.layers).filter(([from]) => from >= 0)));
+  } else {
+    columns.replaceChildren(...boxes.reverse());
+  }
+  const saliency = decode(answer.saliency);
   document.getElementById("saliency").replaceChildren(element("div", { class: "caption", text: "dL/d(input): which pixels move the loss" }),
     tiles(saliency, null, 4));
 }

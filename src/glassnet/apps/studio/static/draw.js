@@ -50,10 +50,11 @@ function markPicked(canvas) {
 }
 
 // An array of shape (C, H, W), (H, W) or (F,) as tiles: one per channel; a vector as a near-square grid.
-// onPick(position) is called with [c, row, col] or [k] when a cell is clicked.
-export function tiles(array, onPick, zoomFor = 2) {
+// onPick(position) is called with [c, row, col] or [k] when a cell is clicked; sharedScale (from scaleOf)
+// colours several arrays alike, so that they can be compared.
+export function tiles(array, onPick, zoomFor = 2, sharedScale = null) {
   const { shape, values } = array;
-  const scale = scaleOf(values);
+  const scale = sharedScale || scaleOf(values);
   const box = element("div", { class: "tiles" });
   if (shape.length === 3 || shape.length === 2) {
     const [C, H, W] = shape.length === 3 ? shape : [1, ...shape];

@@ -1,10 +1,13 @@
-// The Forward view: one column per layer with each channel's output as a heatmap tile; click a
-// unit to see the numbers that made it (the server lays them out from the engine's arrays).
+// The Forward view: one column per layer with each channel's output as a heatmap tile (for a graph,
+// columns by depth with the edges drawn); click a unit to see the numbers that made it (the server
+// lays them out from the engine's arrays: an Add's addends, the input a concatenated channel came from).
 import { call, decode, element, short } from "./api.js";
 import { numberTable, tiles } from "./draw.js";
+import { edgesOf, graphColumns } from "./graph.js";
 import { showRanking } from "./input.js";
 
 let current = null;   // the input id the columns show
+let graphShown = false;   // the model is a graph: its units are nodes
 
 export function setupForward() {
   document.addEventListener("input-ready", (event) => showForward(event.detail.input_id));
@@ -15,6 +18,7 @@ async function showForward(inputId) {
   const answer = await call("/api/trace", { input_id: inputId, gradients: false });
   if (!answer) return;
   current = inputId;
+  graphShown = Boolean(answer.graph);
   showRanking(document.getElementById("topk"), answer);
   const predicted = document.getElementById("predicted");
   predicted.textContent = answer.class_names[answer.predicted];
@@ -22,13 +26,28 @@ async function showForward(inputId) {
   const columns = document.getElementById("forward-layers");
   const input = decode(answer.input);
   const first = column("input", input, null);
-  columns.replaceChildren(first, ...answer.layers.map((layer) =>
-    column(`${layer.index}: ${layer.type}`, decode(layer.output), (position) => showUnit(layer.index, position), layer.label)));
+  const boxes = answer.layers.map((layer) =>
+    column(`${layer.index}: ${layer.type}`, decode(layer.output), (position) => showUnit(layer.index, position), layer.label,
+      answer.graph ? reads(layer, answer.layers) : null));
+  if (!answer.graph) {
+    columns.replaceChildren(first, ...boxes);
+    return;
+  }
+  // a graph: columns by depth, edges from each node's inputs
+  columns.replaceChildren(graphColumns([{ key: -1, depth: -1, element: first },
+    ...answer.layers.map((layer, k) => ({ key: layer.index, depth: layer.depth, element: boxes[k] }))], edgesOf(answer.layers)));
 }
 
-function column(title, array, onPick, label = "") {
-  return element("div", { class: "column", title: label },
+// "reads 3: Conv2D, input": the values a graph node takes
+export function reads(layer, layers) {
+  return layer.inputs.map((s) => (s < 0 ? "input" : `${s}: ${layers[s].type}`)).join(", ");
+}
+
+function column(title, array, onPick, label = "", readsText = null) {
+  const merge = /^\d+: (Add|Concatenate|Multiply)$/.test(title);
+  return element("div", { class: merge ? "column merge" : "column", title: label },
     element("h3", { text: title }),
+    ...(readsText ? [element("div", { class: "reads", text: `reads ${readsText}` })] : []),
     element("div", { class: "shape", text: `(${array.shape.join(", ")})` }),
     tiles(array, onPick));
 }
@@ -38,7 +57,7 @@ async function showUnit(layer, position) {
   if (!detail) return;
   const panel = document.getElementById("unit-detail");
   const parts = [
-    element("h3", { text: `layer ${detail.layer}: ${detail.label}, unit [${detail.position.join(", ")}]` }),
+    element("h3", { text: `${graphShown ? "node" : "layer"} ${detail.layer}: ${detail.label}, unit [${detail.position.join(", ")}]` }),
     element("p", { class: "formula", text: detail.formula }),
   ];
   if (detail.field) {
@@ -53,6 +72,17 @@ async function showUnit(layer, position) {
       element("td", { text: `x*w = ${short(detail.products[k])}` })));
     parts.push(element("div", { class: "caption", text: `the largest of ${detail.inputs.length} terms` }),
       element("table", { class: "numbers" }, ...rows));
+  } else if (detail.terms && detail.source_input !== undefined) {          // Concatenate
+    const rows = detail.terms.map((term) => element("tr", { class: term.input === detail.source_input ? "source" : "" },
+      element("td", { text: `input ${term.input} (${term.from})` }), element("td", { text: `positions ${term.span[0]}-${term.span[1]}` }),
+      element("td", { text: term.value === null ? "" : short(term.value) })));
+    parts.push(element("div", { class: "caption", text: `this channel comes from input ${detail.source_input}, ` +
+      `its position [${detail.source_position.join(", ")}]` }), element("table", { class: "numbers concat-sources" }, ...rows));
+  } else if (detail.terms) {                                                // Add, Multiply: the addends or factors
+    const rows = detail.terms.map((term) => element("tr", {},
+      element("td", { text: `input ${term.input} (${term.from})` }), element("td", { text: short(term.value, 8), title: String(term.value) })));
+    parts.push(element("div", { class: "caption", text: detail.type === "Add" ? "the addends" : "the factors" }),
+      element("table", { class: "numbers addends" }, ...rows));
   } else if (detail.logits) {
     parts.push(element("div", { class: "caption", text: "logits z and exp(z - max z)" }), numberTable([detail.logits, detail.exps]));
   }
