@@ -26,6 +26,9 @@ CASES = {
                   "conv 16x3x3-relu-pool, conv 32x3x3-relu-pool, dense 128, dense 10; batch 64, SGD momentum"),
     "seed001": Case("seed001", "vz", 1, "sgd",
                     "seed 001's net: conv 8x3x3, max pool 2, dense 10; batch 1 (per-sample SGD)"),
+    "resnet_mini": Case("resnet_mini", "resnet_mini", 64, "momentum",
+                        "a graph: 3x3 stem, residual blocks of 16, 32, 64 channels with BatchNorm, global average "
+                        "pool, dense 10; batch 64, SGD momentum"),
 }
 
 INPUT_SHAPE = (1, 28, 28)

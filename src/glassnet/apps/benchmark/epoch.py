@@ -1,6 +1,7 @@
 """``glassnet bench --epoch DATASET``: one whole training epoch in glassnet and in a plain PyTorch loop.
 
-Both train the ``simple`` net (float32, batch 100, Adam lr 1e-3) from the same initial weights,
+Both train the same net (``--arch``, default ``simple``; float32, batch 100, Adam lr 1e-3) from the
+same initial weights (a graph such as ``resnet_mini`` becomes a torch.fx GraphModule),
 visit the training images in the same order (the permutation ``fit`` draws from its seed) and
 then classify the test set. PyTorch gets the whole data set as tensors up front and a plain loop
 over index slices (no DataLoader): its fastest honest form. Reported: wall time of the epoch for
@@ -17,8 +18,8 @@ from ...files.torch_convert import to_torch
 ARCH, BATCH, LR, SEED = "simple", 100, 1e-3, 0
 
 
-def glassnet_epoch(data, dtype):
-    model = presets.build(ARCH, data.input_shape, len(data.class_names), seed=SEED, dtype=dtype)
+def glassnet_epoch(data, dtype, arch=ARCH):
+    model = presets.build(arch, data.input_shape, len(data.class_names), seed=SEED, dtype=dtype)
     x_train = np.asarray(data.x_train, dtype=dtype)
     started = time.perf_counter()
     model.fit(x_train, data.y_train, epochs=1, batch_size=BATCH, optimizer="adam", lr=LR, seed=SEED, verbose=False)
@@ -27,8 +28,8 @@ def glassnet_epoch(data, dtype):
     return seconds, accuracy
 
 
-def torch_epoch(data, dtype, torch):
-    glass = presets.build(ARCH, data.input_shape, len(data.class_names), seed=SEED, dtype=dtype)
+def torch_epoch(data, dtype, torch, arch=ARCH):
+    glass = presets.build(arch, data.input_shape, len(data.class_names), seed=SEED, dtype=dtype)
     model = to_torch(glass)
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -50,16 +51,16 @@ def torch_epoch(data, dtype, torch):
     return seconds, accuracy
 
 
-def epoch_report(name, dtype, torch):
+def epoch_report(name, dtype, torch, arch=ARCH):
     """{"dataset", "images", "glassnet": {"seconds", "accuracy"}, "pytorch": {...} or None, "ratio"}."""
     data = datasets.load(name)
-    report = {"dataset": name, "images": int(len(data.y_train)), "arch": ARCH, "batch_size": BATCH,
+    report = {"dataset": name, "images": int(len(data.y_train)), "arch": arch, "batch_size": BATCH,
               "optimizer": f"adam lr {LR}"}
-    seconds, accuracy = glassnet_epoch(data, dtype)
+    seconds, accuracy = glassnet_epoch(data, dtype, arch)
     report["glassnet"] = {"seconds": seconds, "accuracy": accuracy}
     report["pytorch"] = None
     if torch is not None:
-        seconds, accuracy = torch_epoch(data, dtype, torch)
+        seconds, accuracy = torch_epoch(data, dtype, torch, arch)
         report["pytorch"] = {"seconds": seconds, "accuracy": accuracy}
         report["ratio"] = report["pytorch"]["seconds"] / report["glassnet"]["seconds"]
     return report

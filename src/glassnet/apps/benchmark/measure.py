@@ -48,7 +48,7 @@ def side_by_side(steps, images_per_call, repeats, target_seconds, warmup=2):
 def peak_memory(framework, case_name, dtype, threads, steps=3):
     """Peak resident memory (bytes) that building and training ``steps`` steps adds, measured
     in a fresh Python process so that frameworks do not share allocations; None if unavailable."""
-    command = [sys.executable, "-m", "glassnet.benchmark.memory", framework, case_name, dtype, str(threads),
+    command = [sys.executable, "-m", "glassnet.apps.benchmark.memory", framework, case_name, dtype, str(threads),
                str(steps)]
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")  # freed arrays go back to the OS in both
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)

@@ -4,7 +4,7 @@ The peak resident set size (VmHWM) is reset through /proc/self/clear_refs after
 imports and data creation, so the figure covers the model, its gradients, the
 optimizer state and the activations of ``steps`` training steps.
 
-Usage: python -m glassnet.benchmark.memory glassnet|torch CASE DTYPE THREADS STEPS
+Usage: python -m glassnet.apps.benchmark.memory glassnet|torch CASE DTYPE THREADS STEPS
 """
 import json
 import sys

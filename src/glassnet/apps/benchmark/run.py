@@ -13,6 +13,7 @@ import numpy as np
 
 from ...errors import GlassnetError
 from ...atomic import writable_folder, write_text
+from ...models import presets
 from ...nn.losses import SoftmaxCrossEntropy
 from . import measure
 from .report import render_markdown
@@ -37,6 +38,8 @@ def build_parser(parser=None):
                         help="instead: one whole training epoch of DATASET (e.g. fashion_mnist) in glassnet and "
                              "in a plain PyTorch loop, wall time and test accuracy of each (default: the "
                              "per-step figures)")
+    parser.add_argument("--arch", default="simple", choices=sorted(presets.ARCHITECTURES),
+                        help="the architecture --epoch trains (e.g. resnet_mini)")
     return parser
 
 
@@ -173,7 +176,7 @@ def run_epoch(args):
     torch = frameworks(args)
     started = time.perf_counter()
     report = {"environment": environment(args.threads, torch), "dtype": args.dtype,
-              "epoch": epoch_report(args.epoch, np.dtype(args.dtype), torch)}
+              "epoch": epoch_report(args.epoch, np.dtype(args.dtype), torch, args.arch)}
     report["seconds"] = time.perf_counter() - started
     return report
 
