@@ -120,18 +120,20 @@ def filters(model, path):
 
 
 def feature_maps(model, x, path, max_maps=16):
-    """Every Conv2D layer's output channels (up to ``max_maps`` each) for one input x: (1, C, H, W)."""
+    """Every Conv2D node's output channels (up to ``max_maps`` each) for one input x: (1, C, H, W) (in a graph
+    model, a convolution called twice shows each call)."""
     x = np.asarray(x)
     if x.ndim != 4 or x.shape[0] != 1:
         raise GlassnetError(f"feature_maps: expected one image of shape (1, C, H, W), received shape {x.shape}")
     was_training = model.training
     model.eval()
-    maps, h = [], x.astype(model.dtype)
+    maps = []
+
+    def keep(k, inputs, output):                  # each Conv2D node's output, as the engine computes it
+        if isinstance(model.layers[model.graph.nodes[k][0]], Conv2D):
+            maps.append((k, np.array(output[0], copy=True)))
     try:
-        for index, layer in enumerate(model.layers):
-            h = layer.forward(h)
-            if isinstance(layer, Conv2D):
-                maps.append((index, h[0]))
+        model.graph.forward([x.astype(model.dtype)], model.graph.runners(), watch=keep)
     finally:
         model.train(was_training)
     if not maps:

@@ -195,7 +195,8 @@ def render(record, max_elements=64, precision=8):
                                                  f"times; its gradient is the sum)" if calls > 1 else ""), value))
         if step.merges:
             for source, value in zip(step.sources, step.grad_input):
-                lines.append(show(f"dL/d(input from {source})  (passed down)", value))
+                lines.append(show(("dL/d(input)" if source == "input" else f"dL/d(input from {source})")
+                                  + "  (passed down)", value))
         elif step.grad_input is not None:
             lines.append(show("dL/d(input)  (passed down)" + (f" to {step.sources[0]}" if graph else ""),
                               step.grad_input))
