@@ -2,7 +2,7 @@
 trains a small CNN on scikit-learn's digits with fit(distributed=...) and, on rank 0, saves the
 weights and the history to OUT (.npz).
 
-    python tests/mpi_script.py OUT --net bn|dropout|plain [--distributed] [--epochs E]
+    python tests/mpi_script.py OUT --net bn|dropout|plain|graph [--distributed] [--epochs E]
         [--checkpoint CKPT [--checkpoint-every K] [--resume] [--stop-at EPOCH:BATCH] [--die-at EPOCH:BATCH]]
 """
 import argparse
@@ -16,6 +16,12 @@ import glassnet as gn
 
 
 def build(kind):
+    if kind == "graph":                   # a residual block with BatchNorm in its branch, as resnet_mini's
+        x = gn.Input((1, 8, 8))
+        stem = gn.ReLU()(gn.Conv2D(1, 6, 3, padding=1, rng=0)(x))
+        branch = gn.BatchNorm2D(6)(gn.Conv2D(6, 6, 3, padding=1, bias=False, rng=2)(stem))
+        joined = gn.ReLU()(gn.Add()([stem, branch]))
+        return gn.Model(x, gn.Dense(6, 10, rng=1)(gn.GlobalAvgPool2D()(joined)))
     layers = [gn.Conv2D(1, 6, 3, padding=1, bias=kind != "bn", rng=0)]
     if kind == "bn":
         layers.append(gn.BatchNorm2D(6))

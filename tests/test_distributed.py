@@ -1,6 +1,6 @@
 """Data-parallel training over MPI (mpiexec from the mpich wheel, mpi4py): N ranks end with the
-weights one process ends with on the same global batches (float64, relative 1e-10), with BatchNorm
-and with Dropout; a resumed MPI run equals an uninterrupted one; a rank killed mid-epoch ends the
+weights one process ends with on the same global batches (float64, relative 1e-10), with BatchNorm,
+with Dropout and for a graph model (a residual block); a resumed MPI run equals an uninterrupted one; a rank killed mid-epoch ends the
 run at once with MPI's message and leaves the last checkpoint readable.
 
 Outside CI these tests skip when no ``mpiexec`` is installed; in CI (CI=true) they fail instead.
@@ -51,7 +51,8 @@ def assert_same_weights(ours, reference, rtol=1e-10):
         np.testing.assert_allclose(ours[key], value, rtol=rtol, atol=rtol * np.abs(value).max(), err_msg=key)
 
 
-@pytest.mark.parametrize("net, ranks, optimizer", [("bn", 2, "momentum"), ("dropout", 2, "adam"), ("plain", 3, "adam")])
+@pytest.mark.parametrize("net, ranks, optimizer", [("bn", 2, "momentum"), ("dropout", 2, "adam"), ("plain", 3, "adam"),
+                                                   ("graph", 2, "momentum")])
 def test_ranks_end_with_the_weights_of_one_process(tmp_path, net, ranks, optimizer):
     one, one_history, _ = train(tmp_path, "one", None, "--net", net, "--optimizer", optimizer)
     many, many_history, _ = train(tmp_path, "many", ranks, "--net", net, "--optimizer", optimizer)

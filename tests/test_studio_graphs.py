@@ -1,5 +1,7 @@
 """The studio on graph models: the node list with inputs and depths, every node's arrays, the parts of a
 fan-out's gradient, the unit detail of Add and Concatenate. References: gn.trace and the engine itself."""
+import base64
+
 import numpy as np
 import pytest
 
@@ -81,3 +83,47 @@ def test_a_concatenate_unit_names_the_input_its_channel_came_from(tmp_path):
     second = decode(answer["layers"][joined["inputs"][1]]["output"])
     assert detail["value"] == detail["sum"] == second[5, 1, 2]
     assert [term["span"] for term in detail["terms"]] == [[0, 7], [8, 23], [24, 31]]
+
+
+def test_large_arrays_are_paged_as_8_bit_maps_on_the_whole_arrays_scale(tmp_path, monkeypatch):
+    """With the inline limit lowered, every node's output is paged: /api/trace sends its shape and range,
+    /api/maps its channels as 8-bit levels within half a level of the engine's values."""
+    from glassnet.apps.studio import views
+    monkeypatch.setattr(views, "INLINE_VALUES", 100)
+    studio, client, input_id = client_for(resnet_digits_model(), tmp_path)
+    answer = client.post("/api/trace", json={"input_id": input_id, "gradients": False}).json()
+    record = gn.trace(studio.model, studio.inputs[input_id], np.array([0]), gn.SoftmaxCrossEntropy())
+    wide = answer["layers"][0]                                       # the stem: (16, 8, 8)
+    assert wide["output"] is None and wide["output_paged"]["shape"] == [16, 8, 8]
+    reply = client.post("/api/maps", json={"input_id": input_id, "node": 0, "what": "output", "start": 4,
+                                           "count": 8}).json()
+    assert reply["total"] == 16 and reply["shape"] == [8, 8, 8] and reply["start"] == 4
+    levels = np.frombuffer(base64.b64decode(reply["data"]), dtype=np.uint8).reshape(8, 8, 8)
+    limit, exact = reply["limit"], record.steps[0].output[0]
+    assert limit == np.abs(exact).max() and reply["signed"] == bool(exact.min() < 0)
+    approx = (levels / 127.5 - 1) * limit if reply["signed"] else levels / 255 * limit
+    assert np.abs(approx - exact[4:12]).max() <= limit / 255 + 1e-12
+    unit = client.post("/api/unit", json={"input_id": input_id, "layer": 0, "position": [5, 2, 3]}).json()
+    assert unit["value"] == exact[5, 2, 3]                           # exact numbers for the unit opened
+    bad = client.post("/api/maps", json={"input_id": input_id, "node": 0, "what": "weights", "start": 0, "count": 4})
+    assert bad.status_code == 400 and "what must be output, grad_output" in bad.json()["error"]
+    bad = client.post("/api/maps", json={"input_id": input_id, "node": 0, "what": "output", "start": 16, "count": 4})
+    assert bad.status_code == 400 and "start and count must pick channels of 16" in bad.json()["error"]
+    with_grads = client.post("/api/trace", json={"input_id": input_id, "target": 1, "gradients": True}).json()
+    assert with_grads["layers"][0]["grad_output_paged"]["shape"] == [16, 8, 8]
+    grad_page = client.post("/api/maps", json={"input_id": input_id, "target": 1, "node": 0, "what": "grad_output",
+                                               "start": 0, "count": 16}).json()
+    assert grad_page["shape"] == [16, 8, 8]
+
+
+def test_a_pass_is_recorded_once_and_forgotten_when_the_weights_change(tmp_path):
+    studio, client, input_id = client_for(resnet_digits_model(), tmp_path)
+    client.post("/api/trace", json={"input_id": input_id, "gradients": False})
+    first = studio.passes[(input_id, None, False)]
+    client.post("/api/trace", json={"input_id": input_id, "gradients": False})
+    assert studio.passes[(input_id, None, False)] is first                  # the same record, not run again
+    client.post("/api/step", json={"input_id": input_id, "target": 1, "lr": 0.1})
+    assert studio.passes == {}
+    again = client.post("/api/trace", json={"input_id": input_id, "gradients": False}).json()
+    record = gn.trace(studio.model, studio.inputs[input_id], np.array([0]), gn.SoftmaxCrossEntropy())
+    np.testing.assert_array_equal(decode(again["layers"][-1]["output"]), record.steps[-1].output[0])

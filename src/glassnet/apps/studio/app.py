@@ -8,6 +8,8 @@ JSON API (every error is ``{"error": "one line"}`` with a 4xx/5xx status):
     POST /api/trace                   {input_id, target?, gradients?} -> every layer's output and
                                       dL/d(output), dL/d(input), dL/d(params); the loss
     POST /api/unit                    {input_id, layer, position} -> the numbers behind one value
+    POST /api/maps                    {input_id, node, what, start, count, target?} -> channels of a large
+                                      array as 8-bit pictures on the array's colour scale
     POST /api/step                    {input_id, target?, lr} -> one SGD step: params before/after
     POST /api/revert                  weights back to how they were loaded
     POST /api/save                    {name} -> saved in the save folder (never overwrites)
@@ -174,6 +176,11 @@ def create_app(studio, bound_host="127.0.0.1"):
         return await run_in_threadpool(studio.trace_view, body.get("input_id"), body.get("target"),
                                        bool(body.get("gradients", True)))
 
+    async def maps(request):
+        body = await read_json(request)
+        return await run_in_threadpool(studio.maps, body.get("input_id"), body.get("target"), body.get("node"),
+                                       body.get("what", "output"), body.get("start", 0), body.get("count", 16))
+
     async def unit(request):
         body = await read_json(request)
         return await run_in_threadpool(studio.unit, body.get("input_id"), body.get("layer"), body.get("position"))
@@ -228,7 +235,7 @@ def create_app(studio, bound_host="127.0.0.1"):
         return FileResponse(STATIC / "index.html")
 
     json_routes = [("/api/model", model_info, "GET"), ("/api/predict", predict, "POST"),
-                   ("/api/trace", trace_view, "POST"), ("/api/unit", unit, "POST"), ("/api/step", step, "POST"),
+                   ("/api/trace", trace_view, "POST"), ("/api/unit", unit, "POST"), ("/api/maps", maps, "POST"), ("/api/step", step, "POST"),
                    ("/api/revert", revert, "POST"), ("/api/save", save_model, "POST"),
                    ("/api/example", example, "GET"), ("/api/train/options", train_options, "GET"),
                    ("/api/train", train_start, "POST"), ("/api/train/pause", job_action("pause"), "POST"),

@@ -7,6 +7,7 @@ pass), the outputs of ``predict``, or the history and events of ``fit``; the uni
 lay out the products behind one output value from the layer's recorded input and
 parameters, and report the recorded value beside their sum.
 """
+import base64
 import io
 import re
 import threading
@@ -22,14 +23,20 @@ from ...nn.layers import (Add, AvgPool2D, BatchNorm2D, Concatenate, Conv2D, Dens
                           GlobalAvgPool2D, GlobalMaxPool2D, Identity, LeakyReLU, MaxPool2D, Multiply, ReLU, Sigmoid,
                           Softmax, Tanh)
 from ...nn.layers.windows import pad_images
+from ...nn.layers.activations import softmax
 from ...nn.optim import SGD
 from ...files.serialization import save
-from ...see.trace import trace
+from ...see.trace import LayerStep, Trace, trace
 from ...models.summary import summary_text
 from .arrays import encode, scalars
 from .jobs import TrainingJob
 
 MAX_UPLOAD_PIXELS = 4096 * 4096   # larger images are refused from their header
+INLINE_VALUES = 1 << 16           # a node's array travels whole in /api/trace up to this many values ...
+INLINE_TOTAL = 1 << 21            # ... while the reply's arrays stay under this many; larger ones are paged
+PAGE_CHANNELS = 16                # channels per /api/maps page (the page asks for more)
+UNIT_CHANNELS = 16                # a conv unit's detail shows this many input channels (the largest terms)
+TRACE_MEMORY = 1 << 30            # bytes of recorded passes kept for the page; least recently used go first
 KEPT_INPUTS = 32                  # the page refers to recent inputs by id
 SAVE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -56,12 +63,14 @@ class Studio:
         self.last_input = None          # the latest array the server prepared (tests compare with it)
         self.job = None
         self.steps_taken = 0
+        self.passes = OrderedDict()     # (input id, target, gradients) -> a recorded pass (see _recorded)
         if model is not None:
             self._adopt(model, str(self.model_path.name) if self.model_path else "model")
 
     # -- the model ------------------------------------------------------------------------
     def _adopt(self, model, source):
         model.eval()
+        self.passes = OrderedDict()
         self.model = model
         self.source = source
         self.loaded = {name: value.copy() for name, value in _all_arrays(model).items()}
@@ -165,35 +174,83 @@ class Studio:
 
     # -- forward and backward ---------------------------------------------------------------
     def trace_view(self, input_id, target=None, gradients=True):
-        """Every layer's output (and, with ``gradients``, dL/d(output), dL/d(input), dL/d(params)).
+        """Every node's output (and, with ``gradients``, dL/d(output), dL/d(input), dL/d(params)).
 
-        The weights do not change; the model's ``grads`` hold this pass afterwards.
+        Arrays up to INLINE_VALUES values travel whole (float64, exact); a larger one (a wide layer of a
+        big model) is described by its shape and range and ``"paged": true``, and the page asks
+        ``/api/maps`` for its channels when it shows them. The pass is recorded once per input and
+        target and kept (within TRACE_MEMORY) for the page's later questions. The weights do not
+        change; the model's ``grads`` hold this pass afterwards.
         """
         with self.lock:
             model = self._require_model()
             x = self._input(input_id)
             loss, target_array, label = self._target(model, x, target)
-            record = trace(model, x, target_array, loss)
+            record = self._recorded(input_id, label if gradients else None, gradients, loss, target_array)
+            budget = Budget()
             layers, sources, depths, readers = [], _node_sources(model), _depths(model), _readers(model)
             for step in record.steps:
                 layer = {"index": step.index, "layer": step.layer_index, "type": step.layer.split("(")[0],
-                         "label": step.layer, "output": encode(step.output[0]), "inputs": sources[step.index],
-                         "depth": depths[step.index]}
+                         "label": step.layer, "inputs": sources[step.index], "depth": depths[step.index],
+                         **budget.array("output", step.output[0])}
                 if gradients:
                     first = step.grad_input if step.merges else [step.grad_input]
-                    layer.update(grad_output=encode(step.grad_output[0]), grad_input=encode(first[0][0]),
-                                 param_grads={k: encode(v) for k, v in step.param_grads.items()})
+                    layer.update(budget.array("grad_output", step.grad_output[0]))
+                    layer.update(budget.array("grad_input", first[0][0]))
+                    layer["param_grads"] = {k: budget.whole_or_summary(v) for k, v in step.param_grads.items()}
                     if step.merges:
-                        layer["grad_inputs"] = [encode(g[0]) for g in step.grad_input]
+                        layer["grad_inputs"] = [budget.whole_or_summary(g[0]) for g in step.grad_input]
                     if step.grad_parts:       # read by several nodes: dL/d(output) is the sum of these
-                        layer["grad_parts"] = [{"from": reader, "grad": encode(part[0])}
+                        layer["grad_parts"] = [{"from": reader, **budget.array("grad", part[0])}
                                                for reader, part in zip(readers[step.index], step.grad_parts)]
                 layers.append(layer)
-            probabilities = model.predict_proba(x)[0]
+            probabilities = self._probabilities(model, x, record)
             saliency = {"saliency": encode(record.grad_input[0])} if gradients else {}
-            return {"input_id": str(input_id), "input": encode(x[0]), "target": label, "loss_name": record.loss_name,
-                    "loss": float(record.loss), "layers": layers, "graph": not model.is_chain, **saliency,
-                    **self._ranking(probabilities)}
+            loss_part = {"loss_name": record.loss_name, "loss": float(record.loss)} if gradients else {
+                "loss_name": type(loss).__name__, "loss": None}
+            return {"input_id": str(input_id), "input": encode(x[0]), "target": label, **loss_part,
+                    "layers": layers, "graph": not model.is_chain, **saliency, **self._ranking(probabilities)}
+
+    def _recorded(self, input_id, label, gradients, loss, target_array):
+        """The pass for this input (and target): ``gn.trace`` with gradients, else the forward values
+        only; computed once and kept, the least recently used dropped beyond TRACE_MEMORY bytes."""
+        key = (str(input_id), label, bool(gradients))
+        if key in self.passes:
+            self.passes.move_to_end(key)
+            return self.passes[key]
+        model, x = self.model, self._input(input_id)
+        record = trace(model, x, target_array, loss) if gradients else forward_record(model, x)
+        self.passes[key] = record
+        while len(self.passes) > 1 and sum(record_bytes(r) for r in self.passes.values()) > TRACE_MEMORY:
+            self.passes.popitem(last=False)
+        return record
+
+    def _probabilities(self, model, x, record):
+        """Class probabilities of the recorded pass's output, as ``predict_proba`` gives them (softmax of
+        the outputs unless the model ends in Softmax or Sigmoid), without a second forward pass."""
+        outputs = np.asarray(record.steps[-1].output, dtype=np.float64)
+        last = type(model.layers[model.graph.nodes[-1][0]]).__name__
+        return outputs[0] if last in ("Softmax", "Sigmoid") else softmax(outputs, axis=1)[0]
+
+    def maps(self, input_id, target, node, what, start, count):
+        """Channels ``start .. start+count`` of one node's array (``what``: "output", "grad_output",
+        "grad_input", or "grad_part K") as 8-bit pictures on the whole array's colour scale."""
+        with self.lock:
+            model = self._require_model()
+            x = self._input(input_id)
+            nodes = len(model.graph.nodes)
+            if type(node) is not int or not 0 <= node < nodes:
+                raise StudioError(400, f"node must be an index in [0, {nodes - 1}]. Received: {node!r}")
+            gradients = what != "output"
+            loss, target_array, label = self._target(model, x, target)
+            record = self._recorded(input_id, label if gradients else None, gradients, loss, target_array)
+            step = record.steps[node]
+            array = _pick(step, what)
+            if type(start) is not int or type(count) is not int or not (0 <= start < array.shape[0] and 1 <= count):
+                raise StudioError(400, f"start and count must pick channels of {array.shape[0]}. "
+                                       f"Received: start={start!r}, count={count!r}")
+            return {"node": node, "what": what, "start": start, "total": int(array.shape[0]),
+                    **quantized(array, start, min(count, PAGE_CHANNELS * 4))}
 
     def unit(self, input_id, layer_index, position):
         """The numbers that made one output value of node ``layer_index`` (in a Sequential, layer k is node
@@ -205,11 +262,16 @@ class Studio:
             if type(layer_index) is not int or not 0 <= layer_index < nodes:
                 raise StudioError(400, f"layer must be an index in [0, {nodes - 1}]. Received: {layer_index!r}")
             seen = {}
-
-            def keep(k, inputs, output):            # the clicked node's inputs and output, as the engine ran them
-                if k == layer_index:
-                    seen["inputs"], seen["output"] = [a[0] for a in inputs], output[0]
-            model.graph.forward([x], model.graph.runners(), watch=keep)
+            recorded = self.passes.get((str(input_id), None, False))
+            if recorded is not None:                # the forward view's pass: no need to run it again
+                step = recorded.steps[layer_index]
+                seen["inputs"] = [a[0] for a in step.input] if step.merges else [step.input[0]]
+                seen["output"] = step.output[0]
+            else:
+                def keep(k, inputs, output):        # the clicked node's inputs and output, as the engine ran them
+                    if k == layer_index:
+                        seen["inputs"], seen["output"] = [a[0] for a in inputs], output[0]
+                model.graph.forward([x], model.graph.runners(), watch=keep)
             layer = model.layers[model.graph.nodes[layer_index][0]]
             out = seen["output"]
             if not (isinstance(position, list) and len(position) == out.ndim
@@ -234,16 +296,19 @@ class Studio:
             x = self._input(input_id)
             loss, target_array, label = self._target(model, x, target)
             before = model.predict_proba(x)[0]
+            self.passes.clear()                         # the weights change: recorded passes are out of date
             record = trace(model, x, target_array, loss, optimizer=SGD(model, lr=float(lr)))
             after = model.predict_proba(x)[0]
             self.steps_taken += 1
+            budget = Budget()
             layers = [{"index": step.index, "layer": step.layer_index, "type": step.layer.split("(")[0],
-                       "label": step.layer, "before": {k: encode(v) for k, v in step.params_before.items()},
-                       "after": {k: encode(v) for k, v in step.params_after.items()},
-                       "change": {k: encode(step.params_after[k] - v) for k, v in step.params_before.items()},
+                       "label": step.layer, "before": {k: budget.whole_or_summary(v) for k, v in step.params_before.items()},
+                       "after": {k: budget.whole_or_summary(v) for k, v in step.params_after.items()},
+                       "change": {k: budget.whole_or_summary(step.params_after[k] - v)
+                                  for k, v in step.params_before.items()},
                        "largest_change": {k: float(np.max(np.abs(step.params_after[k] - v)))
                                           for k, v in step.params_before.items()},
-                       "grads": {k: encode(v) for k, v in step.param_grads.items()}}
+                       "grads": {k: budget.whole_or_summary(v) for k, v in step.param_grads.items()}}
                       for step in record.steps if step.params_before]
             return {"target": label, "lr": float(lr), "loss_before": float(record.loss),
                     "loss_after": float(loss.forward(model.predict(x), target_array)),
@@ -256,6 +321,7 @@ class Studio:
             model = self._require_model()
             for name, value in _all_arrays(model).items():
                 value[...] = self.loaded[name]
+            self.passes.clear()
             self.steps_taken = 0
             return {"reverted": True, "steps_taken": 0}
 
@@ -328,6 +394,86 @@ class Studio:
                 "steps": steps, "mistakes": {k: scalars(v) for k, v in facts.items()}}
 
 
+class Budget:
+    """What one /api/trace reply may carry whole: each array up to INLINE_VALUES values, all of them up
+    to INLINE_TOTAL; the rest described (shape, range) and paged through /api/maps."""
+
+    def __init__(self):
+        self.values = 0
+
+    def fits(self, array):
+        size = int(np.prod(array.shape))
+        if size > INLINE_VALUES or self.values + size > INLINE_TOTAL:
+            return False
+        self.values += size
+        return True
+
+    def array(self, name, array):
+        if self.fits(array):
+            return {name: encode(array)}
+        return {name: None, f"{name}_paged": _description(array)}
+
+    def whole_or_summary(self, array):
+        return encode(array) if self.fits(array) else {"paged": _description(array)}
+
+
+def _description(array):
+    values = np.asarray(array, dtype=np.float64)
+    return {"shape": list(values.shape), "min": float(values.min()), "max": float(values.max()),
+            "norm": float(np.linalg.norm(values))}
+
+
+def _pick(step, what):
+    """One sample's array of a recorded step by name (see ``Studio.maps``)."""
+    if what == "output":
+        return step.output[0]
+    if what == "grad_output" and step.grad_output is not None:
+        return step.grad_output[0]
+    if what == "grad_input" and step.grad_input is not None:
+        return (step.grad_input[0] if step.merges else step.grad_input)[0]
+    if what.startswith("grad_part ") and step.grad_parts and what[10:].isdigit() and int(what[10:]) < len(
+            step.grad_parts):
+        return step.grad_parts[int(what[10:])][0]
+    raise StudioError(400, f"what must be output, grad_output, grad_input or 'grad_part K' of this node. "
+                           f"Received: {what!r}")
+
+
+def quantized(array, start, count):
+    """Channels ``start:start+count`` of (C, ...) ``array`` as uint8 on the whole array's scale: signed data
+    map [-limit, limit] to [0, 255] (127.5 is zero), data without negatives [0, limit] to [0, 255]."""
+    values = np.asarray(array, dtype=np.float64)
+    limit = float(np.abs(values).max()) or 1.0
+    signed = bool(values.min() < 0)
+    chosen = values[start:start + count]
+    levels = (chosen / limit + 1) * 127.5 if signed else chosen / limit * 255
+    data = np.clip(np.rint(levels), 0, 255).astype(np.uint8)
+    return {"shape": list(data.shape), "limit": limit, "signed": signed,
+            "data": base64.b64encode(data.tobytes()).decode("ascii")}
+
+
+def forward_record(model, x):
+    """A forward-only record of ``model`` on ``x`` (the same steps as ``gn.trace``, without gradients)."""
+    steps, sources = [], model.node_inputs()
+
+    def keep(k, inputs, output):
+        index = model.graph.nodes[k][0]
+        layer = model.layers[index]
+        shown = [np.array(a, copy=True) for a in inputs] if layer.merges else np.array(inputs[0], copy=True)
+        steps.append(LayerStep(k, repr(layer), shown, np.array(output, copy=True), sources=sources[k],
+                               layer_index=index))
+    model.graph.forward([x], model.graph.runners(), watch=keep)
+    return Trace(steps, "", float("nan"), np.zeros(0), None)
+
+
+def record_bytes(record):
+    """Bytes of the arrays a recorded pass holds (the inputs of a step are the outputs of others: not counted)."""
+    total = 0
+    for step in record.steps:
+        for value in [step.output, step.grad_output, *(step.grad_parts or [])]:
+            total += getattr(value, "nbytes", 0)
+    return total
+
+
 def _node_sources(model):
     """For each node, the nodes it reads (-1: the model input)."""
     first = model.graph.input_count
@@ -385,10 +531,15 @@ def _conv_unit(layer, x, out, position):
     products = field * kernel
     total = float(products.sum()) + bias
     top, left = i * sh - layer.pads[0], j * sw - layer.pads[2]
+    shown = np.arange(field.shape[0])
+    if len(shown) > UNIT_CHANNELS:             # a wide layer: the input channels that add the most, in order
+        shown = np.sort(np.argsort(-np.abs(products.reshape(len(shown), -1).sum(axis=1)), kind="stable")[
+            :UNIT_CHANNELS])
     return {"formula": f"y[{f}, {i}, {j}] = bias[{f}] + sum over c, u, v of x[c, {top}+u, {left}+v] * "
                        f"weight[{f}, c, u, v] = {bias:.6g} + {products.sum():.6g} = {total:.8g}",
-            "field": scalars(field), "kernel": scalars(kernel), "bias": bias, "products": scalars(products),
-            "sum": total, "field_origin": [top, left]}
+            "field": scalars(field[shown]), "kernel": scalars(kernel[shown]), "bias": bias,
+            "products": scalars(products[shown]), "channels_shown": [int(c) for c in shown],
+            "channels": int(field.shape[0]), "sum": total, "field_origin": [top, left]}
 
 
 def _pool_unit(layer, x, out, position):

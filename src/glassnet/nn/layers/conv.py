@@ -136,13 +136,20 @@ class Conv2D(Layer):
         out = xp.reshape(weight, (F, -1)) @ cols                           # (F, N*OH*OW): one GEMM for the batch
         if self.use_bias:
             out += xp.reshape(self.params["bias"], (F, 1))
-        self._cache = (cols, tuple(x_padded.shape), (N, OH, OW))
+        # backward needs the columns again; kept, they cost kh*kw times the input's memory, so only the
+        # (padded) input is kept and the columns are made again there (see COLUMN_MEMORY)
+        self._cache = (cols if COLUMN_MEMORY == "keep" else x_padded, tuple(x_padded.shape), (N, OH, OW))
         return contiguous(xp, xp.permute_dims(xp.reshape(out, (F, N, OH, OW)), (1, 0, 2, 3)))  # (N, F, OH, OW)
+
+    def _columns(self):
+        """The columns of the last forward pass: kept (2-D), or made again from the kept padded input (4-D)."""
+        kept, _, (N, OH, OW) = self._cache
+        return im2col(kept, self.kernel_size, self.stride, (OH, OW)) if kept.ndim == 4 else kept
 
     def backward(self, dy):
         """dy: (N, F, OH, OW) -> dL/dx: (N, C, H, W); fills grads["weight"], grads["bias"]."""
         dy_rows = self._parameter_grads(dy)
-        cols, padded_shape, (N, OH, OW) = self._cache
+        _, padded_shape, (N, OH, OW) = self._cache
         xp = namespace(dy_rows)
         # out = W @ cols + b  =>  dcols = W^T @ dy; each column entry flows back to the pixel it was read from
         weight_rows = xp.reshape(self.params["weight"], (self.out_channels, -1))
@@ -157,7 +164,8 @@ class Conv2D(Layer):
     def _parameter_grads(self, dy):
         """Fill grads from dy (N, F, OH, OW); returns dy as rows (F, N*OH*OW)."""
         self._require_cache(self._cache)
-        cols, _, (N, OH, OW) = self._cache
+        _, _, (N, OH, OW) = self._cache
+        cols = self._columns()
         F, C, kh, kw = self.params["weight"].shape
         dy = as_gradient(dy, self.dtype)
         self._check_grad_shape(dy, (N, F, OH, OW))
@@ -170,6 +178,9 @@ class Conv2D(Layer):
         return dy_rows
 
 
+# What forward keeps for backward: "input" keeps the padded input and makes the columns again in backward
+# (peak memory of a training step: ResNet-mini batch 64 ...), "keep" keeps the columns (kh*kw times larger)
+COLUMN_MEMORY = "input"
 PIECE_COLUMNS = 1200   # about this many columns per piece of the weight gradient's product (see weight_gradient)
 
 

@@ -4,7 +4,7 @@
 import { call, decode, element, short } from "./api.js";
 import { heatmap, scaleOf, tiles } from "./draw.js";
 import { showRanking } from "./input.js";
-import { edgesOf, graphColumns } from "./graph.js";
+import { edgesOf, graphColumns, pagedTiles } from "./graph.js";
 import { reads } from "./forward.js";
 
 let inputId = null;
@@ -48,22 +48,30 @@ async function refresh() {
   loss.textContent = `${answer.loss_name} against class ${answer.class_names[answer.target]}: ${short(answer.loss, 8)}`;
   loss.dataset.value = String(answer.loss);
   const columns = document.getElementById("backward-layers");
+  const view = (layer, what, message, scale = null) => message      // whole, or paged from the server
+    ? tiles(decode(message), null, 2, scale)
+    : pagedTiles(layer[`${what}_paged`] || layer.grad_parts_paged, (start, count) => call("/api/maps",
+      { input_id: inputId, target: answer.target, node: layer.index, what, start, count }), null);
   const boxes = answer.layers.map((layer) => {
     const parts = [element("h3", { text: `${layer.index}: ${layer.type}` })];
     if (answer.graph) parts.push(element("div", { class: "reads", text: `reads ${reads(layer, answer.layers)}` }));
     if (layer.grad_parts) {         // read by several nodes: its gradient is the sum of theirs
-      const total = decode(layer.grad_output), pieces = layer.grad_parts.map((part) => decode(part.grad));
-      const common = scaleOf([total, ...pieces].flatMap((array) => Array.from(array.values)));   // one colour scale
-      parts.push(element("div", { class: "caption", text: `dL/d(output) = the sum of ${layer.grad_parts.length} parts (one colour scale)` }),
+      const whole = layer.grad_output && layer.grad_parts.every((part) => part.grad);
+      const common = whole ? scaleOf([layer.grad_output, ...layer.grad_parts.map((part) => part.grad)]
+        .flatMap((message) => Array.from(decode(message).values))) : null;                     // one colour scale
+      parts.push(element("div", { class: "caption", text: `dL/d(output) = the sum of ${layer.grad_parts.length} parts` +
+        (whole ? " (one colour scale)" : "") }),
         element("div", { class: "fan-row" },
-          element("div", {}, element("div", { class: "caption", text: "sum" }), tiles(total, null, 2, common)),
+          element("div", {}, element("div", { class: "caption", text: "sum" }), view(layer, "grad_output", layer.grad_output, common)),
           ...layer.grad_parts.map((part, k) => element("div", { class: "parts" },
-            element("div", { class: "caption", text: `from ${part.from}` }), tiles(pieces[k], null, 2, common)))));
+            element("div", { class: "caption", text: `from ${part.from}` }),
+            part.grad ? tiles(decode(part.grad), null, 2, common) : pagedTiles(part.grad_paged, (start, count) => call("/api/maps",
+              { input_id: inputId, target: answer.target, node: layer.index, what: `grad_part ${k}`, start, count }), null)))));
     } else {
-      parts.push(element("div", { class: "caption", text: "dL/d(output)" }), tiles(decode(layer.grad_output), null));
+      parts.push(element("div", { class: "caption", text: "dL/d(output)" }), view(layer, "grad_output", layer.grad_output));
     }
     for (const [key, grad] of Object.entries(layer.param_grads)) {
-      parts.push(element("div", { class: "caption", text: `dL/d(${key})` }), parameterPicture(decode(grad)));
+      parts.push(element("div", { class: "caption", text: `dL/d(${key})` }), pictureOrSummary(grad));
     }
     return element("div", { class: layer.grad_parts ? "column fan-out" : "column", title: layer.label }, ...parts);
   });
@@ -76,6 +84,13 @@ async function refresh() {
   const saliency = decode(answer.saliency);
   document.getElementById("saliency").replaceChildren(element("div", { class: "caption", text: "dL/d(input): which pixels move the loss" }),
     tiles(saliency, null, 4));
+}
+
+// A parameter array as a picture, or (too large to send whole) its shape and norm.
+export function pictureOrSummary(message) {
+  if (!message.paged) return parameterPicture(decode(message));
+  const { shape, norm, min, max } = message.paged;
+  return element("div", { class: "caption", text: `(${shape.join(", ")}): norm ${short(norm)}, from ${short(min)} to ${short(max)}` });
 }
 
 // A parameter array as one picture: a kernel bank (O, I, kh, kw) as an (O*kh) x (I*kw) mosaic,
@@ -108,7 +123,7 @@ async function step() {
   const result = document.getElementById("step-result");
   const rows = answer.layers.flatMap((layer) => Object.keys(layer.before).map((key) => element("div", { class: "step-row" },
     element("div", { class: "caption", text: `layer ${layer.index} ${key}: before, after, change = -lr * gradient (largest ${short(layer.largest_change[key])})` }),
-    parameterPicture(decode(layer.before[key])), parameterPicture(decode(layer.after[key])), parameterPicture(decode(layer.change[key])))));
+    pictureOrSummary(layer.before[key]), pictureOrSummary(layer.after[key]), pictureOrSummary(layer.change[key]))));
   const lossLine = element("p", {}, `loss before `, element("span", { id: "loss-before", text: short(answer.loss_before, 8) }),
     `, after `, element("span", { id: "loss-after", text: short(answer.loss_after, 8) }),
     ` (SGD, lr ${answer.lr}, step ${answer.steps_taken}); new prediction: `,

@@ -87,6 +87,17 @@ export function tiles(array, onPick, zoomFor = 2, sharedScale = null) {
   return box;
 }
 
+// An 8-bit page of channels from /api/maps ({shape, limit, signed, data}) back to approximate values
+// on the whole array's colour scale: {array: {shape, values}, scale}.
+export function fromLevels(page) {
+  const bytes = Uint8Array.from(atob(page.data), (c) => c.charCodeAt(0));
+  const values = new Float64Array(bytes.length);
+  for (let i = 0; i < bytes.length; i++) {
+    values[i] = page.signed ? (bytes[i] / 127.5 - 1) * page.limit : (bytes[i] / 255) * page.limit;
+  }
+  return { array: { shape: page.shape, values }, scale: { limit: page.limit, signed: page.signed } };
+}
+
 // A small 2-D (or 1-D) nested list of numbers as a table; `mark` = [row, col] to highlight.
 export function numberTable(rows, mark = null) {
   const table = element("table", { class: "numbers" });

@@ -3,7 +3,7 @@
 // lays them out from the engine's arrays: an Add's addends, the input a concatenated channel came from).
 import { call, decode, element, short } from "./api.js";
 import { numberTable, tiles } from "./draw.js";
-import { edgesOf, graphColumns } from "./graph.js";
+import { edgesOf, graphColumns, pagedTiles } from "./graph.js";
 import { showRanking } from "./input.js";
 
 let current = null;   // the input id the columns show
@@ -26,9 +26,14 @@ async function showForward(inputId) {
   const columns = document.getElementById("forward-layers");
   const input = decode(answer.input);
   const first = column("input", input, null);
-  const boxes = answer.layers.map((layer) =>
-    column(`${layer.index}: ${layer.type}`, decode(layer.output), (position) => showUnit(layer.index, position), layer.label,
-      answer.graph ? reads(layer, answer.layers) : null));
+  const boxes = answer.layers.map((layer) => {
+    const pick = (position) => showUnit(layer.index, position);
+    const title = `${layer.index}: ${layer.type}`, readsText = answer.graph ? reads(layer, answer.layers) : null;
+    if (layer.output) return column(title, decode(layer.output), pick, layer.label, readsText);
+    // a large output: its channels come page by page, when the column is seen
+    const fetchPage = (start, count) => call("/api/maps", { input_id: inputId, node: layer.index, what: "output", start, count });
+    return column(title, null, pick, layer.label, readsText, pagedTiles(layer.output_paged, fetchPage, pick), layer.output_paged.shape);
+  });
   if (!answer.graph) {
     columns.replaceChildren(first, ...boxes);
     return;
@@ -43,13 +48,13 @@ export function reads(layer, layers) {
   return layer.inputs.map((s) => (s < 0 ? "input" : `${s}: ${layers[s].type}`)).join(", ");
 }
 
-function column(title, array, onPick, label = "", readsText = null) {
+function column(title, array, onPick, label = "", readsText = null, paged = null, shape = null) {
   const merge = /^\d+: (Add|Concatenate|Multiply)$/.test(title);
   return element("div", { class: merge ? "column merge" : "column", title: label },
     element("h3", { text: title }),
     ...(readsText ? [element("div", { class: "reads", text: `reads ${readsText}` })] : []),
-    element("div", { class: "shape", text: `(${array.shape.join(", ")})` }),
-    tiles(array, onPick));
+    element("div", { class: "shape", text: `(${(shape || array.shape).join(", ")})` }),
+    paged || tiles(array, onPick));
 }
 
 async function showUnit(layer, position) {
@@ -61,7 +66,9 @@ async function showUnit(layer, position) {
     element("p", { class: "formula", text: detail.formula }),
   ];
   if (detail.field) {
-    parts.push(channelTables("receptive field x (per input channel)", detail.field),
+    const which = detail.channels > detail.channels_shown.length
+      ? ` (the ${detail.channels_shown.length} of ${detail.channels} input channels that add the most: ${detail.channels_shown.join(", ")})` : "";
+    parts.push(channelTables(`receptive field x (per input channel)${which}`, detail.field),
       channelTables("kernel weight", detail.kernel), channelTables("x * weight", detail.products),
       element("p", { text: `bias ${short(detail.bias, 6)}` }));
   } else if (detail.window) {

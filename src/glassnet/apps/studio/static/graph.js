@@ -2,6 +2,7 @@
 // edges as curves in an SVG drawn over the columns. Needs no layout library: depth columns suit
 // chains and the series-parallel graphs of ResNet and Inception blocks. A chain is one row, as before.
 import { element } from "./api.js";
+import { fromLevels, tiles } from "./draw.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -63,3 +64,33 @@ function depthOf(container, key) {
 export function edgesOf(nodes) {
   return nodes.flatMap((node) => node.inputs.map((source) => [source, node.index]));
 }
+
+// A large array the server sends in pages (`paged`: its shape and range): channels `start ..` at a time,
+// asked for when the column first comes into view; prev/next move through them. onPick gets the
+// position in the whole array.
+export function pagedTiles(description, fetchPage, onPick) {
+  const box = element("div", { class: "paged" });
+  const caption = element("div", { class: "caption" });
+  const holder = element("div");
+  const total = description.shape[0];
+  let start = 0;
+  const show = async () => {
+    const page = await fetchPage(start, PAGE);
+    if (!page) return;
+    const { array, scale } = fromLevels(page);
+    caption.textContent = `channels ${start}-${start + array.shape[0] - 1} of ${total} (8-bit; click for exact numbers)`;
+    holder.replaceChildren(tiles(array, onPick ? (p) => onPick([p[0] + start, ...p.slice(1)]) : null, 2, scale));
+  };
+  const move = (delta) => element("button", { text: delta < 0 ? "prev" : "next", class: "page-button", onclick: () => {
+    const next = start + delta * PAGE;
+    if (next >= 0 && next < total) { start = next; show(); }
+  } });
+  box.append(caption, element("div", { class: "controls" }, move(-1), move(1)), holder);
+  const seen = new IntersectionObserver((entries) => {
+    if (entries.some((entry) => entry.isIntersecting)) { seen.disconnect(); show(); }
+  });
+  seen.observe(box);
+  return box;
+}
+
+const PAGE = 16;
