@@ -88,3 +88,30 @@ def test_conv2d_without_bias_matches_torch(backend):
     assert_matches(run.dx, ref_dx)
     assert_matches(run.grads["weight"], ref_dw)
     assert set(run.grads) == {"weight"}
+
+
+@pytest.mark.parametrize("mode", ["keep", "input", "auto"])
+def test_what_forward_keeps_changes_memory_not_numbers(monkeypatch, mode):
+    """Columns kept or made again in backward: the same gradients bit for bit; "auto" keeps a layer's
+    columns only up to KEPT_COLUMN_BYTES (here lowered so that the first case keeps, the second not)."""
+    from glassnet.nn.layers import conv as conv_module
+    rng = np.random.default_rng(3)
+    x, dy = rng.standard_normal((4, 3, 9, 9)), rng.standard_normal((4, 5, 9, 9))
+    reference = gn.Conv2D(3, 5, 3, padding=1, rng=0)
+    monkeypatch.setattr(conv_module, "COLUMN_MEMORY", "keep")
+    reference.forward(x)
+    expected = reference.backward(dy), dict(reference.grads)
+    monkeypatch.setattr(conv_module, "COLUMN_MEMORY", mode)
+    monkeypatch.setattr(conv_module, "KEPT_COLUMN_BYTES", 27 * 4 * 81 * 8)       # exactly this batch's columns
+    for batch in (4, 2):                                   # both within the limit: kept under "auto"
+        layer = gn.Conv2D(3, 5, 3, padding=1, rng=0)
+        layer.forward(x[:batch])
+        kept = layer._cache[0]
+        assert kept.ndim == (2 if mode == "keep" or mode == "auto" else 4)
+    monkeypatch.setattr(conv_module, "KEPT_COLUMN_BYTES", 100)
+    layer = gn.Conv2D(3, 5, 3, padding=1, rng=0)
+    layer.forward(x)
+    assert layer._cache[0].ndim == (2 if mode == "keep" else 4)
+    np.testing.assert_array_equal(layer.backward(dy), expected[0])
+    for key, grad in expected[1].items():
+        np.testing.assert_array_equal(layer.grads[key], grad)

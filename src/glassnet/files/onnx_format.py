@@ -508,7 +508,8 @@ class _GraphReader:
             flow.pooled, flow.after_weights = self.attribute(node, "keepdims", "int", 1) == 1, False
             return
         if op in ("Conv", "MaxPool", "AveragePool", "BatchNormalization", "GlobalAveragePool",
-                  "GlobalMaxPool", "ReduceMean", "ReduceMax") and (flow.layout != "NCHW" or len(flow.shape) != 3 or flow.pooled):
+                  "GlobalMaxPool", "ReduceMean", "ReduceMax") and (
+                flow.layout != "NCHW" or len(flow.shape) != 3 or flow.pooled):
             raise GlassnetError(f"{_where(self, node)}: expects NCHW image data here")
         if flow.pooled:                                                 # (N, C, 1, 1) -> (N, C): nothing to do
             if op not in ("Flatten", "Reshape"):
@@ -660,8 +661,9 @@ def _import_conv(reader, node, shape, used):
     kernel = tuple(reader.attribute(node, "kernel_shape", "ints", list(weight.shape[2:]), size=2, low=1))
     stride = tuple(reader.attribute(node, "strides", "ints", [1, 1], size=2, low=1))
     if kernel != weight.shape[2:] or (bias is not None and bias.size != weight.shape[0]):
-        raise GlassnetError(f"{_where(reader, node)}: kernel_shape {list(kernel)} and bias of {None if bias is None else bias.size} "
-                            f"values do not fit the weight {list(weight.shape)}")
+        biases = None if bias is None else bias.size
+        raise GlassnetError(f"{_where(reader, node)}: kernel_shape {list(kernel)} and bias of {biases} values do not "
+                            f"fit the weight {list(weight.shape)}")
     layer = Conv2D(weight.shape[1], weight.shape[0], kernel, stride, _pads(reader, node, a, kernel, stride),
                    bias=bias is not None, dtype=reader.dtype)
     layer.params["weight"] = weight.astype(reader.dtype)
@@ -879,7 +881,8 @@ def _import_reduce(reader, node, shape, used, layout="NCHW"):
     return [kind(dtype=reader.dtype)], node.output[0]
 
 
-IMPORTERS = {"Conv": _import_conv, "GlobalAveragePool": _import_global_pool, "GlobalMaxPool": _import_global_pool, "MaxPool": _import_pool, "AveragePool": _import_pool,
+IMPORTERS = {"Conv": _import_conv, "GlobalAveragePool": _import_global_pool, "GlobalMaxPool": _import_global_pool,
+             "MaxPool": _import_pool, "AveragePool": _import_pool,
              "Flatten": _import_flatten, "Reshape": _import_flatten, "Gemm": _import_gemm, "MatMul": _import_matmul,
              "BatchNormalization": _import_batchnorm, "Softmax": _import_softmax,
              "Relu": _simple(ReLU), "LeakyRelu": _simple(LeakyReLU), "Sigmoid": _simple(Sigmoid),

@@ -153,7 +153,8 @@ def _call_function(kind, node, values, where):
         return _Value(pool()(_plain(value, where)), pooled=True)
     if kind in ("mean", "amax"):
         dims = argument(1, "dim", None)
-        dims = sorted(d % 4 for d in (dims if isinstance(dims, (list, tuple)) else [dims])) if dims is not None else None
+        if dims is not None:
+            dims = sorted(d % 4 for d in (dims if isinstance(dims, (list, tuple)) else [dims]))
         if dims != [2, 3]:
             raise GlassnetError(f"{where}: {kind} over dims {dims}: only over (2, 3) of (N, C, H, W) is supported")
         pool = GlobalAvgPool2D if kind == "mean" else GlobalMaxPool2D

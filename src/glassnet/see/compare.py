@@ -1,7 +1,8 @@
 """``gn.compare(model, other, x)``: two models on the same input, layer by layer.
 
 Seed 003 checks a hand-built network against Keras weight by weight; this is that check as one
-call (node by node for graph models). ``other`` is a glassnet ``Sequential`` or ``Model``, a ``torch.nn.Sequential`` (its own modules run; each
+call (node by node for graph models). ``other`` is a glassnet ``Sequential`` or ``Model``, a
+``torch.nn.Sequential`` (its own modules run; each
 output is recorded with a forward hook) or a Keras ``Sequential`` (its own layers run one after the
 other on NHWC data; outputs are compared in NCHW, and a Keras layer that glassnet splits in two,
 such as Conv2D with ``activation="relu"``, is compared at the end of the pair; gradients are not

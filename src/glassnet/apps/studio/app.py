@@ -235,7 +235,8 @@ def create_app(studio, bound_host="127.0.0.1"):
         return FileResponse(STATIC / "index.html")
 
     json_routes = [("/api/model", model_info, "GET"), ("/api/predict", predict, "POST"),
-                   ("/api/trace", trace_view, "POST"), ("/api/unit", unit, "POST"), ("/api/maps", maps, "POST"), ("/api/step", step, "POST"),
+                   ("/api/trace", trace_view, "POST"), ("/api/unit", unit, "POST"), ("/api/maps", maps, "POST"),
+                   ("/api/step", step, "POST"),
                    ("/api/revert", revert, "POST"), ("/api/save", save_model, "POST"),
                    ("/api/example", example, "GET"), ("/api/train/options", train_options, "GET"),
                    ("/api/train", train_start, "POST"), ("/api/train/pause", job_action("pause"), "POST"),

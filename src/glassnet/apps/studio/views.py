@@ -302,7 +302,8 @@ class Studio:
             self.steps_taken += 1
             budget = Budget()
             layers = [{"index": step.index, "layer": step.layer_index, "type": step.layer.split("(")[0],
-                       "label": step.layer, "before": {k: budget.whole_or_summary(v) for k, v in step.params_before.items()},
+                       "label": step.layer,
+                       "before": {k: budget.whole_or_summary(v) for k, v in step.params_before.items()},
                        "after": {k: budget.whole_or_summary(v) for k, v in step.params_after.items()},
                        "change": {k: budget.whole_or_summary(step.params_after[k] - v)
                                   for k, v in step.params_before.items()},
