@@ -93,6 +93,13 @@ def peak_rss_reset():
         handle.write("5")
 
 
+def current_rss_bytes():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
 def peak_rss_bytes():
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -137,11 +144,17 @@ def main(argv=None):
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.goto(server.url)
         expect(page.locator("#model-line")).to_contain_text("parameters", timeout=60_000)
-        page.on("response", lambda r: received.append((r.url, len(r.body()))) if "/api/" in r.url else None)
+        def relay(route):                       # every API reply's size, read in passing
+            response = route.fetch()
+            received.append((route.request.url, len(response.body())))
+            route.fulfill(response=response)
+        page.route("**/api/**", relay)
         peak_rss_reset()
+        report["server_rss_before_bytes"] = current_rss_bytes()
         started = time.perf_counter()
         page.set_input_files("#file", str(picture))
         expect(page.locator("#forward-layers .graph .column")).to_have_count(report["nodes"] + 1, timeout=300_000)
+        page.locator("#forward-layers").scroll_into_view_if_needed()      # pages load for the columns in view
         expect(page.locator("#forward-layers .paged canvas").first).to_be_visible(timeout=120_000)
         page.wait_for_load_state("networkidle")
         report["seconds_to_first_forward_view"] = time.perf_counter() - started
@@ -152,9 +165,11 @@ def main(argv=None):
             route = url.split("/api/")[1]
             report["bytes_by_route"][route] = report["bytes_by_route"].get(route, 0) + size
         page.screenshot(path=str(out / "studio-resnet50-forward.png"))
-        # a unit of a 2,048-channel node: the last block's Add
+        # a unit of a 2,048-channel node: the last block's last convolution (1x1, 512 -> 2048)
         shapes = page.locator("#forward-layers .column .shape").all_inner_texts()
-        wide = [i for i, text in enumerate(shapes) if text.startswith("(2048,")]
+        titles = page.locator("#forward-layers .column h3").all_inner_texts()
+        wide = [i for i, (text, title) in enumerate(zip(shapes, titles))
+                if text.startswith("(2048,") and title.endswith("Conv2D")]
         column = page.locator("#forward-layers .column").nth(wide[-1])
         column.scroll_into_view_if_needed()
         tile = column.locator(".paged canvas").nth(3)
@@ -162,6 +177,9 @@ def main(argv=None):
         clicked = time.perf_counter()
         tile.click()
         expect(page.locator("#unit-detail h3")).to_contain_text("unit [3,", timeout=120_000)
+        total = float(page.locator("#unit-sum").get_attribute("data-value"))          # the terms, summed in float64
+        value = float(page.locator("#unit-value").get_attribute("data-value"))        # the engine's float32 value
+        report["unit_sum_minus_value_relative"] = abs(total - value) / max(abs(value), 1e-30)
         report["seconds_to_unit_detail"] = time.perf_counter() - clicked
         report["unit_heading"] = page.locator("#unit-detail h3").inner_text()
         report["unit_formula"] = page.locator("#unit-detail .formula").inner_text()

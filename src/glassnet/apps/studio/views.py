@@ -33,7 +33,7 @@ from .jobs import TrainingJob
 
 MAX_UPLOAD_PIXELS = 4096 * 4096   # larger images are refused from their header
 INLINE_VALUES = 1 << 16           # a node's array travels whole in /api/trace up to this many values ...
-INLINE_TOTAL = 1 << 21            # ... while the reply's arrays stay under this many; larger ones are paged
+INLINE_TOTAL = 1 << 18            # ... while the reply's arrays stay under this many; larger ones are paged
 PAGE_CHANNELS = 16                # channels per /api/maps page (the page asks for more)
 UNIT_CHANNELS = 16                # a conv unit's detail shows this many input channels (the largest terms)
 TRACE_MEMORY = 1 << 30            # bytes of recorded passes kept for the page; least recently used go first
@@ -185,8 +185,7 @@ class Studio:
         with self.lock:
             model = self._require_model()
             x = self._input(input_id)
-            loss, target_array, label = self._target(model, x, target)
-            record = self._recorded(input_id, label if gradients else None, gradients, loss, target_array)
+            record, loss, label = self._pass(model, input_id, x, target, gradients)
             budget = Budget()
             layers, sources, depths, readers = [], _node_sources(model), _depths(model), _readers(model)
             for step in record.steps:
@@ -210,6 +209,15 @@ class Studio:
                 "loss_name": type(loss).__name__, "loss": None}
             return {"input_id": str(input_id), "input": encode(x[0]), "target": label, **loss_part,
                     "layers": layers, "graph": not model.is_chain, **saliency, **self._ranking(probabilities)}
+
+    def _pass(self, model, input_id, x, target, gradients):
+        """(recorded pass, loss, target class): the forward pass alone needs no target (its class is the
+        predicted one, read from the pass itself); with gradients the loss needs one."""
+        if not gradients:
+            record = self._recorded(input_id, None, False, None, None)
+            return record, loss_for(model, model.metadata.get("loss")), int(np.argmax(record.steps[-1].output[0]))
+        loss, target_array, label = self._target(model, x, target)
+        return self._recorded(input_id, label, True, loss, target_array), loss, label
 
     def _recorded(self, input_id, label, gradients, loss, target_array):
         """The pass for this input (and target): ``gn.trace`` with gradients, else the forward values
@@ -241,9 +249,7 @@ class Studio:
             nodes = len(model.graph.nodes)
             if type(node) is not int or not 0 <= node < nodes:
                 raise StudioError(400, f"node must be an index in [0, {nodes - 1}]. Received: {node!r}")
-            gradients = what != "output"
-            loss, target_array, label = self._target(model, x, target)
-            record = self._recorded(input_id, label if gradients else None, gradients, loss, target_array)
+            record, _, _ = self._pass(model, input_id, x, target, what != "output")
             step = record.steps[node]
             array = _pick(step, what)
             if type(start) is not int or type(count) is not int or not (0 <= start < array.shape[0] and 1 <= count):

@@ -22,7 +22,10 @@ async function showModel() {
     line.textContent = "No model loaded: train one in the Train view (it becomes the studio's model when it finishes).";
     return;
   }
-  line.textContent = `${model.source}: ${model.layers.map((l) => l.type).join(" > ")}, ${model.parameters.toLocaleString()} parameters, ${model.dtype}`
+  const shape = model.graph
+    ? `a graph of ${model.layers.length} nodes (${model.layers.filter((l) => ["Add", "Concatenate", "Multiply"].includes(l.type)).length} merges)`
+    : model.layers.map((l) => l.type).join(" > ");
+  line.textContent = `${model.source}: ${shape}, ${model.parameters.toLocaleString()} parameters, ${model.dtype}`
     + (model.takes_images ? "" : " (not an image model: drawing is off)");
   document.getElementById("summary").textContent = model.summary;
 }
