@@ -60,6 +60,7 @@ class Model:
                 raise GlassnetError(f"{type(self).__name__}: item {index} is not a glassnet layer. Received: {layer!r}")
         self.graph = graph
         self.layers = graph.layers
+        self._input_owners = [self._input_owner(index) for index in range(graph.input_count)]
         self.input_shapes = [tuple(shape) for shape in input_shapes] if input_shapes is not None else None
         if self.input_shapes is not None:
             graph.value_shapes(self.input_shapes)      # every node's shape checked before any data flows
@@ -129,9 +130,7 @@ class Model:
         reference = self._first_parameter()
         checked = []
         for index, batch in enumerate(xs):
-            first = self.layers[self.graph.nodes[self._first_reader(index)][0]]
-            owner = f"{type(self).__name__} (layer 0: {type(first).__name__})" if count == 1 else \
-                f"{type(self).__name__} input {index}"
+            owner = self._input_owners[index]
             batch = as_float_array(batch, owner, self.dtype)
             if self.input_shapes is not None and tuple(batch.shape[1:]) != self.input_shapes[index]:
                 raise GlassnetError(f"{owner}: expected a batch of shape (N, "
@@ -145,8 +144,12 @@ class Model:
             checked.append(batch)
         return checked
 
-    def _first_reader(self, value):
-        return next(k for k, (_, sources) in enumerate(self.graph.nodes) if value in sources)
+    def _input_owner(self, index):
+        """How errors about input ``index`` name it: "Sequential (layer 0: Conv2D)", "Model input 1"."""
+        if self.graph.input_count > 1:
+            return f"{type(self).__name__} input {index}"
+        reader = next(k for k, (_, sources) in enumerate(self.graph.nodes) if index in sources)
+        return f"{type(self).__name__} (layer 0: {type(self.layers[self.graph.nodes[reader][0]]).__name__})"
 
     # -- modes and dtype ------------------------------------------------------------
     def train(self, mode=True):

@@ -151,9 +151,9 @@ def feature_maps(model, x, path, max_maps=16):
         for k, channel in enumerate(channels[:max_maps]):
             axis = axes[row + k // columns, k % columns]
             axis.imshow(channel, cmap="viridis")
-            axis.set_title(f"layer {index} ch {k}", fontsize=7)
+            axis.set_title(f"{'layer' if model.is_chain else 'node'} {index} ch {k}", fontsize=7)
         row += math.ceil(len(channels[:max_maps]) / columns)
-    figure.suptitle("feature maps of every Conv2D layer")
+    figure.suptitle("feature maps of every Conv2D " + ("layer" if model.is_chain else "node"))
     return _save(figure, path)
 
 
