@@ -32,14 +32,14 @@ from .summary import summary_html, summary_text
 class Model:
     """A graph of layers from ``inputs`` to ``outputs`` (Keras' functional model).
 
+    ``forward`` takes one array per input (a list when there are several) and returns one per output;
+    ``model.layers`` lists each layer once, in the order the nodes first call it.
+
     Parameters
     ----------
     inputs : a SymbolicTensor from ``gn.Input`` or a list of them
     outputs : the SymbolicTensor(s) to compute, made by calling layers on the inputs
     dtype : None (keep each layer's dtype) or float32 / float64 to convert every layer
-
-    ``forward`` takes one array per input (a list when there are several) and returns one per output.
-    ``model.layers`` lists each layer once, in the order the nodes first call it.
     """
 
     def __init__(self, inputs, outputs, dtype=None):

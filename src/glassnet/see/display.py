@@ -69,12 +69,12 @@ def _from(label, source):
 def trace_html(record):
     """A trace: each layer collapsible, forward arrays, backward arrays, the update; the loss in between."""
     chain = all(len(step.sources) == 1 and not step.grad_parts for step in record.steps)
-    parts = ["<div class='glassnet-trace'>"]
+    parts = ["<div class='glassnet-trace'>", array_html("input", record.steps[0].input) if chain and record.steps else ""]
     for step in record.steps:
         inputs = step.input if step.merges else [step.input]
         input_grads = step.grad_input if step.merges else [step.grad_input]
-        inner = [] if chain and step.index else [array_html(_from("input", source), value)
-                                                   for source, value in zip(step.sources, inputs)]
+        inner = [] if chain else [array_html(_from("input", source), value)
+                                  for source, value in zip(step.sources, inputs)]
         inner += [array_html(key, value) for key, value in step.params_before.items()]
         inner.append(array_html("output", step.output))
         inner += [array_html(f"dL/d(output), part {k} (from reader {k})", part)
