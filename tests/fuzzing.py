@@ -91,6 +91,11 @@ def mutate_graph_header(data, rng):
         layers = header["layers"]
         i, j = rng.integers(len(layers), size=2)
         layers[i], layers[j] = layers[j], layers[i]
+    return with_new_header(members, header)
+
+
+def with_new_header(members, header):
+    """The archive of ``members`` (name -> bytes) with its JSON header replaced by ``header``."""
     payload = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     buffer = io.BytesIO()
     np.lib.format.write_array(buffer, payload)
@@ -123,15 +128,7 @@ def mutate_json_header(data, rng):
     for key in trail[:-1]:
         node = node[key]
     node[trail[-1]] = hostile[rng.integers(len(hostile))]
-    payload = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-    buffer = io.BytesIO()
-    np.lib.format.write_array(buffer, payload)
-    members["__glassnet__.npy"] = buffer.getvalue()
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as archive:
-        for name, content in members.items():
-            archive.writestr(name, content)
-    return out.getvalue()
+    return with_new_header(members, header)
 
 
 def mutate(data, rng):
