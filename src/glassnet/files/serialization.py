@@ -80,8 +80,14 @@ def _declared_size(kind, config, index, path):
         if type(value) is not int or value < 0:
             raise GlassnetError(f"{path}: layer {index} ({kind}) has a bad {key}: {value!r}")
         return value
+    groups = max(1, integer("groups", 1))
     if kind == "Conv2D":
-        return integer("out_channels") * (integer("in_channels") * integer("kernel_size") + 1)
+        return integer("out_channels") * (integer("in_channels") // groups * integer("kernel_size") + 1)
+    if kind == "ConvTranspose2D":
+        return integer("in_channels") * integer("out_channels") // groups * integer("kernel_size") \
+            + integer("out_channels")
+    if kind == "PReLU":
+        return integer("num_parameters", 1)
     if kind == "Dense":
         return integer("out_features") * (integer("in_features") + 1)
     if kind == "BatchNorm2D":

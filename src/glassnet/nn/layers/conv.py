@@ -6,14 +6,14 @@ from ...backend import contiguous, namespace, numpy_dtype, same_place
 from ...errors import GlassnetError
 from ...validation import as_float_array, as_gradient, check_batch, int_pair, make_rng, positive_int
 from .base import Layer
-from .windows import col2im, crop_padding, im2col, output_size, pad_images
+from .windows import col2im, crop_padding, im2col, output_size, pad_images, span
 
 
-def resolve_padding(padding, kernel, stride, owner):
+def resolve_padding(padding, kernel, stride, owner, dilation=(1, 1)):
     """Turn ``padding`` (int, pair, "valid" or "same") into (top, bottom, left, right).
 
-    "same" keeps H and W for stride 1; for an even kernel the extra row/column goes
-    at the bottom/right, as in PyTorch.
+    "same" keeps H and W for stride 1: the kernel's span ``dilation * (k - 1)`` in all, and for an
+    odd total the extra row/column at the bottom/right, as in PyTorch.
     """
     if isinstance(padding, str):
         mode = padding.lower()
@@ -24,9 +24,8 @@ def resolve_padding(padding, kernel, stride, owner):
                 raise GlassnetError(
                     f"{owner}: padding='same' needs stride 1 (as in PyTorch). Received: stride={stride}"
                 )
-            (kh, kw) = kernel
-            top, left = (kh - 1) // 2, (kw - 1) // 2
-            return (top, kh - 1 - top, left, kw - 1 - left)
+            total_h, total_w = (d * (k - 1) for k, d in zip(kernel, dilation))
+            return (total_h // 2, total_h - total_h // 2, total_w // 2, total_w - total_w // 2)
         raise GlassnetError(
             f"{owner}: padding must be an int, a pair, 'valid' or 'same'. Received: padding={padding!r}"
         )
@@ -34,21 +33,57 @@ def resolve_padding(padding, kernel, stride, owner):
     return (ph, ph, pw, pw)
 
 
-def padding_argument(pads, kernel, stride):
+def padding_argument(pads, kernel, stride, dilation=(1, 1)):
     """(top, bottom, left, right) -> the ``padding`` argument that gives it: (ph, pw) when even, "same"
     when it is stride 1's "same" (the extra row/column at the bottom/right), else None."""
     top, bottom, left, right = pads
     if top == bottom and left == right:
         return (top, left)
-    if tuple(stride) == (1, 1) and tuple(pads) == resolve_padding("same", tuple(kernel), (1, 1), "Conv2D"):
+    same = resolve_padding("same", tuple(kernel), (1, 1), "Conv2D", tuple(dilation))
+    if tuple(stride) == (1, 1) and tuple(pads) == same:
         return "same"
     return None
 
 
-class Conv2D(Layer):
-    """2-D convolution over a batch of images.
+def channel_groups(in_channels, out_channels, groups, owner):
+    """Check that ``groups`` divides both channel counts (as PyTorch); returns groups as an int."""
+    groups = positive_int(groups, "groups", owner)
+    if in_channels % groups or out_channels % groups:
+        raise GlassnetError(f"{owner}: in_channels ({in_channels}) and out_channels ({out_channels}) must both "
+                            f"be divisible by groups. Received: groups={groups}")
+    return groups
 
-    ``y[n, f, i, j] = bias[f] + sum_{c, u, v} weight[f, c, u, v] * x_pad[n, c, i*sh + u, j*sw + v]``
+
+def grouped_matmul(a, b, groups):
+    """``a @ b`` per channel group: a (G*A, K), b (G*K, P) -> (G*A, P); block g of a times block g of b.
+
+    One GEMM for groups=1; a batched matmul over the G groups otherwise (no Python loop over groups).
+    """
+    if groups == 1:
+        return a @ b
+    xp = namespace(a)
+    rows, inner = a.shape
+    product = xp.reshape(a, (groups, rows // groups, inner)) @ xp.reshape(b, (groups, inner, b.shape[1]))
+    return xp.reshape(product, (rows, b.shape[1]))
+
+
+def grouped_transpose(a, groups):
+    """The transpose of each group's block: (G*A, K) -> (G*K, A)."""
+    xp = namespace(a)
+    if groups == 1:
+        return xp.matrix_transpose(a)
+    rows, inner = a.shape
+    blocks = xp.matrix_transpose(xp.reshape(a, (groups, rows // groups, inner)))
+    return xp.reshape(blocks, (groups * inner, rows // groups))
+
+
+class Conv2D(Layer):
+    """2-D convolution over a batch of images, grouped and dilated as PyTorch's ``nn.Conv2d``.
+
+    ``y[n, f, i, j] = bias[f] + sum_{c, u, v} weight[f, c, u, v] * x_pad[n, g*Cg + c, i*sh + u*dh, j*sw + v*dw]``
+    with ``g = f // (F / groups)`` the group of output channel f and ``Cg = C / groups`` channels per
+    group: each group of F/groups filters reads only its own C/groups input channels. ``groups = C``
+    is a depthwise convolution (F = C times a channel multiplier).
 
     Parameters
     ----------
@@ -57,6 +92,10 @@ class Conv2D(Layer):
     stride : int or (sh, sw), default 1
     padding : int, (ph, pw), "valid" or "same", default 0
         Zero padding. "same" (stride 1 only) keeps the spatial size.
+    dilation : int or (dh, dw), default 1
+        Spacing between kernel taps: a kernel spans ``dh * (kh - 1) + 1`` rows.
+    groups : int, default 1
+        Divides in_channels and out_channels.
     bias : bool, default True
     weight_init : "torch" (default, PyTorch's kaiming_uniform(a=sqrt(5))), "he" or "glorot"
     rng : np.random.Generator, int seed or None
@@ -65,17 +104,19 @@ class Conv2D(Layer):
     Shapes
     ------
     Input (N, in_channels, H, W); output (N, out_channels, OH, OW) with
-    ``OH = floor((H + pad_top + pad_bottom - kh) / sh) + 1`` and likewise OW.
-    weight (out_channels, in_channels, kh, kw); bias (out_channels,).
+    ``OH = floor((H + pad_top + pad_bottom - dh * (kh - 1) - 1) / sh) + 1`` and likewise OW.
+    weight (out_channels, in_channels / groups, kh, kw); bias (out_channels,).
 
     Examples
     --------
     >>> conv = Conv2D(1, 8, kernel_size=3, padding="same", rng=0)
     >>> conv(np.zeros((2, 1, 28, 28))).shape
     (2, 8, 28, 28)
+    >>> Conv2D(8, 16, 3, groups=8, dilation=2, rng=0).params["weight"].shape   # depthwise, multiplier 2
+    (16, 1, 3, 3)
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True, weight_init="torch", rng=None, dtype=np.float64):
         super().__init__(dtype)
         name = "Conv2D"
@@ -83,13 +124,16 @@ class Conv2D(Layer):
         self.out_channels = positive_int(out_channels, "out_channels", name)
         self.kernel_size = int_pair(kernel_size, "kernel_size", name)
         self.stride = int_pair(stride, "stride", name)
+        self.dilation = int_pair(dilation, "dilation", name)
+        self.groups = channel_groups(self.in_channels, self.out_channels, groups, name)
         self.padding = padding if isinstance(padding, str) else int_pair(padding, "padding", name, minimum=0)
-        self.pads = resolve_padding(padding, self.kernel_size, self.stride, name)
+        self.pads = resolve_padding(padding, self.kernel_size, self.stride, name, self.dilation)
         self.use_bias = bool(bias)
         self.weight_init = weight_init
         kh, kw = self.kernel_size
-        shape = (self.out_channels, self.in_channels, kh, kw)
-        fan_in, fan_out = self.in_channels * kh * kw, self.out_channels * kh * kw
+        group_channels = self.in_channels // self.groups
+        shape = (self.out_channels, group_channels, kh, kw)
+        fan_in, fan_out = group_channels * kh * kw, self.out_channels // self.groups * kh * kw
         generator = make_rng(rng, name)
         self.params["weight"] = init.initial_weight(weight_init, shape, fan_in, fan_out, generator, self.dtype, name)
         if self.use_bias:
@@ -97,12 +141,17 @@ class Conv2D(Layer):
         self._cache = None
 
     def get_config(self):
-        return {
+        config = {
             "in_channels": self.in_channels, "out_channels": self.out_channels,
             "kernel_size": list(self.kernel_size), "stride": list(self.stride),
             "padding": self.padding if isinstance(self.padding, str) else list(self.padding),
-            "bias": self.use_bias,
         }
+        if self.dilation != (1, 1):
+            config["dilation"] = list(self.dilation)
+        if self.groups != 1:
+            config["groups"] = self.groups
+        config["bias"] = self.use_bias
+        return config
 
     def check_input_shape(self, input_shape):
         self._expect_sample(input_shape, f"({self.in_channels}, H, W)", 3, self.in_channels)
@@ -114,12 +163,13 @@ class Conv2D(Layer):
 
     def _spatial_output(self, H, W):
         (kh, kw), (sh, sw), (top, bottom, left, right) = self.kernel_size, self.stride, self.pads
-        if H + top + bottom < kh or W + left + right < kw:
+        (dh, dw) = self.dilation
+        if H + top + bottom < span(kh, dh) or W + left + right < span(kw, dw):
             raise GlassnetError(
-                f"Conv2D: kernel_size={self.kernel_size} is larger than the padded input "
-                f"({H + top + bottom}, {W + left + right}) (input H, W = ({H}, {W}), padding={self.padding!r})"
+                f"Conv2D: kernel_size={self.kernel_size} (dilation {self.dilation}) is larger than the padded "
+                f"input ({H + top + bottom}, {W + left + right}) (input H, W = ({H}, {W}), padding={self.padding!r})"
             )
-        return output_size(H, kh, sh, top, bottom), output_size(W, kw, sw, left, right)
+        return output_size(H, kh, sh, top, bottom, dh), output_size(W, kw, sw, left, right, dw)
 
     def forward(self, x):
         """x: (N, C, H, W) -> (N, F, OH, OW)."""
@@ -132,8 +182,8 @@ class Conv2D(Layer):
         weight = self.params["weight"]
         same_place(x, weight, "input", "Conv2D")
         x_padded = pad_images(x, self.pads)
-        cols = im2col(x_padded, self.kernel_size, self.stride, (OH, OW))   # (C*kh*kw, N*OH*OW)
-        out = xp.reshape(weight, (F, -1)) @ cols                           # (F, N*OH*OW): one GEMM for the batch
+        cols = im2col(x_padded, self.kernel_size, self.stride, (OH, OW), self.dilation)   # (C*kh*kw, N*OH*OW)
+        out = grouped_matmul(xp.reshape(weight, (F, -1)), cols, self.groups)   # (F, N*OH*OW): one GEMM per group
         if self.use_bias:
             out += xp.reshape(self.params["bias"], (F, 1))
         # backward needs the columns again; kept, they cost kh*kw times the input's memory, so only the
@@ -145,17 +195,17 @@ class Conv2D(Layer):
     def _columns(self):
         """The columns of the last forward pass: kept (2-D), or made again from the kept padded input (4-D)."""
         kept, _, (N, OH, OW) = self._cache
-        return im2col(kept, self.kernel_size, self.stride, (OH, OW)) if kept.ndim == 4 else kept
+        return im2col(kept, self.kernel_size, self.stride, (OH, OW), self.dilation) if kept.ndim == 4 else kept
 
     def backward(self, dy):
         """dy: (N, F, OH, OW) -> dL/dx: (N, C, H, W); fills grads["weight"], grads["bias"]."""
         dy_rows = self._parameter_grads(dy)
         _, padded_shape, (N, OH, OW) = self._cache
         xp = namespace(dy_rows)
-        # out = W @ cols + b  =>  dcols = W^T @ dy; each column entry flows back to the pixel it was read from
+        # out_g = W_g @ cols_g + b  =>  dcols_g = W_g^T @ dy_g; each column entry flows back to the pixel it was read from
         weight_rows = xp.reshape(self.params["weight"], (self.out_channels, -1))
-        dcols = xp.matrix_transpose(weight_rows) @ dy_rows                             # (C*kh*kw, N*OH*OW)
-        dx_padded = col2im(dcols, padded_shape, self.kernel_size, self.stride, (OH, OW))
+        dcols = grouped_matmul(grouped_transpose(weight_rows, self.groups), dy_rows, self.groups)  # (C*kh*kw, N*OH*OW)
+        dx_padded = col2im(dcols, padded_shape, self.kernel_size, self.stride, (OH, OW), self.dilation)
         return crop_padding(dx_padded, self.pads)
 
     def backward_parameters(self, dy):
@@ -167,13 +217,19 @@ class Conv2D(Layer):
         self._require_cache(self._cache)
         _, _, (N, OH, OW) = self._cache
         cols = self._columns()
-        F, C, kh, kw = self.params["weight"].shape
+        F, Cg, kh, kw = self.params["weight"].shape
         dy = as_gradient(dy, self.dtype)
         self._check_grad_shape(dy, (N, F, OH, OW))
         xp = namespace(dy)
         dy_rows = xp.reshape(xp.permute_dims(dy, (1, 0, 2, 3)), (F, N * OH * OW))    # (F, N*OH*OW) copy
-        # out = W @ cols + b  =>  dW = dy @ cols^T,  db = sum of dy over samples and positions
-        self.grads["weight"] = xp.reshape(weight_gradient(dy_rows, cols, N), (F, C, kh, kw))
+        # out_g = W_g @ cols_g + b  =>  dW_g = dy_g @ cols_g^T,  db = sum of dy over samples and positions
+        if self.groups == 1:
+            weight_grad = weight_gradient(dy_rows, cols, N)
+        else:
+            G = self.groups
+            weight_grad = (xp.reshape(dy_rows, (G, F // G, -1))
+                           @ xp.matrix_transpose(xp.reshape(cols, (G, Cg * kh * kw, -1))))
+        self.grads["weight"] = xp.reshape(weight_grad, (F, Cg, kh, kw))
         if self.use_bias:
             self.grads["bias"] = xp.sum(dy_rows, axis=1)
         return dy_rows

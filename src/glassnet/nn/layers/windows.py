@@ -1,7 +1,7 @@
 """Sliding windows over NCHW batches: the one place where convolution and pooling
 turn images into patches and patch gradients back into images.
 
-All output sizes follow ``out = floor((size + pad_before + pad_after - kernel) / stride) + 1``.
+All output sizes follow ``out = floor((size + pad_before + pad_after - dilation * (kernel - 1) - 1) / stride) + 1``.
 
 Everything here loops over the KH x KW kernel offsets only. For offset (i, j) the
 pixels read by every window form one strided view of the image,
@@ -12,13 +12,18 @@ Written against the Array API standard (``xp`` is the arrays' namespace, see ``b
 from ...backend import add_into, contiguous, device_of, namespace, pad_spatial
 
 
-def output_size(size, kernel, stride, pad_before, pad_after):
-    """Number of window positions along one axis.
+def output_size(size, kernel, stride, pad_before, pad_after, dilation=1):
+    """Number of window positions along one axis (a dilated kernel spans ``dilation * (kernel - 1) + 1``).
 
-    >>> output_size(28, 5, 1, 2, 2), output_size(28, 2, 2, 0, 0), output_size(7, 3, 2, 1, 1)
-    (28, 14, 4)
+    >>> output_size(28, 5, 1, 2, 2), output_size(28, 2, 2, 0, 0), output_size(7, 3, 2, 1, 1), output_size(9, 3, 1, 0, 0, 2)
+    (28, 14, 4, 5)
     """
-    return (size + pad_before + pad_after - kernel) // stride + 1
+    return (size + pad_before + pad_after - span(kernel, dilation)) // stride + 1
+
+
+def span(kernel, dilation):
+    """The pixels a kernel of ``kernel`` taps covers along one axis: ``dilation * (kernel - 1) + 1``."""
+    return dilation * (kernel - 1) + 1
 
 
 def pad_images(x, pads, value=0.0):
@@ -39,10 +44,11 @@ def crop_padding(x_padded, pads):
     return x_padded[:, :, top:Hp - bottom, left:Wp - right]
 
 
-def kernel_offsets(kernel):
-    """The kernel offsets (k, i, j) in row-major order: k = i * KW + j."""
-    kh, kw = kernel
-    return [(i * kw + j, i, j) for i in range(kh) for j in range(kw)]
+def kernel_offsets(kernel, dilation=(1, 1)):
+    """The kernel taps (k, i, j) in row-major order, k = tap row * KW + tap column, and (i, j) the tap's
+    pixel offset in the window (tap row * dilation_h, tap column * dilation_w)."""
+    (kh, kw), (dh, dw) = kernel, dilation
+    return [(r * kw + c, r * dh, c * dw) for r in range(kh) for c in range(kw)]
 
 
 def offset_key(i, j, stride, out_hw):
@@ -57,23 +63,23 @@ def offset_view(x_padded, i, j, stride, out_hw):
     return x_padded[:, :, i:i + sh * (OH - 1) + 1:sh, j:j + sw * (OW - 1) + 1:sw]
 
 
-def im2col(x_padded, kernel, stride, out_hw):
+def im2col(x_padded, kernel, stride, out_hw, dilation=(1, 1)):
     """Every window as a column: (N, C, Hp, Wp) -> (C*KH*KW, N*OH*OW), one copy.
 
-    Row ``c*KH*KW + i*KW + j`` holds pixel (i, j) of channel c of every window of every
+    Row ``c*KH*KW + r*KW + s`` holds tap (r, s) of channel c of every window of every
     sample, so ``weight.reshape(F, -1) @ cols`` is the whole batch's convolution in one GEMM.
     """
     xp = namespace(x_padded)
     N, C = x_padded.shape[:2]
     (kh, kw), (OH, OW) = kernel, out_hw
-    cols = xp.empty((C, kh, kw, N, OH, OW), dtype=x_padded.dtype, device=device_of(x_padded))
+    cols = xp.empty((C, kh * kw, N, OH, OW), dtype=x_padded.dtype, device=device_of(x_padded))
     by_channel = xp.permute_dims(x_padded, (1, 0, 2, 3))                       # (C, N, Hp, Wp) view
-    for _, i, j in kernel_offsets(kernel):
-        cols[:, i, j, ...] = offset_view(by_channel, i, j, stride, out_hw)
+    for k, i, j in kernel_offsets(kernel, dilation):
+        cols[:, k, ...] = offset_view(by_channel, i, j, stride, out_hw)
     return xp.reshape(cols, (C * kh * kw, N * OH * OW))
 
 
-def col2im(dcols, padded_shape, kernel, stride, out_hw):
+def col2im(dcols, padded_shape, kernel, stride, out_hw, dilation=(1, 1)):
     """Adjoint of ``im2col``: (C*KH*KW, N*OH*OW) -> (N, C, Hp, Wp).
 
     Every column entry is added back onto the pixel it was read from; pixels shared
@@ -82,8 +88,8 @@ def col2im(dcols, padded_shape, kernel, stride, out_hw):
     xp = namespace(dcols)
     N, C, Hp, Wp = padded_shape
     (kh, kw), (OH, OW) = kernel, out_hw
-    dcols = xp.reshape(dcols, (C, kh, kw, N, OH, OW))
+    dcols = xp.reshape(dcols, (C, kh * kw, N, OH, OW))
     dx_by_channel = xp.zeros((C, N, Hp, Wp), dtype=dcols.dtype, device=device_of(dcols))
-    for _, i, j in kernel_offsets(kernel):
-        add_into(dx_by_channel, offset_key(i, j, stride, out_hw), dcols[:, i, j, ...])
+    for k, i, j in kernel_offsets(kernel, dilation):
+        add_into(dx_by_channel, offset_key(i, j, stride, out_hw), dcols[:, k, ...])
     return contiguous(xp, xp.permute_dims(dx_by_channel, (1, 0, 2, 3)))          # (N, C, Hp, Wp)
