@@ -66,10 +66,7 @@ class Sigmoid(_Activation):
     """``y = 1 / (1 + exp(-x))``, computed without overflow for large |x|."""
 
     def _apply(self, x):
-        xp = namespace(x)
-        small = xp.exp(-xp.abs(x))                          # in (0, 1]: never overflows
-        # x >= 0: 1 / (1 + e^-x);  x < 0: e^x / (1 + e^x), the same function written without overflow
-        y = xp.where(x >= 0, 1.0 / (1.0 + small), small / (1.0 + small))
+        y = sigmoid(x)
         return y, y
 
     def _input_grad(self, dy, y):
@@ -112,6 +109,14 @@ class Softmax(_Activation):
     def _input_grad(self, dy, y):
         # dy_k/dx_j = y_k (delta_kj - y_j)  =>  dx = y * (dy - sum_k dy_k y_k)
         return y * (dy - namespace(dy).sum(dy * y, axis=1, keepdims=True))
+
+
+def sigmoid(x):
+    """``1 / (1 + exp(-x))`` without overflow for large |x|."""
+    xp = namespace(x)
+    small = xp.exp(-xp.abs(x))                          # in (0, 1]: never overflows
+    # x >= 0: 1 / (1 + e^-x);  x < 0: e^x / (1 + e^x), the same function written without overflow
+    return xp.where(x >= 0, 1.0 / (1.0 + small), small / (1.0 + small))
 
 
 def softmax(x, axis=1):

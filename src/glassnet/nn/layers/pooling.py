@@ -1,41 +1,69 @@
 """Max and average pooling over the spatial axes of NCHW batches."""
 import numpy as np
 
-from ...backend import NUMPY, add_into, device_of, namespace
+from ...backend import NUMPY, add_into, device_of, float_dtype, namespace
 from ...errors import GlassnetError
 from ...validation import as_float_array, as_gradient, check_batch, int_pair
 from .base import Layer
-from .windows import crop_padding, kernel_offsets, offset_key, offset_view, output_size, pad_images
+from .windows import crop_padding, kernel_offsets, offset_key, offset_view, output_size, pad_images, span
+
+
+def pool_padding(padding, owner):
+    """``padding`` as (top, bottom, left, right): an int, (ph, pw), or four numbers (asymmetric pads,
+    as Caffe-era ONNX files write them)."""
+    if isinstance(padding, (list, tuple)) and len(padding) == 4:
+        pads = tuple(int_pair(p, "padding", owner, minimum=0)[0] for p in padding)
+        return pads
+    ph, pw = int_pair(padding, "padding", owner, minimum=0)
+    return (ph, ph, pw, pw)
+
+
+def ceil_output_size(size, kernel, stride, pad_before, pad_after, dilation=1):
+    """Window positions with ceil_mode (PyTorch's rule): a partial last window counts, unless it
+    would start in the padding after the input.
+
+    >>> ceil_output_size(6, 3, 2, 0, 0), output_size(6, 3, 2, 0, 0), ceil_output_size(5, 2, 2, 1, 1)
+    (3, 2, 3)
+    """
+    out = -(-(size + pad_before + pad_after - span(kernel, dilation)) // stride) + 1
+    if (out - 1) * stride >= size + pad_before:
+        out -= 1
+    return out
 
 
 class _Pool2D(Layer):
     """Shared arguments and shape logic of MaxPool2D and AvgPool2D.
 
     Shapes: input (N, C, H, W) -> output (N, C, OH, OW) with
-    ``OH = floor((H + 2*ph - kh) / sh) + 1`` and likewise OW (PyTorch, ceil_mode=False).
+    ``OH = floor((H + top + bottom - dh * (kh - 1) - 1) / sh) + 1`` and likewise OW; with ceil_mode
+    the floor is a ceiling (a partial last window counts), except that no window may start in the
+    bottom/right padding (PyTorch's rule).
     """
 
-    def __init__(self, kernel_size, stride=None, padding=0, dtype=np.float64):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, dilation=1, dtype=np.float64):
         super().__init__(dtype)
         name = type(self).__name__
         self.kernel_size = int_pair(kernel_size, "kernel_size", name)
         self.stride = self.kernel_size if stride is None else int_pair(stride, "stride", name)
-        self.padding = int_pair(padding, "padding", name, minimum=0)
-        (kh, kw), (ph, pw) = self.kernel_size, self.padding
-        if 2 * ph > kh or 2 * pw > kw:
+        self.dilation = int_pair(dilation, "dilation", name)
+        self.pads = pool_padding(padding, name)
+        top, bottom, left, right = self.pads
+        self.padding = (top, left) if (top, left) == (bottom, right) else self.pads
+        self.ceil_mode = bool(ceil_mode)
+        spans = [span(k, d) for k, d in zip(self.kernel_size, self.dilation)]
+        if 2 * max(top, bottom) > spans[0] or 2 * max(left, right) > spans[1]:
             raise GlassnetError(
                 f"{name}: padding must be at most half the kernel size (as in PyTorch). "
                 f"Received: padding={padding!r} with kernel_size={kernel_size!r}"
             )
         self._cache = None
 
-    @property
-    def pads(self):
-        ph, pw = self.padding
-        return (ph, ph, pw, pw)
-
     def get_config(self):
-        return {"kernel_size": list(self.kernel_size), "stride": list(self.stride), "padding": list(self.padding)}
+        config = {"kernel_size": list(self.kernel_size), "stride": list(self.stride),
+                  "padding": list(self.padding)}
+        if self.ceil_mode:
+            config["ceil_mode"] = True
+        return config
 
     def check_input_shape(self, input_shape):
         self._expect_sample(input_shape, "(C, H, W)", 3)
@@ -45,13 +73,25 @@ class _Pool2D(Layer):
         return (C,) + self._spatial_output(H, W)
 
     def _spatial_output(self, H, W):
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        if H + 2 * ph < kh or W + 2 * pw < kw:
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
+        top, bottom, left, right = self.pads
+        if H + top + bottom < span(kh, dh) or W + left + right < span(kw, dw):
             raise GlassnetError(
                 f"{type(self).__name__}: kernel_size={self.kernel_size} is larger than the padded "
-                f"input ({H + 2 * ph}, {W + 2 * pw}) (input H, W = ({H}, {W}))"
+                f"input ({H + top + bottom}, {W + left + right}) (input H, W = ({H}, {W}))"
             )
-        return output_size(H, kh, sh, ph, ph), output_size(W, kw, sw, pw, pw)
+        size = ceil_output_size if self.ceil_mode else output_size
+        return size(H, kh, sh, top, bottom, dh), size(W, kw, sw, left, right, dw)
+
+    def _window_pads(self, H, W, out_hw):
+        """The pads that make every window whole: self.pads plus, with ceil_mode, what the partial
+        last windows reach past the bottom/right padding."""
+        top, bottom, left, right = self.pads
+        reach = [(o - 1) * s + span(k, d) for o, s, k, d in zip(out_hw, self.stride, self.kernel_size, self.dilation)]
+        return (top, max(bottom, reach[0] - H - top), left, max(right, reach[1] - W - left))
+
+    def _taps(self):
+        return kernel_offsets(self.kernel_size, self.dilation)
 
     def _input(self, x):
         x = as_float_array(x, type(self).__name__, self.dtype)
@@ -60,7 +100,10 @@ class _Pool2D(Layer):
 
 
 class MaxPool2D(_Pool2D):
-    """Max pooling. Padding is with -inf, so padded cells never win.
+    """Max pooling, as PyTorch's ``nn.MaxPool2d``. Padding is with -inf, so padded cells never win.
+
+    ``y[n, c, i, j] = max_{u, v} x_pad[n, c, i*sh + u*dh, j*sw + v*dw]``. Arguments: kernel_size, stride
+    (default kernel_size), padding (int, pair, or (top, bottom, left, right)), dilation, ceil_mode.
 
     Gradient routing follows PyTorch: each window sends its upstream gradient to
     the first position (row-major) holding the window's maximum; with overlapping
@@ -73,57 +116,67 @@ class MaxPool2D(_Pool2D):
            [13., 15.]])
     """
 
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, dtype=np.float64):
+        super().__init__(kernel_size, stride, padding, ceil_mode, dilation, dtype)
+
+    def get_config(self):
+        config = super().get_config()
+        if self.dilation != (1, 1):
+            config["dilation"] = list(self.dilation)
+        return config
+
     def forward(self, x):
         """x: (N, C, H, W) -> (N, C, OH, OW)."""
         x = self._input(x)
         xp = namespace(x)
         out_hw = self._spatial_output(*x.shape[2:])
-        x_padded = pad_images(x, self.pads, value=-float("inf"))
-        offsets = kernel_offsets(self.kernel_size)
-        out = xp.asarray(offset_view(x_padded, 0, 0, self.stride, out_hw), copy=True)  # (N, C, OH, OW)
-        for _, i, j in offsets[1:]:
+        pads = self._window_pads(*x.shape[2:], out_hw)
+        x_padded = pad_images(x, pads, value=-float("inf"))
+        taps = self._taps()
+        out = xp.asarray(offset_view(x_padded, *taps[0][1:], self.stride, out_hw), copy=True)  # (N, C, OH, OW)
+        for _, i, j in taps[1:]:
             if xp is NUMPY:
                 np.maximum(out, offset_view(x_padded, i, j, self.stride, out_hw), out=out)   # in place, no temporary
             else:
                 out = xp.maximum(out, offset_view(x_padded, i, j, self.stride, out_hw))
-        self._cache = (x_padded, out, out_hw)
+        self._cache = (x_padded, out, out_hw, pads)
         return out
 
     def backward(self, dy):
         """dy: (N, C, OH, OW) -> dL/dx: (N, C, H, W).
 
-        The winner of each window is found again here, offset by offset in row-major
-        order: the first offset equal to the window's maximum takes the gradient.
+        The winner of each window is found again here, tap by tap in row-major
+        order: the first tap equal to the window's maximum takes the gradient.
         """
         self._require_cache(self._cache)
-        x_padded, out, out_hw = self._cache
+        x_padded, out, out_hw, pads = self._cache
         dy = as_gradient(dy, self.dtype)
         self._check_grad_shape(dy, out.shape)
         if namespace(dy) is NUMPY:
-            return crop_padding(self._numpy_backward(dy), self.pads)
+            return crop_padding(self._numpy_backward(dy), pads)
         xp = namespace(dy)
         dx_padded = xp.zeros(x_padded.shape, dtype=dy.dtype, device=device_of(dy))
         taken = xp.zeros(out.shape, dtype=xp.bool, device=device_of(dy))        # window already routed
-        for _, i, j in kernel_offsets(self.kernel_size):
+        for _, i, j in self._taps():
             wins = xp.logical_and(offset_view(x_padded, i, j, self.stride, out_hw) == out, xp.logical_not(taken))
             taken = xp.logical_or(taken, wins)
             # d max / d x = 1 at the window's first maximum, 0 elsewhere; overlapping windows add up
             add_into(dx_padded, offset_key(i, j, self.stride, out_hw), xp.where(wins, dy, 0.0))
-        return crop_padding(dx_padded, self.pads)
+        return crop_padding(dx_padded, pads)
 
     def _numpy_backward(self, dy):
-        """``backward``'s routing with NumPy's ``out=`` arguments: no temporary per kernel offset."""
-        x_padded, out, out_hw = self._cache
-        (kh, kw), (sh, sw) = self.kernel_size, self.stride
-        windows_overlap = sh < kh or sw < kw
+        """``backward``'s routing with NumPy's ``out=`` arguments: no temporary per kernel tap."""
+        x_padded, out, out_hw, _ = self._cache
+        (sh, sw) = self.stride
+        windows_overlap = any(s < span(k, d) for s, k, d in zip(self.stride, self.kernel_size, self.dilation))
         dx_padded = np.zeros(x_padded.shape, dtype=self.dtype)
-        offsets = kernel_offsets(self.kernel_size)
+        taps = self._taps()
         taken = None                                                           # window already routed
-        for k, i, j in offsets:
+        for k, i, j in taps:
             wins = offset_view(x_padded, i, j, self.stride, out_hw) == out
             if taken is not None:
                 np.greater(wins, taken, out=wins)                              # wins and not taken
-                if k < len(offsets) - 1:
+                if k < len(taps) - 1:
                     taken |= wins
             else:
                 taken = wins.copy()
@@ -136,7 +189,12 @@ class MaxPool2D(_Pool2D):
 
 
 class AvgPool2D(_Pool2D):
-    """Average pooling. Zero padding counts in the average (PyTorch's count_include_pad=True).
+    """Average pooling, as PyTorch's ``nn.AvgPool2d``.
+
+    ``y[n, c, i, j] = sum_{u, v} x_pad[n, c, i*sh + u, j*sw + v] / count[i, j]``: with
+    count_include_pad=True (the default) the count takes in the zero padding but not what
+    ceil_mode's partial windows reach past it; with False only the input's own pixels count.
+    Padding: int, pair, or (top, bottom, left, right).
 
     Examples
     --------
@@ -145,33 +203,61 @@ class AvgPool2D(_Pool2D):
            [10.5, 12.5]])
     """
 
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                 dtype=np.float64):
+        super().__init__(kernel_size, stride, padding, ceil_mode, 1, dtype)
+        self.count_include_pad = bool(count_include_pad)
+
+    def get_config(self):
+        config = super().get_config()
+        if not self.count_include_pad:
+            config["count_include_pad"] = False
+        return config
+
+    def _counts(self, H, W, out_hw, xp, device):
+        """count[i, j] (OH, OW): the pixels each window averages (a product of one count per axis)."""
+        top, bottom, left, right = self.pads
+        per_axis = []
+        for size, before, after, out, k, s in zip((H, W), (top, left), (bottom, right), out_hw,
+                                                 self.kernel_size, self.stride):
+            starts = [o * s - before for o in range(out)]
+            if self.count_include_pad:
+                counts = [min(start + k, size + after) - start for start in starts]
+            else:
+                counts = [min(start + k, size) - max(start, 0) for start in starts]
+            per_axis.append(counts)
+        rows, columns = (xp.asarray(counts, dtype=float_dtype(xp, self.dtype), device=device)
+                         for counts in per_axis)
+        return xp.reshape(rows, (-1, 1)) * xp.reshape(columns, (1, -1))
+
     def forward(self, x):
         """x: (N, C, H, W) -> (N, C, OH, OW)."""
         x = self._input(x)
         xp = namespace(x)
-        out_hw = self._spatial_output(*x.shape[2:])
-        x_padded = pad_images(x, self.pads)
-        kh, kw = self.kernel_size
+        H, W = x.shape[2:]
+        out_hw = self._spatial_output(H, W)
+        pads = self._window_pads(H, W, out_hw)
+        x_padded = pad_images(x, pads)
         total = xp.zeros(tuple(x.shape[:2]) + out_hw, dtype=x.dtype, device=device_of(x))
-        for _, i, j in kernel_offsets(self.kernel_size):
+        for _, i, j in self._taps():
             total += offset_view(x_padded, i, j, self.stride, out_hw)
-        self._cache = (tuple(x_padded.shape), out_hw)
-        return total / (kh * kw)
+        counts = self._counts(H, W, out_hw, xp, device_of(x))
+        self._cache = (tuple(x_padded.shape), out_hw, pads, counts)
+        return total / counts
 
     def backward(self, dy):
         """dy: (N, C, OH, OW) -> dL/dx: (N, C, H, W)."""
         self._require_cache(self._cache)
-        padded_shape, out_hw = self._cache
+        padded_shape, out_hw, pads, counts = self._cache
         dy = as_gradient(dy, self.dtype)
         self._check_grad_shape(dy, padded_shape[:2] + out_hw)
         xp = namespace(dy)
-        kh, kw = self.kernel_size
-        # d mean / d x = 1 / (kh * kw) for every pixel of the window; overlapping windows add up
-        share = dy / (kh * kw)
+        # d mean / d x = 1 / count for every pixel of the window; overlapping windows add up
+        share = dy / counts
         dx_padded = xp.zeros(padded_shape, dtype=dy.dtype, device=device_of(dy))
-        for _, i, j in kernel_offsets(self.kernel_size):
+        for _, i, j in self._taps():
             add_into(dx_padded, offset_key(i, j, self.stride, out_hw), share)
-        return crop_padding(dx_padded, self.pads)
+        return crop_padding(dx_padded, pads)
 
 
 class _GlobalPool2D(Layer):
