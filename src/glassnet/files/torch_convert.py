@@ -8,9 +8,10 @@ Dense's weight: glassnet keeps (in, out), ``nn.Linear`` (out, in).
 import numpy as np
 
 from ..errors import GlassnetError
-from ..nn.layers import (Add, AvgPool2D, BatchNorm2D, Concatenate, Conv2D, Dense, Dropout, Flatten,
-                         GlobalAvgPool2D, GlobalMaxPool2D, Identity, LeakyReLU, MaxPool2D, Multiply, ReLU, Sigmoid,
-                         Softmax, Tanh)
+from ..nn.layers import (ELU, GELU, LRN, SELU, Add, AvgPool2D, BatchNorm2D, ChannelShuffle, Concatenate, Conv2D,
+                         ConvTranspose2D, Dense, Dropout, Flatten, GlobalAvgPool2D, GlobalMaxPool2D, Hardsigmoid,
+                         Hardswish, Identity, LeakyReLU, LogSoftmax, MaxPool2D, Multiply, Pad2D, PixelShuffle, PReLU,
+                         ReLU, ReLU6, Sigmoid, SiLU, Softmax, Softplus, Softsign, Tanh, Upsample2D)
 from ..models.sequential import Sequential
 
 
@@ -87,15 +88,17 @@ def _torch_module(torch, nn, layer, index):
             raise GlassnetError(f"to_torch: layer {index} has asymmetric padding {layer.pads}, which "
                                 "nn.Conv2d cannot express")
         module = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, padding,
-                           bias=layer.use_bias)
+                           dilation=layer.dilation, groups=layer.groups, bias=layer.use_bias)
+        module.weight = _tensor(torch, layer.params["weight"])
+    elif kind is ConvTranspose2D:
+        module = nn.ConvTranspose2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
+                                    layer.padding, layer.output_padding, layer.groups, layer.use_bias, layer.dilation)
         module.weight = _tensor(torch, layer.params["weight"])
     elif kind is Dense:
         module = nn.Linear(layer.in_features, layer.out_features, bias=layer.use_bias)
         module.weight = _tensor(torch, layer.params["weight"].T)            # (in, out) -> (out, in)
-    elif kind is MaxPool2D:
-        module = nn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding)
-    elif kind is AvgPool2D:
-        module = nn.AvgPool2d(layer.kernel_size, layer.stride, layer.padding, count_include_pad=True)
+    elif kind in (MaxPool2D, AvgPool2D):
+        module = _torch_pool(nn, layer, index)
     elif kind is BatchNorm2D:
         module = nn.BatchNorm2d(layer.num_features, eps=layer.eps, momentum=layer.momentum)
         module.weight = _tensor(torch, layer.params["weight"])
@@ -111,6 +114,8 @@ def _torch_module(torch, nn, layer, index):
         module = nn.Dropout(layer.p)
     elif kind is Softmax:
         module = nn.Softmax(dim=1)
+    elif kind in (LRN, ELU, SELU, PReLU, Softplus, GELU, LogSoftmax, Pad2D, Upsample2D, PixelShuffle, ChannelShuffle):
+        module = _torch_shaping_or_activation(torch, nn, layer)
     elif kind in SIMPLE_TO_TORCH:
         module = getattr(nn, SIMPLE_TO_TORCH[kind])()
     else:
@@ -120,8 +125,65 @@ def _torch_module(torch, nn, layer, index):
     return module
 
 
-SIMPLE_TO_TORCH = {ReLU: "ReLU", Sigmoid: "Sigmoid", Tanh: "Tanh", Flatten: "Flatten", Identity: "Identity"}
-SIMPLE_FROM_TORCH = {"ReLU": ReLU, "Sigmoid": Sigmoid, "Tanh": Tanh, "Identity": Identity}
+def _torch_pool(nn, layer, index):
+    """nn.MaxPool2d / nn.AvgPool2d; asymmetric pads become an explicit pad in front (-inf for max, zeros
+    counted for average), which is the same only without ceil_mode."""
+    top, bottom, left, right = layer.pads
+    symmetric = (top, left) == (bottom, right)
+    padding = (top, left) if symmetric else 0
+    if isinstance(layer, MaxPool2D):
+        module = nn.MaxPool2d(layer.kernel_size, layer.stride, padding, layer.dilation, ceil_mode=layer.ceil_mode)
+    else:
+        module = nn.AvgPool2d(layer.kernel_size, layer.stride, padding, ceil_mode=layer.ceil_mode,
+                              count_include_pad=layer.count_include_pad)
+    if symmetric:
+        return module
+    if layer.ceil_mode or not getattr(layer, "count_include_pad", True):
+        raise GlassnetError(f"to_torch: layer {index} pools with asymmetric padding {layer.pads} and ceil_mode or "
+                            "count_include_pad=False, which PyTorch's pooling cannot express")
+    fill = -float("inf") if isinstance(layer, MaxPool2D) else 0.0
+    return nn.Sequential(nn.ConstantPad2d((left, right, top, bottom), fill), module)
+
+
+def _torch_shaping_or_activation(torch, nn, layer):
+    """The module of a layer that has one PyTorch module with the same arguments."""
+    kind = type(layer)
+    if kind is LRN:
+        return nn.LocalResponseNorm(layer.size, layer.alpha, layer.beta, layer.k)
+    if kind is ELU:
+        return nn.ELU(layer.alpha)
+    if kind is SELU:
+        return nn.SELU()
+    if kind is PReLU:
+        module = nn.PReLU(layer.num_parameters, layer.init)
+        module.weight = _tensor(torch, layer.params["weight"])
+        return module
+    if kind is Softplus:
+        return nn.Softplus(layer.beta, layer.threshold)
+    if kind is GELU:
+        return nn.GELU(approximate=layer.approximate)
+    if kind is LogSoftmax:
+        return nn.LogSoftmax(dim=1)
+    if kind is Pad2D:
+        top, bottom, left, right = layer.pads
+        pads = (left, right, top, bottom)                        # F.pad's order: last axis first
+        if layer.mode == "constant":
+            return nn.ConstantPad2d(pads, layer.value)
+        return (nn.ReflectionPad2d if layer.mode == "reflect" else nn.ReplicationPad2d)(pads)
+    if kind is Upsample2D:
+        extra = {"align_corners": layer.align_corners} if layer.mode == "bilinear" else {}
+        return nn.Upsample(scale_factor=tuple(float(s) for s in layer.scale_factor), mode=layer.mode, **extra)
+    if kind is PixelShuffle:
+        return nn.PixelShuffle(layer.upscale_factor)
+    return nn.ChannelShuffle(layer.groups)
+
+
+SIMPLE_TO_TORCH = {ReLU: "ReLU", Sigmoid: "Sigmoid", Tanh: "Tanh", Flatten: "Flatten", Identity: "Identity",
+                   ReLU6: "ReLU6", Softsign: "Softsign", SiLU: "SiLU", Hardsigmoid: "Hardsigmoid",
+                   Hardswish: "Hardswish"}
+SIMPLE_FROM_TORCH = {"ReLU": ReLU, "Sigmoid": Sigmoid, "Tanh": Tanh, "Identity": Identity, "ReLU6": ReLU6,
+                     "Softsign": Softsign, "SiLU": SiLU, "Hardsigmoid": Hardsigmoid, "Hardswish": Hardswish,
+                     "SELU": SELU}
 
 
 def from_torch(module, input_shape=None):
@@ -154,24 +216,31 @@ def from_torch(module, input_shape=None):
 def _glassnet_layer(nn, child, where):
     """The glassnet layer for one torch module (weights copied)."""
     if isinstance(child, nn.Conv2d):
-        if child.groups != 1 or tuple(child.dilation) != (1, 1) or child.padding_mode != "zeros":
-            raise GlassnetError(f"{where}: only groups=1, dilation=1 and zero padding are supported")
+        if child.padding_mode != "zeros":
+            raise GlassnetError(f"{where}: padding_mode={child.padding_mode!r}: put a gn.Pad2D before a "
+                                f"Conv2D instead (only zero padding is part of Conv2D)")
         layer = Conv2D(child.in_channels, child.out_channels, tuple(child.kernel_size), tuple(child.stride),
                        child.padding if isinstance(child.padding, str) else tuple(child.padding),
-                       bias=child.bias is not None)
+                       dilation=tuple(child.dilation), groups=child.groups, bias=child.bias is not None)
+        layer.params["weight"] = _numpy(child.weight)
+    elif isinstance(child, nn.ConvTranspose2d):
+        if child.padding_mode != "zeros" or isinstance(child.padding, str):
+            raise GlassnetError(f"{where}: only zero padding given as numbers is supported")
+        layer = ConvTranspose2D(child.in_channels, child.out_channels, tuple(child.kernel_size), tuple(child.stride),
+                                tuple(child.padding), tuple(child.output_padding), child.groups,
+                                child.bias is not None, tuple(child.dilation))
         layer.params["weight"] = _numpy(child.weight)
     elif isinstance(child, nn.Linear):
         layer = Dense(child.in_features, child.out_features, bias=child.bias is not None)
         layer.params["weight"] = _numpy(child.weight).T.copy()               # (out, in) -> (in, out)
     elif isinstance(child, (nn.MaxPool2d, nn.AvgPool2d)):
-        if child.ceil_mode or getattr(child, "dilation", 1) not in (1, (1, 1)) or getattr(
-                child, "return_indices", False) or getattr(child, "divisor_override", None):
-            raise GlassnetError(f"{where}: ceil_mode, dilation, return_indices and divisor_override "
-                                "are not supported")
-        if isinstance(child, nn.AvgPool2d) and not child.count_include_pad and child.padding not in (0, (0, 0)):
-            raise GlassnetError(f"{where}: padding with count_include_pad=False is not supported")
-        pool = MaxPool2D if isinstance(child, nn.MaxPool2d) else AvgPool2D
-        layer = pool(child.kernel_size, child.stride, child.padding)
+        if getattr(child, "return_indices", False) or getattr(child, "divisor_override", None):
+            raise GlassnetError(f"{where}: return_indices and divisor_override are not supported")
+        if isinstance(child, nn.MaxPool2d):
+            layer = MaxPool2D(child.kernel_size, child.stride, child.padding, child.dilation, child.ceil_mode)
+        else:
+            layer = AvgPool2D(child.kernel_size, child.stride, child.padding, child.ceil_mode,
+                              child.count_include_pad)
     elif isinstance(child, nn.Flatten):
         if child.start_dim != 1 or child.end_dim != -1:
             raise GlassnetError(f"{where}: only Flatten(start_dim=1, end_dim=-1) is supported")
@@ -189,6 +258,8 @@ def _glassnet_layer(nn, child, where):
         layer = Softmax()
     elif isinstance(child, nn.LeakyReLU):
         layer = LeakyReLU(child.negative_slope)
+    elif (layer := _modern_layer(nn, child, where)) is not None:
+        pass
     elif isinstance(child, nn.Dropout):
         layer = Dropout(child.p)
     elif type(child).__name__ in SIMPLE_FROM_TORCH:
@@ -198,6 +269,52 @@ def _glassnet_layer(nn, child, where):
     if "bias" in layer.params and getattr(child, "bias", None) is not None:
         layer.params["bias"] = _numpy(child.bias)
     return layer
+
+
+def _modern_layer(nn, child, where):
+    """The glassnet layer of a module added with the layers of real architectures, or None."""
+    if isinstance(child, nn.LocalResponseNorm):
+        return LRN(child.size, child.alpha, child.beta, child.k)
+    if isinstance(child, nn.ELU):
+        return ELU(child.alpha)
+    if isinstance(child, nn.PReLU):
+        layer = PReLU(child.num_parameters)
+        layer.params["weight"] = _numpy(child.weight)
+        return layer
+    if isinstance(child, nn.Softplus):
+        return Softplus(child.beta, child.threshold)
+    if isinstance(child, nn.GELU):
+        return GELU(child.approximate)
+    if isinstance(child, nn.LogSoftmax):
+        if child.dim not in (1, -3):
+            raise GlassnetError(f"{where}: only dim=1 is supported. Received: dim={child.dim}")
+        return LogSoftmax()
+    if isinstance(child, nn.Hardtanh) and (child.min_val, child.max_val) == (0.0, 6.0):
+        return ReLU6()
+    pads = {nn.ZeroPad2d: "constant", nn.ConstantPad2d: "constant", nn.ReflectionPad2d: "reflect",
+            nn.ReplicationPad2d: "replicate"}
+    if type(child) in pads:
+        left, right, top, bottom = child.padding
+        return Pad2D((top, bottom, left, right), pads[type(child)], getattr(child, "value", 0.0))
+    if isinstance(child, nn.Upsample):
+        return _upsample(child.scale_factor, child.size, child.mode, child.align_corners, where)
+    if isinstance(child, nn.PixelShuffle):
+        return PixelShuffle(child.upscale_factor)
+    if isinstance(child, nn.ChannelShuffle):
+        return ChannelShuffle(child.groups)
+    return None
+
+
+def _upsample(scale_factor, size, mode, align_corners, where):
+    """Upsample2D for nn.Upsample / F.interpolate with whole scale factors (a size is refused)."""
+    if size is not None or scale_factor is None:
+        raise GlassnetError(f"{where}: upsampling to a size is not supported; give scale_factor")
+    factors = scale_factor if isinstance(scale_factor, (tuple, list)) else (scale_factor, scale_factor)
+    if any(float(f) != int(f) or f < 1 for f in factors):
+        raise GlassnetError(f"{where}: scale_factor={scale_factor}: only whole factors are supported")
+    if mode not in ("nearest", "bilinear"):
+        raise GlassnetError(f"{where}: mode={mode!r}: only 'nearest' and 'bilinear' are supported")
+    return Upsample2D(tuple(int(f) for f in factors), mode, bool(align_corners) if mode == "bilinear" else False)
 
 
 def _numpy(tensor):

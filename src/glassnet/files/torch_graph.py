@@ -11,10 +11,11 @@ import operator
 
 from ..errors import GlassnetError
 from ..models.model import Model
-from ..nn.layers import (Add, AvgPool2D, Concatenate, Flatten, GlobalAvgPool2D, GlobalMaxPool2D, LeakyReLU,
-                         MaxPool2D, Multiply, ReLU, Sigmoid, Softmax, Tanh)
+from ..nn.layers import (ELU, GELU, SELU, Add, AvgPool2D, ChannelShuffle, Concatenate, Flatten, GlobalAvgPool2D,
+                         GlobalMaxPool2D, Hardsigmoid, Hardswish, LeakyReLU, LogSoftmax, MaxPool2D, Multiply, Pad2D,
+                         PixelShuffle, ReLU, ReLU6, Sigmoid, SiLU, Softmax, Softplus, Tanh)
 from ..nn.symbolic import Input
-from .torch_convert import _glassnet_layer
+from .torch_convert import _glassnet_layer, _upsample
 
 
 class _Value:
@@ -49,7 +50,11 @@ def traced_model(torch, module, input_shape, dtype):
                  torch.tanh: "tanh", F.leaky_relu: "leaky_relu", F.softmax: "softmax", F.max_pool2d: "max_pool",
                  torch.max_pool2d: "max_pool", F.avg_pool2d: "avg_pool", F.adaptive_avg_pool2d: "adaptive_avg",
                  F.adaptive_max_pool2d: "adaptive_max", torch.mean: "mean", torch.amax: "amax",
-                 getattr: "getattr"}
+                 getattr: "getattr", F.relu6: "relu6", F.silu: "silu", F.gelu: "gelu", F.hardswish: "hardswish",
+                 F.hardsigmoid: "hardsigmoid", F.elu: "elu", F.selu: "selu", F.softplus: "softplus",
+                 F.log_softmax: "log_softmax", F.interpolate: "interpolate", F.pad: "pad",
+                 F.pixel_shuffle: "pixel_shuffle", torch.pixel_shuffle: "pixel_shuffle",
+                 F.channel_shuffle: "channel_shuffle", torch.channel_shuffle: "channel_shuffle"}
     for node in traced.graph.nodes:
         where = f"from_torch: {name} node {node.name!r}"
         try:
@@ -127,9 +132,13 @@ def _call_function(kind, node, values, where):
         if kind != "flatten" and not (len(args) == 3 and isinstance(values.get(args[1]), _Size) and args[2] == -1):
             raise GlassnetError(f"{where}: only x.{kind}(x.size(0), -1) is supported")
         return _Value(value.symbolic) if value.pooled else _Value(Flatten()(value.symbolic))
-    simple = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh}
+    simple = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh, "relu6": ReLU6, "silu": SiLU,
+              "hardswish": Hardswish, "hardsigmoid": Hardsigmoid, "selu": SELU}
     if kind in simple:
         return _Value(simple[kind]()(_plain(value, where)))
+    layer = _modern_function(kind, argument, where)
+    if layer is not None:
+        return _Value(layer(_plain(value, where)))
     if kind == "leaky_relu":
         return _Value(LeakyReLU(argument(1, "negative_slope", 0.01))(_plain(value, where)))
     if kind == "softmax":
@@ -160,3 +169,34 @@ def _call_function(kind, node, values, where):
         pool = GlobalAvgPool2D if kind == "mean" else GlobalMaxPool2D
         return _Value(pool()(_plain(value, where)), pooled=bool(argument(2, "keepdim", False)))
     raise GlassnetError(f"{where}: {getattr(kind, '__name__', kind) or node.target} has no glassnet equivalent")
+
+
+def _modern_function(kind, argument, where):
+    """The layer for a functional call of the layers of real architectures (``F.gelu(x)``, ...), or None."""
+    if kind == "gelu":
+        return GELU(argument(1, "approximate", "none"))
+    if kind == "elu":
+        return ELU(argument(1, "alpha", 1.0))
+    if kind == "softplus":
+        return Softplus(argument(1, "beta", 1.0), argument(2, "threshold", 20.0))
+    if kind == "log_softmax":
+        if argument(1, "dim", None) not in (1, -3):
+            raise GlassnetError(f"{where}: only a log_softmax over dim 1 is supported")
+        return LogSoftmax()
+    if kind == "interpolate":
+        return _upsample(argument(2, "scale_factor", None), argument(1, "size", None),
+                         argument(3, "mode", "nearest"), argument(4, "align_corners", None), where)
+    if kind == "pad":
+        pads = tuple(argument(1, "pad", ()))
+        if len(pads) != 4:
+            raise GlassnetError(f"{where}: F.pad of the last two axes (4 numbers) is expected. Received: {pads}")
+        mode = argument(2, "mode", "constant")
+        if mode not in ("constant", "reflect", "replicate"):
+            raise GlassnetError(f"{where}: pad mode {mode!r} is not supported")
+        left, right, top, bottom = pads
+        return Pad2D((top, bottom, left, right), mode, argument(3, "value", None) or 0.0)
+    if kind == "pixel_shuffle":
+        return PixelShuffle(argument(1, "upscale_factor", None))
+    if kind == "channel_shuffle":
+        return ChannelShuffle(argument(1, "groups", None))
+    return None
