@@ -139,7 +139,7 @@ def test_missing_and_mistyped_attributes_name_the_node(tmp_path):
     gemm = helper.make_node("Gemm", ["input", "w"], ["out"], name="fc", alpha="big")
     cases = [(pool, [], r"node 'pool1' \(MaxPool\): the required attribute 'kernel_shape' is missing"),
              (conv, [numpy_helper.from_array(np.ones((2, 1, 3, 3), np.float32), "w")],
-              r"node 'conv1' \(Conv\): attribute 'pads' must be 4 ints. Received: \[1, 1\]"),
+              r"node 'conv1' \(Conv\): attribute 'pads' must be 4 ints of at least 0. Received: \[1, 1\]"),
              (gemm, [numpy_helper.from_array(np.ones((4, 2), np.float32), "w")],
               r"node 'fc' \(Gemm\): attribute 'alpha' must be a float. Received: b'big'")]
     for index, (node, weights, message) in enumerate(cases):

@@ -24,7 +24,10 @@ from ..atomic import atomic_write
 from ..nn.layers import (Add, AvgPool2D, BatchNorm2D, Concatenate, Conv2D, Dense, Dropout, Flatten,
                          GlobalAvgPool2D, GlobalMaxPool2D, Identity, LeakyReLU, MaxPool2D, Multiply, ReLU, Sigmoid,
                          Softmax, Tanh)
-from ..nn.layers.conv import padding_argument
+from ..nn.layers import GELU, Pad2D
+from ..nn.layers.conv import padding_argument, resolve_padding
+from . import onnx_layers
+from .onnx_layers import GELU_OPSET
 from ..models.model import Model
 from ..models.sequential import Sequential
 from ..nn.symbolic import Input
@@ -75,13 +78,19 @@ def export_onnx(model, path, input_shape=None):
         if exporter is None:
             raise GlassnetError(f"export_onnx: layer {index} ({type(layer).__name__}) has no ONNX form here")
         op, attributes, arrays = exporter(layer)
+        label = f"{k}.{type(layer).__name__}"
+        if callable(op):                                              # a layer written as several nodes
+            more, constants = op(helper, [names[s] for s in sources], names[first + k], label, values[sources[0]])
+            nodes += more
+            weights += [numpy_helper.from_array(_stored(value, model.dtype), name) for name, value in constants.items()
+                        if name not in {w.name for w in weights}]
+            continue
         weight_names = [f"{index}.{key}" for key in arrays]
         if index not in written:                                      # a shared layer's weights are stored once
             written.add(index)
-            weights += [numpy_helper.from_array(np.asarray(value, dtype=model.dtype), name)
+            weights += [numpy_helper.from_array(_stored(value, model.dtype), name)
                         for name, value in zip(weight_names, arrays.values())]
         inputs = [names[s] for s in sources] + weight_names
-        label = f"{k}.{type(layer).__name__}"
         if op in ("GlobalAveragePool", "GlobalMaxPool"):             # (N, C, 1, 1), then glassnet's (N, C)
             nodes.append(helper.make_node(op, inputs, [names[first + k] + "_pooled"], name=label))
             nodes.append(helper.make_node("Flatten", [names[first + k] + "_pooled"], [names[first + k]], axis=1,
@@ -100,12 +109,22 @@ def export_onnx(model, path, input_shape=None):
     declare = lambda name, shape: helper.make_tensor_value_info(name, element, ["N"] + list(shape))  # noqa: E731
     onnx_graph = helper.make_graph(nodes, "glassnet", [declare(names[i], shapes[i]) for i in range(first)],
                                    [declare(names[v], values[v]) for v in graph.outputs], weights)
-    proto = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="glassnet")
+    opset = GELU_OPSET if any(isinstance(layer, GELU) for layer in graph.layers) else OPSET
+    proto = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="glassnet")
     helper.set_model_props(proto, {METADATA_KEY: json.dumps(json_ready(model.metadata))})
     onnx.checker.check_model(proto)
     with atomic_write(path) as out:
         out.write(proto.SerializeToString())
     return Path(path)
+
+
+def _stored(value, dtype):
+    """An initializer's array: weights in the model's float type; integer arrays (Pad amounts, Reshape
+    targets) and Resize's float32 scales as they are."""
+    value = np.asarray(value)
+    if np.issubdtype(value.dtype, np.integer) or value.dtype == np.float32:
+        return value
+    return value.astype(dtype)
 
 
 def _export_input_shapes(model, input_shape):
@@ -139,15 +158,18 @@ def _conv(layer):
     if layer.use_bias:
         arrays["bias"] = layer.params["bias"]
     return "Conv", dict(kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
-                        pads=[top, left, bottom, right]), arrays
+                        pads=[top, left, bottom, right], dilations=list(layer.dilation), group=layer.groups), arrays
 
 
 def _pool(op):
     def export(layer):
-        (ph, pw) = layer.padding
-        attributes = dict(kernel_shape=list(layer.kernel_size), strides=list(layer.stride), pads=[ph, pw, ph, pw])
+        top, bottom, left, right = layer.pads
+        attributes = dict(kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
+                          pads=[top, left, bottom, right], ceil_mode=int(layer.ceil_mode))
         if op == "AveragePool":
-            attributes["count_include_pad"] = 1                    # zero padding counts, as in PyTorch
+            attributes["count_include_pad"] = int(layer.count_include_pad)
+        else:
+            attributes["dilations"] = list(layer.dilation)
         return op, attributes, {}
     return export
 
@@ -181,6 +203,7 @@ EXPORTERS = {
     Concatenate: lambda layer: ("Concat", dict(axis=layer.axis), {}),
     GlobalAvgPool2D: lambda layer: ("GlobalAveragePool", {}, {}),
     GlobalMaxPool2D: lambda layer: ("GlobalMaxPool", {}, {}),
+    **onnx_layers.EXPORTERS,
 }
 
 
@@ -452,9 +475,9 @@ class _GraphReader:
         if flow.affine is not None:
             flow.pending.append(_affine_layer(self, flow.affine))
             flow.affine = None
-        if flow.pending_pad is not None:
-            where = _where(self, node) if node is not None else self.source
-            raise GlassnetError(f"{where}: a zero Pad must be followed by Conv or AveragePool")
+        if flow.pending_pad is not None:                                # no Conv or pool took it in
+            flow.pending.append(Pad2D(flow.pending_pad, dtype=self.dtype))
+            flow.pending_pad = None
         if flow.pooled and node is None:
             raise GlassnetError(f"{self.source}: the output of a global pooling must be flattened to (N, C)")
         for layer in flow.pending:
@@ -495,12 +518,23 @@ class _GraphReader:
             flow.pending[-1:] = [_with_bias(self, node, flow.pending[-1] if flow.pending else None, flow.layout)]
             return
         if op == "Pad":
-            flow.pending_pad = _zero_pads(self, node, flow.shape, flow.layout, used)   # for the next Conv or pool
+            pads, mode, value = _read_pads(self, node, flow.shape, flow.layout, used)
+            if flow.pending_pad is not None:
+                flow.pending.append(Pad2D(flow.pending_pad, dtype=self.dtype))
+                flow.pending_pad = None
+            if mode == "constant" and value == 0.0:
+                flow.pending_pad = pads                            # for the next Conv or pool, if one takes it
+            else:
+                if flow.layout != "NCHW":
+                    raise GlassnetError(f"{_where(self, node)}: only zero padding of channels-last data is supported")
+                flow.pending.append(Pad2D(pads, mode, value, dtype=self.dtype))
+                flow.shape = flow.pending[-1].output_shape(flow.shape)
             return
         if flow.pending_pad is not None and op not in ("Conv", "AveragePool") and not (
                 op == "MaxPool" and flow.nonnegative):            # zeros never win a max over a ReLU's output
-            raise GlassnetError(f"{_where(self, node)}: a zero Pad must be followed by Conv or AveragePool "
-                                f"(or by MaxPool on a ReLU's output)")
+            layer = Pad2D(flow.pending_pad, dtype=self.dtype)
+            flow.pending.append(layer)
+            flow.shape, flow.pending_pad = layer.output_shape(flow.shape), None
         if op in ("ReduceMean", "ReduceMax") and len(flow.shape) == 3 and not flow.pooled:
             new, _ = _import_reduce(self, node, flow.shape, used, flow.layout)
             flow.shape, flow.layout, flow.nonnegative = new[0].output_shape(flow.shape), "NCHW", False
@@ -524,7 +558,7 @@ class _GraphReader:
                                 f"cannot import (supported: {', '.join(sorted(IMPORTERS))})")
         new, _ = importer(self, node, flow.shape, used)
         if flow.pending_pad is not None:
-            new, flow.pending_pad = [_padded(self, node, new[0], flow.pending_pad)], None
+            new, flow.pending_pad = _padded(self, new, flow.pending_pad), None
         if op in ("Flatten", "Reshape") and len(flow.shape) == 3 and flow.layout == "NHWC":
             flow.nhwc_rows, flow.layout = flow.shape, "NCHW"
         if flow.nhwc_rows is not None and isinstance(new[0], Dense):
@@ -628,8 +662,9 @@ def _where(reader, node):
     return f"{reader.source}: node {node.name or '?'!r} ({node.op_type})"
 
 
-def _pads(reader, node, attributes, kernel, stride):
-    """ONNX pads [top, left, bottom, right] / auto_pad -> a glassnet padding argument."""
+def _pads(reader, node, attributes, kernel, stride, dilation=(1, 1)):
+    """ONNX pads [top, left, bottom, right] / auto_pad -> a glassnet padding argument, or the four pads
+    (top, bottom, left, right) when no padding argument gives them (a Pad2D goes first)."""
     auto = reader.attribute(node, "auto_pad", "string", "NOTSET")
     if auto in ("SAME_UPPER", "SAME_LOWER"):
         if tuple(stride) != (1, 1) or (auto == "SAME_LOWER" and any(k % 2 == 0 for k in kernel)):
@@ -638,54 +673,65 @@ def _pads(reader, node, attributes, kernel, stride):
         return "same"
     if auto == "VALID":
         return 0
-    top, left, bottom, right = reader.attribute(node, "pads", "ints", [0, 0, 0, 0], size=4)
+    top, left, bottom, right = reader.attribute(node, "pads", "ints", [0, 0, 0, 0], size=4, low=0)
     if top == bottom and left == right:
         return (top, left)
-    kh, kw = kernel
-    if tuple(stride) == (1, 1) and (top, bottom, left, right) == ((kh - 1) // 2, kh - 1 - (kh - 1) // 2,
-                                                                   (kw - 1) // 2, kw - 1 - (kw - 1) // 2):
+    same = resolve_padding("same", tuple(kernel), (1, 1), "Conv2D", tuple(dilation))
+    if tuple(stride) == (1, 1) and (top, bottom, left, right) == same:
         return "same"                                  # the extra row/column at the bottom/right
-    raise GlassnetError(f"{_where(reader, node)}: asymmetric pads {[top, left, bottom, right]} other than "
-                        "'same' are not supported")
+    return (top, bottom, left, right)
 
 
 def _import_conv(reader, node, shape, used):
     a = reader.attributes(node)
     weight, bias = reader.weight(node, 1), reader.weight(node, 2)
-    if reader.attribute(node, "group", "int", 1) != 1 or any(
-            d != 1 for d in reader.attribute(node, "dilations", "ints", [1, 1], size=2)):
-        raise GlassnetError(f"{_where(reader, node)}: only group=1 and dilation 1 are supported")
-    if weight is None or weight.ndim != 4 or weight.shape[1] != shape[0]:
-        raise GlassnetError(f"{_where(reader, node)}: expected a weight (out, {shape[0]}, kh, kw). Received: "
-                            f"{None if weight is None else list(weight.shape)}")
+    group = reader.attribute(node, "group", "int", 1, low=1)
+    dilation = tuple(reader.attribute(node, "dilations", "ints", [1, 1], size=2, low=1))
+    if weight is None or weight.ndim != 4 or weight.shape[1] * group != shape[0]:
+        raise GlassnetError(f"{_where(reader, node)}: expected a weight (out, {shape[0]} / group={group}, kh, kw). "
+                            f"Received: {None if weight is None else list(weight.shape)}")
     kernel = tuple(reader.attribute(node, "kernel_shape", "ints", list(weight.shape[2:]), size=2, low=1))
     stride = tuple(reader.attribute(node, "strides", "ints", [1, 1], size=2, low=1))
     if kernel != weight.shape[2:] or (bias is not None and bias.size != weight.shape[0]):
         biases = None if bias is None else bias.size
         raise GlassnetError(f"{_where(reader, node)}: kernel_shape {list(kernel)} and bias of {biases} values do not "
                             f"fit the weight {list(weight.shape)}")
-    layer = Conv2D(weight.shape[1], weight.shape[0], kernel, stride, _pads(reader, node, a, kernel, stride),
-                   bias=bias is not None, dtype=reader.dtype)
+    padding, before = _pads(reader, node, a, kernel, stride, dilation), []
+    if isinstance(padding, tuple) and len(padding) == 4:           # uneven pads: a Pad2D in front
+        before, padding = [Pad2D(padding, dtype=reader.dtype)], 0
+    try:
+        layer = Conv2D(shape[0], weight.shape[0], kernel, stride, padding, dilation, group, bias=bias is not None,
+                       dtype=reader.dtype)
+    except GlassnetError as error:
+        raise GlassnetError(f"{_where(reader, node)}: {error}") from None
     layer.params["weight"] = weight.astype(reader.dtype)
     if bias is not None:
         layer.params["bias"] = bias.reshape(-1).astype(reader.dtype)
-    return [layer], node.output[0]
+    return before + [layer], node.output[0]
 
 
 def _import_pool(reader, node, shape, used):
     a = {name: reader.attribute(node, name, "int", 0) for name in ("ceil_mode", "storage_order", "count_include_pad")}
-    if a["ceil_mode"] or any(d != 1 for d in reader.attribute(node, "dilations", "ints", [1, 1], size=2)) or \
-            a["storage_order"]:
-        raise GlassnetError(f"{_where(reader, node)}: ceil_mode, dilations and storage_order are not supported")
+    if a["storage_order"]:
+        raise GlassnetError(f"{_where(reader, node)}: storage_order is not supported")
     kernel = tuple(reader.attribute(node, "kernel_shape", "ints", size=2, low=1))
     stride = tuple(reader.attribute(node, "strides", "ints", [1, 1], size=2, low=1))
-    top, left, bottom, right = reader.attribute(node, "pads", "ints", [0, 0, 0, 0], size=4)
-    if (top, left) != (bottom, right):
-        raise GlassnetError(f"{_where(reader, node)}: asymmetric pooling pads are not supported")
-    if node.op_type == "AveragePool" and (top or left) and not a["count_include_pad"]:
-        raise GlassnetError(f"{_where(reader, node)}: padded average pooling needs count_include_pad=1")
-    pool = MaxPool2D if node.op_type == "MaxPool" else AvgPool2D
-    return [pool(kernel, stride, (top, left), dtype=reader.dtype)], node.output[0]
+    dilation = tuple(reader.attribute(node, "dilations", "ints", [1, 1], size=2, low=1))
+    if reader.attribute(node, "auto_pad", "string", "NOTSET") != "NOTSET":
+        raise GlassnetError(f"{_where(reader, node)}: auto_pad is not supported for pooling; give pads")
+    top, left, bottom, right = reader.attribute(node, "pads", "ints", [0, 0, 0, 0], size=4, low=0)
+    try:
+        if node.op_type == "MaxPool":
+            layer = MaxPool2D(kernel, stride, (top, bottom, left, right), dilation, bool(a["ceil_mode"]),
+                              dtype=reader.dtype)
+        else:
+            if dilation != (1, 1):
+                raise GlassnetError("dilations are not supported for average pooling")
+            layer = AvgPool2D(kernel, stride, (top, bottom, left, right), bool(a["ceil_mode"]),
+                              bool(a["count_include_pad"]), dtype=reader.dtype)
+    except GlassnetError as error:
+        raise GlassnetError(f"{_where(reader, node)}: {error}") from None
+    return [layer], node.output[0]
 
 
 def _import_flatten(reader, node, shape, used):
@@ -705,35 +751,43 @@ def _import_flatten(reader, node, shape, used):
     return [Flatten(dtype=reader.dtype)], node.output[0]
 
 
-def _zero_pads(reader, node, shape, layout, used):
-    """A constant-zero Pad over H and W -> (top, bottom, left, right)."""
+def _read_pads(reader, node, shape, layout, used):
+    """A Pad over H and W -> ((top, bottom, left, right), glassnet mode, value)."""
     mode = reader.attribute(node, "mode", "string", "constant")
-    value = reader.weight(node, 2)
+    modes = {"constant": "constant", "reflect": "reflect", "edge": "replicate"}
+    value = reader.weight(node, 2) if len(node.input) > 2 and node.input[2] else None
+    value = 0.0 if value is None else np.asarray(value, dtype=np.float64).reshape(-1)
     pads = [int(v) for v in reader.shape_value(node.input[1], shape, used)] if len(node.input) > 1 else []
-    if mode != "constant" or (value is not None and np.any(value != 0)) or len(pads) != 8:
-        raise GlassnetError(f"{_where(reader, node)}: only zero padding of a 4-D tensor is supported")
+    if mode not in modes or len(pads) != 8 or (not isinstance(value, float) and value.size != 1):
+        raise GlassnetError(f"{_where(reader, node)}: padding of a 4-D tensor (constant, reflect or edge) is "
+                            f"supported. Received: mode={mode!r}, pads={pads}")
     begin, end = pads[:4], pads[4:]
     axes = (2, 3) if layout == "NCHW" else (1, 2)
     others = [a for a in range(4) if a not in axes]
     if any(begin[a] or end[a] for a in others) or min(pads) < 0:
         raise GlassnetError(f"{_where(reader, node)}: only padding of the height and width is supported")
-    return (begin[axes[0]], end[axes[0]], begin[axes[1]], end[axes[1]])
+    return (begin[axes[0]], end[axes[0]], begin[axes[1]], end[axes[1]]), modes[mode], float(np.asarray(value).sum())
 
 
-def _padded(reader, node, layer, extra):
-    """``layer`` (Conv2D or AvgPool2D) rebuilt with ``extra`` (top, bottom, left, right) zero padding added."""
-    if isinstance(layer, Conv2D):
-        own = layer.pads
-    else:
-        ph, pw = layer.padding
-        own = (ph, ph, pw, pw)
-    total = tuple(a + b for a, b in zip(own, extra))
-    stride = layer.stride if isinstance(layer, Conv2D) else (0, 0)     # "same" exists for stride-1 Conv2D only
-    padding = padding_argument(total, layer.kernel_size, stride)
-    if padding is None:
-        raise GlassnetError(f"{_where(reader, node)}: the padding before it, {extra}, is uneven in a way glassnet "
-                            "cannot express")
-    return _rebuilt(layer, padding=padding)
+def _padded(reader, new, extra):
+    """The layers ``new`` after a zero Pad of ``extra`` (top, bottom, left, right): the padding merged into a
+    lone Conv2D / AvgPool2D / MaxPool2D when one padding argument expresses the sum, else a Pad2D first."""
+    layer = new[0]
+    mergeable = len(new) == 1 and (isinstance(layer, Conv2D) or (
+        isinstance(layer, (AvgPool2D, MaxPool2D)) and not layer.ceil_mode
+        and getattr(layer, "count_include_pad", True)))
+    if mergeable:
+        total = tuple(a + b for a, b in zip(layer.pads, extra))
+        if isinstance(layer, Conv2D):
+            padding = padding_argument(total, layer.kernel_size, layer.stride, layer.dilation)
+        else:
+            padding = total
+        try:
+            if padding is not None:
+                return [_rebuilt(layer, padding=padding)]
+        except GlassnetError:                                    # e.g. more than half a pooling window
+            pass
+    return [Pad2D(extra, dtype=layer.dtype)] + list(new)
 
 
 def _rebuilt(layer, **changes):
@@ -886,4 +940,5 @@ IMPORTERS = {"Conv": _import_conv, "GlobalAveragePool": _import_global_pool, "Gl
              "Flatten": _import_flatten, "Reshape": _import_flatten, "Gemm": _import_gemm, "MatMul": _import_matmul,
              "BatchNormalization": _import_batchnorm, "Softmax": _import_softmax,
              "Relu": _simple(ReLU), "LeakyRelu": _simple(LeakyReLU), "Sigmoid": _simple(Sigmoid),
-             "Tanh": _simple(Tanh), "Identity": _simple(Identity), "Dropout": _simple(Identity)}
+             "Tanh": _simple(Tanh), "Identity": _simple(Identity), "Dropout": _simple(Identity),
+             **onnx_layers.IMPORTERS}
