@@ -36,10 +36,24 @@ class MobileNetV2(nn.Module):
         return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
 
 
-class ShuffleUnit(nn.Module):
-    """ShuffleNet-v2's downsampling unit: two branches (depthwise 3x3 stride 2 in each), concatenated, shuffled."""
+class WrittenShuffle(nn.Module):
+    """A channel shuffle written out, as torchvision's ShuffleNet writes it (and as any exporter can)."""
 
-    def __init__(self, cin=8, cout=16):
+    def __init__(self, groups):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        return x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+class ShuffleUnit(nn.Module):
+    """ShuffleNet-v2's downsampling unit: two branches (depthwise 3x3 stride 2 in each), concatenated, shuffled
+    (by nn.ChannelShuffle, or written out with ``written=True``: PyTorch's TorchScript exporter has no
+    channel_shuffle)."""
+
+    def __init__(self, cin=8, cout=16, written=False):
         super().__init__()
         half = cout // 2
         self.branch1 = nn.Sequential(nn.Conv2d(cin, cin, 3, 2, 1, groups=cin, bias=False), nn.BatchNorm2d(cin),
@@ -47,7 +61,7 @@ class ShuffleUnit(nn.Module):
         self.branch2 = nn.Sequential(nn.Conv2d(cin, half, 1, bias=False), nn.BatchNorm2d(half), nn.ReLU(),
                                      nn.Conv2d(half, half, 3, 2, 1, groups=half, bias=False), nn.BatchNorm2d(half),
                                      nn.Conv2d(half, half, 1, bias=False), nn.BatchNorm2d(half), nn.ReLU())
-        self.shuffle = nn.ChannelShuffle(2)
+        self.shuffle = WrittenShuffle(2) if written else nn.ChannelShuffle(2)
 
     def forward(self, x):
         return self.shuffle(torch.cat([self.branch1(x), self.branch2(x)], dim=1))

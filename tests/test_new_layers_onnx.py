@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import glassnet as gn
-from real_architectures import ARCHITECTURES
+from real_architectures import ARCHITECTURES, ShuffleUnit, WrittenShuffle
 from test_new_layers_everywhere import zoo
 
 
@@ -32,13 +32,10 @@ MODULES = {   # one layer (or two) per case: (module, one sample's shape)
     "max_pool_dilated": (lambda: nn.MaxPool2d(2, 1, dilation=2), (3, 7, 7)),
     "avg_pool_ceil_exclude_pad": (lambda: nn.AvgPool2d(3, 2, padding=1, ceil_mode=True, count_include_pad=False),
                                   (3, 8, 8)),
-    "lrn": (lambda: nn.LocalResponseNorm(5, alpha=0.1, beta=0.75, k=2.0), (7, 4, 4)),
     "relu6": (lambda: nn.ReLU6(), (3, 4, 4)),
     "elu": (lambda: nn.ELU(0.5), (3, 4, 4)),
     "selu": (lambda: nn.SELU(), (3, 4, 4)),
     "prelu": (lambda: nn.PReLU(3, 0.1), (3, 4, 4)),
-    "softplus": (lambda: nn.Softplus(), (3, 4, 4)),
-    "softsign": (lambda: nn.Softsign(), (3, 4, 4)),
     "silu": (lambda: nn.SiLU(), (3, 4, 4)),
     "hardsigmoid": (lambda: nn.Hardsigmoid(), (3, 4, 4)),
     "hardswish": (lambda: nn.Hardswish(), (3, 4, 4)),
@@ -52,21 +49,27 @@ MODULES = {   # one layer (or two) per case: (module, one sample's shape)
     "upsample_bilinear": (lambda: nn.Upsample(scale_factor=2, mode="bilinear"), (3, 4, 5)),
     "upsample_align_corners": (lambda: nn.Upsample(scale_factor=3, mode="bilinear", align_corners=True), (3, 4, 5)),
     "pixel_shuffle": (lambda: nn.PixelShuffle(2), (8, 3, 3)),
-    "channel_shuffle": (lambda: nn.ChannelShuffle(3), (6, 3, 3)),
+    "channel_shuffle_written": (lambda: WrittenShuffle(3), (6, 3, 3)),
+    "shufflenet_v2_unit_written": (lambda: ShuffleUnit(written=True), (8, 16, 16)),
 }
-MODULES.update(ARCHITECTURES and {name: make for name, make in ARCHITECTURES.items()})
+DYNAMO_ONLY = {"channel_shuffle": (lambda: nn.ChannelShuffle(3), (6, 3, 3)),   # TorchScript's exporter has no
+               "shufflenet_v2_unit": ARCHITECTURES["shufflenet_v2_unit"]}       # aten::channel_shuffle
+CASES = [(name, dynamo) for name in sorted(MODULES) + sorted(ARCHITECTURES) for dynamo in (False, True)
+         if name not in DYNAMO_ONLY or dynamo] + [(name, True) for name in DYNAMO_ONLY if name not in ARCHITECTURES]
 
 
-def built(make):
-    made = make()
-    return made if isinstance(made[1], tuple) and isinstance(made[0], nn.Module) else (made, None)
+def made(name):
+    """(module, one sample's shape) of a case."""
+    make = {**MODULES, **DYNAMO_ONLY}.get(name)
+    if make is None or name in ARCHITECTURES:
+        return ARCHITECTURES[name]()
+    return make[0](), make[1]
 
 
-@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
-@pytest.mark.parametrize("name", sorted(MODULES))
+@pytest.mark.parametrize("name, dynamo", CASES, ids=[f"{n}-{'dynamo' if d else 'torchscript'}" for n, d in CASES])
 def test_pytorch_exports_import_equal_to_pytorch(tmp_path, name, dynamo):
     torch.manual_seed(0)
-    module, shape = MODULES[name]() if name in ARCHITECTURES else (MODULES[name][0](), MODULES[name][1])
+    module, shape = made(name)
     module = module.float().eval()
     x = torch.randn((2,) + shape, dtype=torch.float32) * 3
     path = tmp_path / f"{name}.onnx"
@@ -75,3 +78,43 @@ def test_pytorch_exports_import_equal_to_pytorch(tmp_path, name, dynamo):
     with torch.no_grad():
         expected = module(x).numpy()
     np.testing.assert_allclose(model.predict(x.numpy()), expected, rtol=1e-5, atol=1e-5)
+
+
+HAND_WRITTEN = {   # ONNX ops PyTorch's exporters write out in pieces, built here as the single ops other tools write
+    "LRN": (dict(size=5, alpha=0.1, beta=0.75, bias=2.0), lambda t: torch.nn.functional.local_response_norm(
+        t, 5, 0.1, 0.75, 2.0)),
+    "Softsign": ({}, torch.nn.functional.softsign),
+    "Softplus": ({}, torch.nn.functional.softplus),
+    "Elu": (dict(alpha=0.5), lambda t: torch.nn.functional.elu(t, 0.5)),
+    "HardSigmoid": (dict(alpha=1 / 6, beta=0.5), torch.nn.functional.hardsigmoid),
+    "Gelu": (dict(approximate="tanh"), lambda t: torch.nn.functional.gelu(t, approximate="tanh")),
+}
+
+
+@pytest.mark.parametrize("op", sorted(HAND_WRITTEN))
+def test_single_onnx_ops_import_equal_to_pytorch(tmp_path, op):
+    from onnx import TensorProto, helper
+    attributes, reference = HAND_WRITTEN[op]
+    shape = [2, 7, 4, 4]
+    graph = helper.make_graph([helper.make_node(op, ["input"], ["out"], name="the_op", **attributes)], "g",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N"] + shape[1:])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N"] + shape[1:])])
+    path = tmp_path / f"{op}.onnx"
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]).SerializeToString())
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32) * 3
+    (runtime,) = onnxruntime.InferenceSession(str(path)).run(None, {"input": x})
+    with torch.no_grad():
+        expected = reference(torch.tensor(x)).numpy()
+    np.testing.assert_allclose(runtime, expected, rtol=1e-5, atol=1e-5)           # the op means what torch means
+    np.testing.assert_allclose(gn.import_onnx(path).predict(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_even_lrn_windows_are_refused_by_name(tmp_path):
+    from onnx import TensorProto, helper
+    graph = helper.make_graph([helper.make_node("LRN", ["input"], ["out"], name="norm", size=4)], "g",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 6, 2, 2])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 6, 2, 2])])
+    path = tmp_path / "lrn.onnx"
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    with pytest.raises(gn.GlassnetError, match=r"node 'norm' \(LRN\): size=4: .* only odd sizes"):
+        gn.import_onnx(path)

@@ -24,7 +24,7 @@ from ..atomic import atomic_write
 from ..nn.layers import (Add, AvgPool2D, BatchNorm2D, Concatenate, Conv2D, Dense, Dropout, Flatten,
                          GlobalAvgPool2D, GlobalMaxPool2D, Identity, LeakyReLU, MaxPool2D, Multiply, ReLU, Sigmoid,
                          Softmax, Tanh)
-from ..nn.layers import GELU, Pad2D
+from ..nn.layers import GELU, ChannelShuffle, Pad2D
 from ..nn.layers.conv import padding_argument, resolve_padding
 from . import onnx_layers
 from .onnx_layers import GELU_OPSET
@@ -504,6 +504,10 @@ class _GraphReader:
             if reader_type(self.attribute(node, "to", "int")) != self.dtype:
                 raise GlassnetError(f"{_where(self, node)}: only casts to the model's own float type are supported")
             return
+        if flow.shuffle is not None or (op == "Reshape" and len(flow.shape) == 3 and flow.layout == "NCHW"
+                                        and self._reshape_rank(node, flow.shape, used) == 5):
+            self._shuffle_step(flow, node, used)
+            return
         if op == "Transpose":
             perm = self.attribute(node, "perm", "ints", [])
             if len(flow.shape) == 3 and flow.layout == "NHWC" and perm == [0, 3, 1, 2]:
@@ -572,6 +576,34 @@ class _GraphReader:
         flow.nonnegative = op == "Relu"
         flow.pooled = op in ("GlobalAveragePool", "GlobalMaxPool")
         flow.after_weights = op in ("Conv", "MatMul", "Gemm")
+
+    def _reshape_rank(self, node, shape, used):
+        """How many axes a Reshape's target has (0 when it has none)."""
+        if len(node.input) < 2:
+            return 0
+        return len(self.shape_value(node.input[1], shape, used))
+
+    def _shuffle_step(self, flow, node, used):
+        """A channel shuffle written out, as exporters write one: Reshape (N, C, H, W) to (N, g, C/g, H, W),
+        Transpose perm [0, 2, 1, 3, 4], Reshape back to (N, C, H, W) -> ChannelShuffle(g)."""
+        C, H, W = flow.shape
+        op = node.op_type
+        target = self.shape_value(node.input[1], flow.shape, used).tolist() if op == "Reshape" else None
+        if flow.shuffle is None and target is not None and len(target) == 5 and target[3:] == [H, W] \
+                and target[1] > 0 and target[1] * max(target[2], 1) == C:
+            flow.shuffle = (target[1], "split")
+            return
+        if flow.shuffle is not None and flow.shuffle[1] == "split" and op == "Transpose" \
+                and self.attribute(node, "perm", "ints", []) == [0, 2, 1, 3, 4]:
+            flow.shuffle = (flow.shuffle[0], "swapped")
+            return
+        if flow.shuffle is not None and flow.shuffle[1] == "swapped" and target is not None and len(target) == 4 \
+                and target[1:] in ([C, H, W], [-1, H, W]):
+            flow.pending.append(ChannelShuffle(flow.shuffle[0], dtype=self.dtype))
+            flow.shuffle = None
+            return
+        raise GlassnetError(f"{_where(self, node)}: a reshape to 5 axes is supported only as a channel shuffle "
+                            f"(Reshape to (N, g, C/g, H, W), Transpose [0, 2, 1, 3, 4], Reshape back)")
 
     def shape_value(self, name, shape, used):
         """The value of a small shape computation (Shape, Gather, Unsqueeze, Concat, Cast of constants)
@@ -651,6 +683,7 @@ class _Flow:
         self.head, self.pending, self.shape, self.layout = head, [], tuple(shape), layout
         self.nhwc_rows, self.pending_pad, self.affine = None, None, None
         self.after_weights, self.pooled, self.nonnegative = False, False, False
+        self.shuffle = None                  # (groups, "split" | "swapped") inside a written-out channel shuffle
 
     def branch(self):
         twin = copy.copy(self)
