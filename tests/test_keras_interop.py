@@ -111,12 +111,14 @@ def test_glassnet_padding_and_pools_reach_keras():
 def test_what_keras_cannot_take_or_give_is_named():
     with pytest.raises(gn.GlassnetError, match=r"layer 'gru' \(GRU\) has no glassnet equivalent"):
         gn.from_keras(keras.Sequential([keras.Input((5, 3)), L.GRU(2, name="gru")]))
-    with pytest.raises(gn.GlassnetError, match="only groups=1 and dilation_rate=1"):
-        gn.from_keras(keras.Sequential([keras.Input((8, 8, 1)), L.Conv2D(2, 3, dilation_rate=2)]))
-    with pytest.raises(gn.GlassnetError, match="pads unevenly"):
-        gn.from_keras(keras.Sequential([keras.Input((8, 8, 1)), L.Conv2D(2, 3, strides=2, padding="same")]))
-    with pytest.raises(gn.GlassnetError, match="activation 'gelu' has no glassnet equivalent"):
-        gn.from_keras(keras.Sequential([keras.Input((4,)), L.Dense(2, activation="gelu")]))
+    with pytest.raises(gn.GlassnetError, match="max_value other than 6"):
+        gn.from_keras(keras.Sequential([keras.Input((8, 8, 1)), L.ReLU(max_value=3.0)]))
+    with pytest.raises(gn.GlassnetError, match="activation 'mish' has no glassnet equivalent"):
+        gn.from_keras(keras.Sequential([keras.Input((4,)), L.Dense(2, activation="mish")]))
+    with pytest.raises(gn.GlassnetError, match=r"layer 0 \(LRN\) has no Keras equivalent"):
+        shuffled = gn.Sequential([gn.LRN(3)])
+        shuffled.metadata["input_shape"] = [4, 4, 4]
+        gn.to_keras(shuffled)
     padded = gn.Sequential([gn.MaxPool2D(2, padding=1)])
     padded.metadata["input_shape"] = [1, 4, 4]
     with pytest.raises(gn.GlassnetError, match="padded max pooling has no Keras equivalent"):
@@ -158,13 +160,27 @@ def test_compare_lines_keras_layers_up_with_glassnet_layers():
         gn.compare(glass, model, x, target=np.array([0, 1, 2]), loss=gn.CrossEntropy())
 
 
-@pytest.fixture(scope="module", params=["ResNet50", "DenseNet121"])
+SIZES = {"ResNet50": 32, "DenseNet121": 32, "MobileNetV2": 32, "InceptionV3": 75, "Xception": 71}
+MERGES = {"resnet50": 16, "densenet121": 58, "mobilenetv2_1.00_32": 10, "inception_v3": 15, "xception": 12}
+
+
+@pytest.fixture(scope="module", params=sorted(SIZES))
 def application(request):
-    """keras.applications' own graph (random weights, built offline), its output on a small batch."""
+    """keras.applications' own graph (random weights, built offline; logits, so that small differences
+    show), its output on a small batch. MobileNetV2 (depthwise, ReLU6, uneven 'same' pads), InceptionV3
+    (BatchNormalization without scale, 'same' average pooling), Xception (separable convolutions)."""
     keras.utils.set_random_seed(0)
-    model = getattr(keras.applications, request.param)(weights=None, input_shape=(32, 32, 3), classes=10)
-    x = np.random.default_rng(0).standard_normal((2, 32, 32, 3)).astype(np.float32)
+    size = SIZES[request.param]
+    model = getattr(keras.applications, request.param)(weights=None, input_shape=(size, size, 3), classes=10,
+                                                         classifier_activation=None)
+    x = np.random.default_rng(0).standard_normal((2, size, size, 3)).astype(np.float32)
     return model, x, run_keras(model, x)
+
+
+def assert_close_relative(ours, expected, rtol=1e-5):
+    """Equal to ``rtol`` of the output's own scale (random-weight logits range from 1e-12 to 1e2)."""
+    scale = float(np.abs(expected).max())
+    np.testing.assert_allclose(ours / scale, expected / scale, rtol=rtol, atol=rtol)
 
 
 def weight_bytes(arrays):
@@ -176,16 +192,46 @@ def test_keras_applications_convert_to_graphs_equal_to_keras_and_back(applicatio
     glass = gn.from_keras(model)
     assert isinstance(glass, gn.Model) and not isinstance(glass, gn.Sequential)
     merges = sum(isinstance(layer, (gn.Add, gn.Concatenate)) for layer in glass.layers)
-    assert merges == {"resnet50": 16, "densenet121": 58}[model.name]     # residual Adds / dense Concatenates
-    np.testing.assert_allclose(glass.predict(x.transpose(0, 3, 1, 2)), expected, rtol=1e-5, atol=1e-5)
+    assert merges == MERGES[model.name]                                 # residual Adds / Concatenates
+    assert_close_relative(glass.predict(x.transpose(0, 3, 1, 2)), expected)
     back = gn.to_keras(glass)
-    assert weight_bytes(back.get_weights()) == weight_bytes(model.get_weights())   # the same weights, bit for bit
-    np.testing.assert_allclose(run_keras(back, x), expected, rtol=1e-5, atol=1e-6)
+    if model.name != "inception_v3":                   # its BatchNormalizations have no scale: 1s come back
+        assert weight_bytes(back.get_weights()) == weight_bytes(model.get_weights())   # the same weights, bit for bit
+    assert_close_relative(run_keras(back, x), expected)
 
 
 def test_keras_applications_through_keras_onnx_export_import_equal(application, tmp_path):
     model, x, expected = application
+    if model.name == "xception":      # Keras' own exporter cannot write it with the torch backend (torch.onnx:
+        with pytest.raises(Exception, match="not constant"):        # a kernel shape "is not constant");
+            model.export(str(tmp_path / "app.onnx"), format="onnx", verbose=False)   # from_keras covers it
+        return
     model.export(str(tmp_path / "app.onnx"), format="onnx", verbose=False)
     glass = gn.import_onnx(tmp_path / "app.onnx")
-    assert isinstance(glass, gn.Model) and glass.metadata["input_shape"] == [3, 32, 32]
-    np.testing.assert_allclose(glass.predict(x.transpose(0, 3, 1, 2)), expected, rtol=1e-5, atol=1e-5)
+    assert isinstance(glass, gn.Model) and glass.metadata["input_shape"] == [3] + list(x.shape[1:3])
+    assert_close_relative(glass.predict(x.transpose(0, 3, 1, 2)), expected)
+
+
+def test_keras_layers_of_real_architectures_convert_both_ways():
+    """DepthwiseConv2D, SeparableConv2D, dilated and grouped Conv2D, Conv2DTranspose, UpSampling2D, an uneven
+    ZeroPadding2D, ReLU(max_value=6) and the modern activations: Keras -> glassnet -> Keras, equal.
+    (Pooling with uneven 'same' pads is left out: Keras' torch backend pads it by repeating the edge, where
+    Keras' documented rule, TensorFlow's, which glassnet follows, leaves the padded cells out.)"""
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([
+        keras.Input((12, 12, 4)), L.ZeroPadding2D(((0, 1), (2, 1))), L.DepthwiseConv2D(3, depth_multiplier=2),
+        L.ReLU(max_value=6.0), L.SeparableConv2D(6, 3, padding="same", activation="swish"),
+        L.Conv2D(6, 3, dilation_rate=2, padding="same", groups=2, activation="gelu"),
+        L.Conv2D(4, 3, strides=2, padding="same", activation="elu"), L.Conv2DTranspose(5, 4, strides=2, padding="same"),
+        L.Activation("selu"), L.UpSampling2D(2, interpolation="bilinear"), L.Activation("hard_sigmoid"),
+        L.AveragePooling2D(3, strides=1, padding="same"), L.Activation("softplus"), L.GlobalAveragePooling2D(),
+        L.Dense(3)])
+    x = images("float32", seed=4)[:, :12, :12, :].repeat(4, axis=3)[..., :4]
+    expected = run_keras(model, x)
+    glass = gn.from_keras(model)
+    kinds = {type(layer).__name__ for layer in glass.layers}
+    assert {"Pad2D", "ReLU6", "SiLU", "GELU", "ELU", "SELU", "ConvTranspose2D", "Upsample2D", "Hardsigmoid",
+            "Softplus"} <= kinds
+    assert any(isinstance(layer, gn.Conv2D) and layer.groups == layer.in_channels for layer in glass.layers)
+    assert_close_relative(glass.predict(x.transpose(0, 3, 1, 2)), expected)
+    assert_close_relative(run_keras(gn.to_keras(glass), x), expected)

@@ -14,16 +14,23 @@ Keras runs on any of its backends (the tests use PyTorch's, so no TensorFlow is 
 import numpy as np
 
 from ..errors import GlassnetError
-from ..nn.layers import (Add, AvgPool2D, BatchNorm2D, Concatenate, Conv2D, Dense, Dropout, Flatten,
-                         GlobalAvgPool2D, GlobalMaxPool2D, Identity, LeakyReLU, MaxPool2D, Multiply, ReLU, Sigmoid,
-                         Softmax, Tanh)
+from ..nn.layers import (ELU, GELU, SELU, Add, AvgPool2D, BatchNorm2D, Concatenate, Conv2D, ConvTranspose2D, Dense,
+                         Dropout, Flatten, GlobalAvgPool2D, GlobalMaxPool2D, Hardsigmoid, Hardswish, Identity,
+                         LeakyReLU, LogSoftmax, MaxPool2D, Multiply, Pad2D, ReLU, ReLU6, Sigmoid, SiLU, Softmax,
+                         Softplus, Softsign, Tanh, Upsample2D)
 from ..nn.layers.conv import padding_argument
 from ..nn.symbolic import Input
 from ..models.model import Model
 from ..models.sequential import Sequential
 
-ACTIVATIONS = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh, "softmax": Softmax, "linear": None}
-TO_ACTIVATION = {ReLU: "relu", Sigmoid: "sigmoid", Tanh: "tanh", Softmax: "softmax", Identity: "linear"}
+ACTIVATIONS = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh, "softmax": Softmax, "linear": None, "relu6": ReLU6,
+               "swish": SiLU, "silu": SiLU, "gelu": GELU, "elu": ELU, "selu": SELU, "softplus": Softplus,
+               "softsign": Softsign, "hard_sigmoid": Hardsigmoid, "hard_swish": Hardswish, "hard_silu": Hardswish,
+               "log_softmax": LogSoftmax}
+TO_ACTIVATION = {ReLU: "relu", Sigmoid: "sigmoid", Tanh: "tanh", Softmax: "softmax", Identity: "linear",
+                 ReLU6: "relu6", SiLU: "silu", SELU: "selu", Softsign: "softsign", Hardsigmoid: "hard_sigmoid",
+                 Hardswish: "hard_silu", LogSoftmax: "log_softmax"}
+CONVOLUTIONS = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "AveragePooling2D", "MaxPooling2D")
 
 
 def _keras():
@@ -92,30 +99,22 @@ def _convert(layer, state):
     config = layer.get_config()
     if config.get("data_format", "channels_last") != "channels_last":
         raise GlassnetError(f"{where}: only data_format='channels_last' is supported")
-    current, new = state.current, []
-    if state.pending_pad is not None and kind not in ("Conv2D", "AveragePooling2D", "MaxPooling2D"):
-        raise GlassnetError(f"{where}: a ZeroPadding2D must be followed by a convolution or pooling here")
+    current, new, before = state.current, [], []
+    if state.pending_pad is not None and (kind not in CONVOLUTIONS or config.get("padding") != "valid"):
+        before = [Pad2D(state.pending_pad)]                                  # no layer takes it in: a Pad2D
+        current, state.pending_pad = before[0].output_shape(current), None
     if kind == "ZeroPadding2D":
         (top, bottom), (left, right) = config["padding"]
-        if top != bottom or left != right or state.pending_pad is not None:
-            raise GlassnetError(f"{where}: only one symmetric zero padding before a layer is supported")
-        state.pending_pad = (top, left)                                     # taken by the next layer
-        return []
-    if state.pending_pad is not None and config.get("padding") != "valid":
-        raise GlassnetError(f"{where}: a ZeroPadding2D before padding='same' is not supported")
+        if state.pending_pad is not None:
+            before, current = [Pad2D(state.pending_pad)], Pad2D(state.pending_pad).output_shape(current)
+        state.pending_pad = (top, bottom, left, right)                      # taken by the next layer, if it can
+        state.current = current
+        return before
     padded, state.pending_pad = state.pending_pad, None
-    if kind == "Conv2D":
-        if config["groups"] != 1 or tuple(config["dilation_rate"]) != (1, 1):
-            raise GlassnetError(f"{where}: only groups=1 and dilation_rate=1 are supported")
-        kernel = layer.get_weights()[0]                                     # (kh, kw, in, out)
-        padding = padded or _padding(config["padding"], tuple(config["kernel_size"]), tuple(config["strides"]),
-                                     current, where)
-        conv = Conv2D(kernel.shape[2], kernel.shape[3], tuple(config["kernel_size"]), tuple(config["strides"]),
-                      padding, bias=config["use_bias"])
-        conv.params["weight"] = kernel.transpose(3, 2, 0, 1).copy()          # -> (out, in, kh, kw)
-        if config["use_bias"]:
-            conv.params["bias"] = layer.get_weights()[1].copy()
-        new = [conv] + _activation(config.get("activation"), where)
+    if padded is not None and padded[0::2] == padded[1::2]:
+        padded = (padded[0], padded[2])                                       # even: a padding argument
+    if kind in ("Conv2D", "DepthwiseConv2D", "SeparableConv2D"):
+        new = _convolution(layer, kind, config, current, padded, where)
     elif kind == "Dense":
         weights = layer.get_weights()
         kernel = weights[0]                                                 # (in, out), as glassnet
@@ -131,14 +130,21 @@ def _convert(layer, state):
     elif kind in ("MaxPooling2D", "AveragePooling2D"):
         pool = tuple(config["pool_size"])
         strides = tuple(config["strides"] or pool)
-        padding = _padding(config["padding"], pool, strides, current, where)
-        if padding not in (0, (0, 0)):
-            raise GlassnetError(f"{where}: padding='same' that adds padding is not supported for pooling "
-                                "(Keras leaves padded cells out of averages and maxima)")
-        if padded and kind == "MaxPooling2D" and not state.nonnegative:
-            raise GlassnetError(f"{where}: zero padding before max pooling equals glassnet's padding only on "
-                                "values that cannot be negative (after a ReLU)")
-        new = [(MaxPool2D if kind == "MaxPooling2D" else AvgPool2D)(pool, strides, padded or 0)]
+        same = _same_pads(pool, strides, current) if config["padding"] == "same" else (0, 0, 0, 0)
+        if any(same):
+            # Keras leaves padded cells out: -inf for a maximum, uncounted for an average
+            before += [Pad2D(padded)] if padded is not None else []
+            current = before[-1].output_shape(current) if padded is not None else current
+            same = _same_pads(pool, strides, current)
+            new = [MaxPool2D(pool, strides, same) if kind == "MaxPooling2D" else
+                   AvgPool2D(pool, strides, same, count_include_pad=False)]
+        elif padded is not None and (kind == "AveragePooling2D" or state.nonnegative) and len(padded) == 2:
+            new = [(MaxPool2D if kind == "MaxPooling2D" else AvgPool2D)(pool, strides, padded)]
+        else:                                       # zeros that take part in the maximum: padded first
+            before += [Pad2D(padded)] if padded is not None else []
+            new = [(MaxPool2D if kind == "MaxPooling2D" else AvgPool2D)(pool, strides)]
+            if padded is not None:
+                current = before[-1].output_shape(current)
     elif kind in ("GlobalAveragePooling2D", "GlobalMaxPooling2D"):
         if config.get("keepdims"):
             raise GlassnetError(f"{where}: keepdims=True is not supported")
@@ -149,10 +155,17 @@ def _convert(layer, state):
     elif kind == "Activation":
         new = _activation(config["activation"], where)
     elif kind == "ReLU":
-        if config.get("max_value") is not None or config.get("threshold", 0) != 0:
-            raise GlassnetError(f"{where}: max_value and threshold are not supported")
-        slope = config.get("negative_slope", 0.0)
-        new = [LeakyReLU(slope) if slope else ReLU()]
+        slope, ceiling = config.get("negative_slope", 0.0), config.get("max_value")
+        if config.get("threshold", 0) != 0 or (ceiling is not None and (ceiling != 6 or slope)):
+            raise GlassnetError(f"{where}: threshold, and max_value other than 6, are not supported")
+        new = [ReLU6() if ceiling == 6 else LeakyReLU(slope) if slope else ReLU()]
+    elif kind == "Conv2DTranspose":
+        new = _transposed(layer, config, current, padded, where)
+    elif kind == "UpSampling2D":
+        interpolation = config.get("interpolation", "nearest")
+        if interpolation not in ("nearest", "bilinear"):
+            raise GlassnetError(f"{where}: interpolation {interpolation!r} is not supported")
+        new = [Upsample2D(tuple(config["size"]), interpolation)]
     elif kind == "LeakyReLU":
         new = [LeakyReLU(config["negative_slope"])]
     elif kind == "Softmax":
@@ -160,9 +173,13 @@ def _convert(layer, state):
     elif kind == "Dropout":
         new = [Dropout(config["rate"])]
     elif kind == "BatchNormalization":
-        if config["axis"] not in (-1, 3, [3], [-1]) or not (config["center"] and config["scale"]):
-            raise GlassnetError(f"{where}: only axis=-1 with center=True and scale=True is supported")
-        gamma, beta, mean, var = layer.get_weights()
+        if config["axis"] not in (-1, 3, [3], [-1]):
+            raise GlassnetError(f"{where}: only axis=-1 is supported")
+        weights = list(layer.get_weights())
+        channels = weights[-1].shape[0]
+        gamma = weights.pop(0) if config["scale"] else np.ones(channels, weights[-1].dtype)     # scale=False: 1
+        beta = weights.pop(0) if config["center"] else np.zeros(channels, weights[-1].dtype)   # center=False: 0
+        mean, var = weights
         norm = BatchNorm2D(gamma.shape[0], eps=config["epsilon"], momentum=1 - config["momentum"])
         norm.params["weight"], norm.params["bias"] = gamma.copy(), beta.copy()
         norm.buffers["running_mean"], norm.buffers["running_var"] = mean.copy(), var.copy()
@@ -171,7 +188,8 @@ def _convert(layer, state):
         new = [Identity()]
     else:
         raise GlassnetError(f"{where} has no glassnet equivalent")
-    for glass_layer in new:
+    new = before + new
+    for glass_layer in new:                                                 # from the input's shape, pads included
         state.current = glass_layer.output_shape(state.current)
     if new:
         state.nonnegative = type(new[-1]) is ReLU
@@ -253,6 +271,71 @@ def _convert_shape_only(layers, state):
     state.pending_pad = None
 
 
+def _convolution(layer, kind, config, current, padded, where):
+    """Conv2D (groups, dilation), DepthwiseConv2D and SeparableConv2D (a depthwise then a 1x1 Conv2D)."""
+    weights = layer.get_weights()
+    kernel_size, strides = tuple(config["kernel_size"]), tuple(config["strides"])
+    dilation = tuple(config.get("dilation_rate", (1, 1)))
+    padding = padded if padded is not None else _padding(config["padding"], kernel_size, strides, current, where,
+                                                         dilation=dilation)
+    before = []
+    if isinstance(padding, tuple) and len(padding) == 4:                   # uneven: a Pad2D in front
+        before, padding = [Pad2D(padding)], 0
+    channels = current[0]
+    if kind == "Conv2D":
+        kernel = weights[0]                                                 # (kh, kw, in / groups, out)
+        conv = Conv2D(channels, kernel.shape[3], kernel_size, strides, padding, dilation, config.get("groups", 1),
+                      bias=config["use_bias"])
+        conv.params["weight"] = kernel.transpose(3, 2, 0, 1).copy()          # -> (out, in / groups, kh, kw)
+        convs = [conv]
+    else:
+        depth = weights[0]                                                  # (kh, kw, in, multiplier)
+        multiplier = depth.shape[3]
+        bias_here = kind == "DepthwiseConv2D" and config["use_bias"]
+        conv = Conv2D(channels, channels * multiplier, kernel_size, strides, padding, dilation, groups=channels,
+                      bias=bias_here)
+        # Keras' depthwise output channel c * multiplier + m reads input channel c: glassnet's grouping
+        conv.params["weight"] = depth.reshape(depth.shape[0], depth.shape[1], -1).transpose(2, 0, 1)[:, None].copy()
+        convs = [conv]
+        if kind == "SeparableConv2D":
+            point = weights[1]                                              # (1, 1, in * multiplier, out)
+            pointwise = Conv2D(channels * multiplier, point.shape[3], 1, bias=config["use_bias"])
+            pointwise.params["weight"] = point.transpose(3, 2, 0, 1).copy()
+            convs.append(pointwise)
+    if config["use_bias"]:
+        convs[-1].params["bias"] = weights[-1].copy()
+    return before + convs + _activation(config.get("activation"), where)
+
+
+def _transposed(layer, config, current, padded, where):
+    """Conv2DTranspose: 'valid' (kernel >= stride) or 'same' with an even overlap, as PyTorch's padding."""
+    if padded is not None:
+        raise GlassnetError(f"{where}: a ZeroPadding2D before a transposed convolution is not supported")
+    weights = layer.get_weights()
+    kernel = weights[0]                                                     # (kh, kw, out, in)
+    kernel_size, strides = tuple(config["kernel_size"]), tuple(config["strides"])
+    if tuple(config.get("dilation_rate", (1, 1))) != (1, 1) or config.get("output_padding") is not None:
+        raise GlassnetError(f"{where}: dilation_rate and output_padding are not supported")
+    pads, extras = [], []
+    for k, s in zip(kernel_size, strides):
+        overlap = k - s
+        if config["padding"] == "valid" and overlap >= 0:
+            pads.append(0)
+            extras.append(0)
+        elif config["padding"] == "same" and overlap >= 0 and overlap % 2 == 0:
+            pads.append(overlap // 2)
+            extras.append(0)
+        else:
+            raise GlassnetError(f"{where}: padding={config['padding']!r} with kernel {kernel_size} and strides "
+                                f"{strides} has no glassnet equivalent here")
+    conv = ConvTranspose2D(kernel.shape[3], kernel.shape[2], kernel_size, strides, tuple(pads), tuple(extras),
+                           bias=config["use_bias"])
+    conv.params["weight"] = kernel.transpose(3, 2, 0, 1).copy()              # -> (in, out, kh, kw)
+    if config["use_bias"]:
+        conv.params["bias"] = weights[1].copy()
+    return [conv] + _activation(config.get("activation"), where)
+
+
 def _activation(name, where):
     if isinstance(name, str) and name.startswith("leaky_relu"):
         return [LeakyReLU(0.2)]                                             # keras.activations.leaky_relu's slope
@@ -262,21 +345,24 @@ def _activation(name, where):
     return [] if kind is None else [kind()]
 
 
-def _padding(mode, kernel, strides, current, where):
-    """Keras 'valid' / 'same' for an input of glassnet shape ``current`` -> a glassnet padding."""
+def _padding(mode, kernel, strides, current, where, dilation=(1, 1)):
+    """Keras 'valid' / 'same' for an input of glassnet shape ``current`` -> a glassnet padding argument, or
+    (top, bottom, left, right) when it is uneven in a way no padding argument expresses."""
     if mode == "valid":
         return 0
-    H, W = current[1], current[2]
+    pads = _same_pads(kernel, strides, current, dilation)
+    padding = padding_argument(pads, kernel, strides, dilation)
+    return padding if padding is not None else pads
+
+
+def _same_pads(kernel, strides, current, dilation=(1, 1)):
+    """TensorFlow's SAME rule: (top, bottom, left, right), the odd one out at the bottom/right."""
     pads = []
-    for size, k, s in ((H, kernel[0], strides[0]), (W, kernel[1], strides[1])):
-        total = max((-(-size // s) - 1) * s + k - size, 0)                 # TensorFlow's SAME rule
-        pads.append((total // 2, total - total // 2))
-    (top, bottom), (left, right) = pads
-    padding = padding_argument((top, bottom, left, right), kernel, strides)
-    if padding is not None:
-        return padding
-    raise GlassnetError(f"{where}: padding='same' with stride {strides} pads unevenly here, which glassnet "
-                        "cannot express")
+    for size, k, s, d in ((current[1], kernel[0], strides[0], dilation[0]),
+                          (current[2], kernel[1], strides[1], dilation[1])):
+        total = max((-(-size // s) - 1) * s + d * (k - 1) + 1 - size, 0)
+        pads += [total // 2, total - total // 2]
+    return tuple(pads)
 
 
 def to_keras(model):
@@ -329,6 +415,68 @@ def to_keras(model):
     return result
 
 
+def _keras_convolution(L, layer, current, dtype):
+    """Conv2D (groups, dilation) or, for groups = in_channels, DepthwiseConv2D; uneven pads as a ZeroPadding2D."""
+    new, mode = [], "same" if layer.padding == "same" else "valid"
+    top, bottom, left, right = layer.pads
+    if mode == "valid" and any(layer.pads):
+        new.append((L.ZeroPadding2D(((top, bottom), (left, right)), dtype=dtype), None))
+    weight = layer.params["weight"]                                        # (out, in / groups, kh, kw)
+    values = [layer.params["bias"]] if layer.use_bias else []
+    if layer.groups == layer.in_channels and layer.groups > 1:
+        multiplier = layer.out_channels // layer.in_channels
+        conv = L.DepthwiseConv2D(layer.kernel_size, layer.stride, padding=mode, depth_multiplier=multiplier,
+                                 dilation_rate=layer.dilation, use_bias=layer.use_bias, dtype=dtype)
+        kh, kw = layer.kernel_size                                         # -> (kh, kw, in, multiplier)
+        kernel = weight.reshape(layer.in_channels, multiplier, kh, kw).transpose(2, 3, 0, 1)
+    else:
+        conv = L.Conv2D(layer.out_channels, layer.kernel_size, layer.stride, padding=mode,
+                        dilation_rate=layer.dilation, groups=layer.groups, use_bias=layer.use_bias, dtype=dtype)
+        kernel = weight.transpose(2, 3, 1, 0)                              # -> (kh, kw, in / groups, out)
+    new.append((conv, [kernel] + values))
+    return new
+
+
+def _keras_pool(L, layer, current, dtype, where, nonnegative):
+    """Pooling: Keras' 'same' where the pads are its own (padded cells left out, as count_include_pad=False
+    and -inf do), else zero padding first where zeros counting is what glassnet does."""
+    pool = L.MaxPooling2D if isinstance(layer, MaxPool2D) else L.AveragePooling2D
+    if layer.ceil_mode or layer.dilation != (1, 1):
+        raise GlassnetError(f"{where}: ceil_mode and dilation have no Keras equivalent")
+    if not any(layer.pads):
+        return [(pool(layer.kernel_size, layer.stride, dtype=dtype), None)]
+    excluded = isinstance(layer, MaxPool2D) or not layer.count_include_pad
+    if excluded and layer.pads == _same_pads(layer.kernel_size, layer.stride, current):
+        return [(pool(layer.kernel_size, layer.stride, padding="same", dtype=dtype), None)]
+    if isinstance(layer, MaxPool2D) and not nonnegative:
+        raise GlassnetError(f"{where}: padded max pooling has no Keras equivalent (except after a ReLU, or "
+                            f"Keras' own 'same' pads)")
+    if not excluded or isinstance(layer, MaxPool2D):
+        top, bottom, left, right = layer.pads
+        return [(L.ZeroPadding2D(((top, bottom), (left, right)), dtype=dtype), None),     # zeros count
+                (pool(layer.kernel_size, layer.stride, dtype=dtype), None)]
+    raise GlassnetError(f"{where}: average pooling that leaves out pads other than Keras' 'same' has no Keras "
+                        "equivalent")
+
+
+def _keras_transposed(L, layer, dtype, where):
+    """ConvTranspose2D -> Conv2DTranspose: 'valid' for padding 0, 'same' for an even overlap cut in half."""
+    if layer.groups != 1 or layer.dilation != (1, 1) or any(layer.output_padding):
+        raise GlassnetError(f"{where}: groups, dilation and output_padding have no Keras equivalent here")
+    overlaps = [k - s for k, s in zip(layer.kernel_size, layer.stride)]
+    if all(p == 0 for p in layer.padding) and min(overlaps) >= 0:
+        mode = "valid"
+    elif all(o >= 0 and o % 2 == 0 and p == o // 2 for o, p in zip(overlaps, layer.padding)):
+        mode = "same"
+    else:
+        raise GlassnetError(f"{where}: padding {layer.padding} with kernel {layer.kernel_size} and stride "
+                            f"{layer.stride} has no Keras equivalent")
+    conv = L.Conv2DTranspose(layer.out_channels, layer.kernel_size, layer.stride, padding=mode,
+                             use_bias=layer.use_bias, dtype=dtype)
+    values = [layer.params["weight"].transpose(2, 3, 1, 0)]                 # (in, out, kh, kw) -> (kh, kw, out, in)
+    return [(conv, values + ([layer.params["bias"]] if layer.use_bias else []))]
+
+
 def _keras_merge(L, layer, rank, dtype):
     if isinstance(layer, Concatenate):
         axis = layer.axis % rank
@@ -341,17 +489,7 @@ def _keras_layers(L, layer, current, flattened_from, dtype, where, nonnegative=F
     (``nonnegative``: the input is a ReLU's output, so zero padding before a max pooling changes nothing)."""
     kind, new = type(layer), []
     if kind is Conv2D:
-        top, bottom, left, right = layer.pads
-        if (top, bottom, left, right) != (0, 0, 0, 0) and layer.padding != "same":
-            if top != bottom or left != right:
-                raise GlassnetError(f"{where}: asymmetric padding has no Keras equivalent")
-            new.append((L.ZeroPadding2D((top, left), dtype=dtype), None))
-        mode = "same" if layer.padding == "same" else "valid"
-        conv = L.Conv2D(layer.out_channels, layer.kernel_size, layer.stride, padding=mode,
-                        use_bias=layer.use_bias, dtype=dtype)
-        values = [layer.params["weight"].transpose(2, 3, 1, 0)]               # (out, in, kh, kw) -> (kh, kw, in, out)
-        values += [layer.params["bias"]] if layer.use_bias else []
-        new.append((conv, values))
+        new = _keras_convolution(L, layer, current, dtype)
     elif kind is Dense:
         kernel = layer.params["weight"]
         if flattened_from is not None:                                       # rows (C, H, W) -> Keras' (H, W, C)
@@ -360,12 +498,24 @@ def _keras_layers(L, layer, current, flattened_from, dtype, where, nonnegative=F
         values = [kernel] + ([layer.params["bias"]] if layer.use_bias else [])
         new.append((L.Dense(layer.out_features, use_bias=layer.use_bias, dtype=dtype), values))
     elif kind in (MaxPool2D, AvgPool2D):
-        if layer.padding != (0, 0):
-            if kind is MaxPool2D and not nonnegative:
-                raise GlassnetError(f"{where}: padded max pooling has no Keras equivalent (except after a ReLU)")
-            new.append((L.ZeroPadding2D(layer.padding, dtype=dtype), None))   # zeros count, as glassnet's
-        pool = L.MaxPooling2D if kind is MaxPool2D else L.AveragePooling2D
-        new.append((pool(layer.kernel_size, layer.stride, dtype=dtype), None))
+        new = _keras_pool(L, layer, current, dtype, where, nonnegative)
+    elif kind is Pad2D:
+        if layer.mode != "constant" or layer.value != 0.0:
+            raise GlassnetError(f"{where}: only zero padding has a Keras layer (ZeroPadding2D)")
+        top, bottom, left, right = layer.pads
+        new.append((L.ZeroPadding2D(((top, bottom), (left, right)), dtype=dtype), None))
+    elif kind is ReLU6:
+        new.append((L.ReLU(max_value=6.0, dtype=dtype), None))
+    elif kind is ELU:
+        new.append((L.ELU(alpha=layer.alpha, dtype=dtype), None))
+    elif kind is GELU and layer.approximate == "none":
+        new.append((L.Activation("gelu", dtype=dtype), None))
+    elif kind is Softplus and layer.beta == 1.0:
+        new.append((L.Activation("softplus", dtype=dtype), None))
+    elif kind is Upsample2D and not layer.align_corners:
+        new.append((L.UpSampling2D(layer.scale_factor, interpolation=layer.mode, dtype=dtype), None))
+    elif kind is ConvTranspose2D:
+        new = _keras_transposed(L, layer, dtype, where)
     elif kind is Flatten:
         new.append((L.Flatten(dtype=dtype), None))
     elif kind is GlobalAvgPool2D:

@@ -39,8 +39,11 @@ MAX_TENSOR_ELEMENTS = 2 ** 28           # 1 GiB of float32: VGG-16's first Dense
 MAX_EXTERNAL_BYTES = 16 * 1024 ** 3     # all external data of one model together
 METADATA_KEY = "glassnet.metadata"
 FOLDABLE = {"ConstantOfShape", "Concat", "Reshape", "Slice", "Transpose", "Cast", "Gather", "Unsqueeze",
-            "Squeeze", "Identity", "Add", "Sub", "Mul", "Div", "Sqrt"}
+            "Squeeze", "Identity", "Add", "Sub", "Mul", "Div", "Sqrt", "Shape"}
 FOLD_LIMIT = 4096
+# ops whose cost is one pass over their input (Keras' exporter reshapes and transposes weights in the graph):
+# folded up to the size of any stored tensor
+LINEAR_FOLDS = {"Shape", "Reshape", "Transpose", "Cast", "Identity", "Squeeze", "Unsqueeze"}
 REQUIRED = object()                    # marks an attribute without a default (ONNX's required attributes)
 EXTERNAL_DTYPES = {1: np.dtype("<f4"), 11: np.dtype("<f8"), 6: np.dtype("<i4"), 7: np.dtype("<i8")}
 
@@ -291,8 +294,9 @@ class _GraphReader:
                 names = [i for i in node.input if i]
                 if node.op_type not in FOLDABLE or not all(i in self.constants for i in names):
                     continue
-                if any(np.asarray(self.constants[i]).size > FOLD_LIMIT for i in names):
-                    raise GlassnetError(f"{_where(self, node)}: a constant computation on more than {FOLD_LIMIT} "
+                limit = MAX_TENSOR_ELEMENTS if node.op_type in LINEAR_FOLDS else FOLD_LIMIT
+                if any(np.asarray(self.constants[i]).size > limit for i in names):
+                    raise GlassnetError(f"{_where(self, node)}: a constant computation on more than {limit:,} "
                                         "values is not supported")
                 try:
                     graph = self.helper.make_graph(
@@ -606,24 +610,42 @@ class _GraphReader:
                             f"(Reshape to (N, g, C/g, H, W), Transpose [0, 2, 1, 3, 4], Reshape back)")
 
     def shape_value(self, name, shape, used):
-        """The value of a small shape computation (Shape, Gather, Unsqueeze, Concat, Cast of constants)
-        feeding a Reshape, with the batch size written as 0. ``shape`` is the data's shape without
-        the batch axis, in the layout the data has."""
+        """The value of a small shape computation feeding a Reshape or a Pad (Shape, Gather, Unsqueeze,
+        Squeeze, Concat, Cast, Reshape, Slice, Transpose, ConstantOfShape and integer arithmetic on
+        constants and the data's shape), flattened, with the batch size written as 0. ``shape`` is the
+        data's shape without the batch axis, in the layout the data has."""
+        return np.asarray(self._small_value(name, shape, used, depth=0)).reshape(-1)
+
+    def _is_small(self, name, depth=0):
+        """Whether ``name`` is a constant or computed from constants and shapes only (not data)."""
         if name in self.constants:
-            return np.asarray(self.constants[name]).reshape(-1)
+            return True
         producer = next((n for n in self.nodes if name in n.output), None)
-        if producer is None or producer.op_type not in ("Shape", "Gather", "Unsqueeze", "Concat", "Cast"):
+        if producer is None or producer.op_type not in SHAPE_OPS or depth > 64:
+            return False
+        return producer.op_type == "Shape" or all(self._is_small(i, depth + 1) for i in producer.input if i)
+
+    def _small_value(self, name, shape, used, depth):
+        if name in self.constants:
+            return np.asarray(self.constants[name])
+        producer = next((n for n in self.nodes if name in n.output), None)
+        if producer is None or producer.op_type not in SHAPE_OPS or depth > 64:
             raise GlassnetError(f"{self.source}: the target shape {name!r} of a Reshape is not a constant or a "
                                 "plain shape computation")
         used.add(id(producer))
-        if producer.op_type == "Shape":
-            return np.array([0] + list(shape))
-        parts = [self.shape_value(i, shape, used) for i in producer.input if i]
-        if producer.op_type == "Gather":
-            return np.atleast_1d(parts[0][parts[1].astype(int)])
-        if producer.op_type == "Concat":
-            return np.concatenate(parts)
-        return parts[0]                                                     # Unsqueeze, Cast: same values
+        op = producer.op_type
+        if op == "Shape" and not self._is_small(producer.input[0]):      # the data's own shape
+            return np.array([0] + list(shape), dtype=np.int64)
+        if op == "Shape":                                                 # the shape of a small value
+            return np.array(self._small_value(producer.input[0], shape, used, depth + 1).shape, dtype=np.int64)
+        parts = [self._small_value(i, shape, used, depth + 1) if i else None for i in producer.input]
+        if any(part is not None and part.size > FOLD_LIMIT for part in parts):
+            raise GlassnetError(f"{_where(self, producer)}: a shape computation on more than {FOLD_LIMIT} values")
+        try:
+            return _shape_op(self, producer, parts)
+        except (ValueError, IndexError, TypeError) as error:
+            raise GlassnetError(f"{_where(self, producer)}: cannot evaluate this shape computation "
+                                f"({type(error).__name__})") from None
 
     def attributes(self, node):
         """Node attributes; floats (stored as float32 by ONNX) read back as the shortest decimal
@@ -671,6 +693,61 @@ class _GraphReader:
             raise GlassnetError(f"{self.source}: node {node.name or node.op_type!r} takes {name!r}, which is not "
                                 "a stored weight")
         return self.constants[name]
+
+
+SHAPE_OPS = {"Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Reshape", "Slice", "Transpose",
+             "ConstantOfShape", "Add", "Sub", "Mul", "Div", "Identity"}
+
+
+def _shape_op(reader, node, parts):
+    """One op of a shape computation on small NumPy arrays (ONNX semantics)."""
+    op, first = node.op_type, parts[0]
+    if op in ("Cast", "Identity"):
+        return first
+    if op == "Gather":
+        return np.take(first, parts[1].astype(np.int64), axis=reader.attribute(node, "axis", "int", 0))
+    if op in ("Unsqueeze", "Squeeze"):
+        axes = parts[1] if len(parts) > 1 and parts[1] is not None else reader.attribute(node, "axes", "ints", None)
+        if op == "Squeeze":
+            return np.squeeze(first, axis=None if axes is None else tuple(int(a) for a in np.ravel(axes)))
+        result = first
+        for axis in sorted(int(a) % (first.ndim + len(np.ravel(axes))) for a in np.ravel(axes)):
+            result = np.expand_dims(result, axis)
+        return result
+    if op == "Concat":
+        return np.concatenate([np.atleast_1d(p) for p in parts if p is not None],
+                              axis=reader.attribute(node, "axis", "int", 0))
+    if op == "Reshape":
+        target = [int(t) for t in np.ravel(parts[1])]
+        target = [first.shape[i] if t == 0 and i < first.ndim else t for i, t in enumerate(target)]
+        return first.reshape(target)
+    if op == "Slice":
+        starts, ends = np.ravel(parts[1]), np.ravel(parts[2])
+        axes = np.ravel(parts[3]) if len(parts) > 3 and parts[3] is not None else range(len(starts))
+        steps = np.ravel(parts[4]) if len(parts) > 4 and parts[4] is not None else [1] * len(starts)
+        key = [slice(None)] * first.ndim
+        for start, end, axis, step in zip(starts, ends, axes, steps):
+            size = first.shape[int(axis)]
+            end = max(min(int(end), size), -size - 1) if int(step) > 0 else max(min(int(end), size), -size - 1)
+            key[int(axis)] = slice(int(start), None if int(step) < 0 and end < -size else end, int(step))
+        return first[tuple(key)]
+    if op == "Transpose":
+        return np.transpose(first, reader.attribute(node, "perm", "ints", None))
+    if op == "ConstantOfShape":
+        count = int(np.prod(np.ravel(first))) if first.size else 1
+        if count > FOLD_LIMIT or np.any(np.ravel(first) < 0):
+            raise GlassnetError(f"{_where(reader, node)}: a ConstantOfShape of {np.ravel(first).tolist()} values")
+        value = next((a.t for a in node.attribute if a.name == "value"), None)
+        fill = reader.numpy_helper.to_array(value).reshape(-1)[0] if value is not None else np.float32(0)
+        return np.full([int(v) for v in np.ravel(first)], fill)
+    a, b = first, parts[1]
+    if op == "Add":
+        return a + b
+    if op == "Sub":
+        return a - b
+    if op == "Mul":
+        return a * b
+    return np.trunc(a / b).astype(a.dtype) if np.issubdtype(a.dtype, np.integer) else a / b     # Div
 
 
 class _Flow:
