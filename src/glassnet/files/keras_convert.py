@@ -59,6 +59,9 @@ def from_keras(model):
         new = _convert(layer, state)
         layers += new
         groups.append(len(new))
+    if state.pending_pad is not None:                                       # a ZeroPadding2D at the end
+        layers.append(Pad2D(state.pending_pad))
+        groups[-1] += 1
     result = Sequential(layers, dtype=_dtype(model))
     result.metadata["input_shape"] = list(glass_shape)
     # how many glassnet layers each Keras layer became (gn.compare lines them up with this)
@@ -232,8 +235,9 @@ def _from_functional(keras, model):
         kind = type(layer).__name__
         where = f"from_keras: layer {layer.name!r} ({kind})"
         if kind in MERGES:
-            if any(t.pending_pad is not None or t.pending_flatten is not None for t in inputs):
-                raise GlassnetError(f"{where}: joins a padded or flattened tensor, which is not supported")
+            inputs = [_padding_done(t) for t in inputs]
+            if any(t.pending_flatten is not None for t in inputs):
+                raise GlassnetError(f"{where}: joins a flattened tensor, which is not supported")
             if kind == "Concatenate":
                 axis = layer.get_config()["axis"]
                 rank = len(inputs[0].current) + 1
@@ -257,12 +261,21 @@ def _from_functional(keras, model):
         for glass_layer in new:
             state.symbolic = glass_layer(state.symbolic)
         tensors[id(tensor)] = state
-    result = tensors[id(model.outputs[0])]
-    if result.pending_pad is not None:
-        raise GlassnetError("from_keras: the model ends in a ZeroPadding2D, which is not supported")
+    result = _padding_done(tensors[id(model.outputs[0])])
     glass = Model(x, result.symbolic, dtype=_dtype(model))
     glass.metadata["converted_from"] = {"format": "keras", "model": model.name}
     return glass.eval()
+
+
+def _padding_done(tensor):
+    """``tensor`` with a ZeroPadding2D no layer took in applied as a Pad2D (a copy; the original is read
+    by other layers too)."""
+    if tensor.pending_pad is None:
+        return tensor
+    twin = tensor.copy()
+    pad = Pad2D(twin.pending_pad)
+    twin.symbolic, twin.current, twin.pending_pad = pad(twin.symbolic), pad.output_shape(twin.current), None
+    return twin
 
 
 def _convert_shape_only(layers, state):
