@@ -1,13 +1,13 @@
 """Named architectures (used by the ``glassnet`` command) and each dataset's defaults.
 
 A chain architecture returns its list of layers; a graph architecture (``resnet_mini``,
-``inception_mini``) returns a ``Model``.
+``inception_mini``, ``mobilenet_mini``) returns a ``Model``.
 """
 import numpy as np
 
 from ..errors import GlassnetError
 from ..nn.layers import (Add, BatchNorm2D, Concatenate, Conv2D, Dense, Flatten, GlobalAvgPool2D, MaxPool2D, ReLU,
-                         Sigmoid, Tanh)
+                         ReLU6, Sigmoid, Tanh)
 from ..nn.symbolic import Input
 from .model import Model
 from .sequential import Sequential
@@ -136,9 +136,34 @@ def inception_mini(input_shape, outputs, rng):
     return Model(x, Dense(64, outputs, rng=rng)(GlobalAvgPool2D()(h)))
 
 
+def inverted_residual(x, channels, stride, expand, rng):
+    """MobileNetV2's block: a 1x1 convolution widening to ``expand`` times the channels (BatchNorm, ReLU6),
+    a 3x3 depthwise convolution (one filter per channel: groups = channels; BatchNorm, ReLU6), a linear 1x1
+    convolution down to ``channels`` (BatchNorm); added to the input when the shapes agree."""
+    hidden = x.shape[0] * expand
+    h = ReLU6()(BatchNorm2D(hidden)(Conv2D(x.shape[0], hidden, 1, bias=False, rng=rng)(x)))
+    h = ReLU6()(BatchNorm2D(hidden)(Conv2D(hidden, hidden, 3, stride=stride, padding=1, groups=hidden, bias=False,
+                                           rng=rng)(h)))
+    h = BatchNorm2D(channels)(Conv2D(hidden, channels, 1, bias=False, rng=rng)(h))
+    return Add()([x, h]) if stride == 1 and x.shape[0] == channels else h
+
+
+def mobilenet_mini(input_shape, outputs, rng):
+    """A small MobileNetV2: a 3x3 stem (16 channels, BatchNorm, ReLU6), four inverted residual blocks
+    (16, 24 with stride 2, 24 with a shortcut, 32 with stride 2; expansion 4), a 1x1 convolution to 64
+    channels (BatchNorm, ReLU6), global average pooling and a Dense head. 28x28 -> 28, 14, 7."""
+    C, H, W = _image_shape(input_shape, "mobilenet_mini")
+    x = Input((C, H, W))
+    h = ReLU6()(BatchNorm2D(16)(Conv2D(C, 16, 3, padding=1, bias=False, rng=rng)(x)))
+    for channels, stride in ((16, 1), (24, 2), (24, 1), (32, 2)):
+        h = inverted_residual(h, channels, stride, 4, rng)
+    h = ReLU6()(BatchNorm2D(64)(Conv2D(32, 64, 1, bias=False, rng=rng)(h)))
+    return Model(x, Dense(64, outputs, rng=rng)(GlobalAvgPool2D()(h)))
+
+
 ARCHITECTURES = {"mlp": mlp, "linear": linear, "xor": xor_net, "seed": seed, "vz": vz, "lenet": lenet,
                  "simple": simple, "colour": colour, "colour_bn": colour_bn, "resnet_mini": resnet_mini,
-                 "inception_mini": inception_mini}
+                 "inception_mini": inception_mini, "mobilenet_mini": mobilenet_mini}
 
 # per dataset: architecture, loss, optimizer, learning rate, epochs, batch size
 DEFAULTS = {

@@ -29,6 +29,9 @@ CASES = {
     "resnet_mini": Case("resnet_mini", "resnet_mini", 64, "momentum",
                         "a graph: 3x3 stem, residual blocks of 16, 32, 64 channels with BatchNorm, global average "
                         "pool, dense 10; batch 64, SGD momentum"),
+    "mobilenet_mini": Case("mobilenet_mini", "mobilenet_mini", 64, "momentum",
+                           "a graph: 3x3 stem, four inverted residual blocks (1x1, depthwise 3x3, 1x1, BatchNorm, "
+                           "ReLU6), global average pool, dense 10; batch 64, SGD momentum"),
 }
 
 INPUT_SHAPE = (1, 28, 28)

@@ -43,6 +43,9 @@ def render_markdown(report):
         lines += ["", "Training throughput against threads (BLAS and PyTorch threads; img/s):", "",
                   "| net | threads | glassnet | PyTorch | ratio |", "|---|---|---|---|---|"]
         lines += _throughput_rows(report["threads"])
+    if report.get("layers"):
+        from .layers import layers_markdown
+        lines += layers_markdown(report["layers"])
     for name, rows in report.get("profile", {}).items():
         total = sum(f + b for _, f, b in rows)
         lines += ["", f"glassnet profile, {name} (ms per training step, {total:.2f} ms in all):", "",

@@ -19,6 +19,7 @@ from . import measure
 from .report import render_markdown
 from .cases import CASES, batch, glassnet_trainer, torch_trainer, glassnet_optimizer
 from .epoch import epoch_markdown, epoch_report
+from .layers import layer_timings, layers_markdown
 from .seed_loops import SeedStyleNet
 
 SCALING_BATCHES = (16, 32, 64, 128, 256, 512)
@@ -38,6 +39,9 @@ def build_parser(parser=None):
                         help="instead: one whole training epoch of DATASET (e.g. fashion_mnist) in glassnet and "
                              "in a plain PyTorch loop, wall time and test accuracy of each (default: the "
                              "per-step figures)")
+    parser.add_argument("--layers", action="store_true",
+                        help="instead: only the layers of real architectures (depthwise and grouped convolution, "
+                             "a MobileNetV2 block), forward and backward, against PyTorch")
     parser.add_argument("--arch", default="simple", choices=sorted(presets.ARCHITECTURES),
                         help="the architecture --epoch trains (e.g. resnet_mini)")
     return parser
@@ -158,6 +162,7 @@ def run(args):
             str(b): time_case(CASES[name], args.dtype, torch, max(1, repeats // 2), seconds, batch_size=b)["train"]
             for b in batches}
     report["threads"] = thread_scaling(args, torch, repeats, seconds)
+    report["layers"] = layer_timings(args.dtype, torch, repeats, seconds)
     if args.profile or args.smoke:
         report["profile"] = {}
         for name in ("simple", "lenet"):
@@ -181,13 +186,28 @@ def run_epoch(args):
     return report
 
 
+def run_layers(args):
+    """The ``--layers`` benchmark as a JSON-ready dict."""
+    torch = frameworks(args)
+    repeats, seconds = (1, 0.01) if args.smoke else (args.repeats, args.seconds)
+    started = time.perf_counter()
+    report = {"environment": environment(args.threads, torch), "dtype": args.dtype,
+              "layers": layer_timings(args.dtype, torch, repeats, seconds)}
+    report["seconds"] = time.perf_counter() - started
+    return report
+
+
 def main(argv=None):
     """Entry point of ``benchmarks/run.py``; ``argv`` is a list of arguments or parsed ``args``."""
     args = argv if isinstance(argv, argparse.Namespace) else build_parser().parse_args(argv)
     out = writable_folder(args.out)                 # checked before minutes of timing, not after
-    report = run_epoch(args) if args.epoch else run(args)
-    markdown = epoch_markdown(report["epoch"]) if args.epoch else render_markdown(report)
-    stem = "bench-epoch" if args.epoch else "bench"
+    if args.layers:
+        report = run_layers(args)
+        markdown, stem = "\n".join(layers_markdown(report["layers"])).strip(), "bench-layers"
+    else:
+        report = run_epoch(args) if args.epoch else run(args)
+        markdown = epoch_markdown(report["epoch"]) if args.epoch else render_markdown(report)
+        stem = "bench-epoch" if args.epoch else "bench"
     write_text(out / f"{stem}.json", json.dumps(report, indent=2))
     write_text(out / f"{stem}.md", markdown)
     print(markdown)

@@ -37,8 +37,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ...data import datasets
-from ...models import presets
 from ...errors import GlassnetError
+from ...models import presets
 from .jobs import OPTIMIZERS, STUDIO_DATASETS
 from .views import StudioError
 

@@ -11,9 +11,9 @@ import threading
 import time
 
 from ...data import datasets
+from ...errors import GlassnetError
 from ...models import presets
 from ...training.callbacks import Callback, StopTraining
-from ...errors import GlassnetError
 from .arrays import encode
 
 STUDIO_DATASETS = ("digits", "mnist5k", "fashion_mnist", "shapes")    # image datasets a drawing can be compared with

@@ -16,18 +16,35 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import GlassnetError
-from ...see.explain import loss_for, seed_example_trace, seed_mistake_facts, target_for
 from ...data.preprocessing import image_to_input, kind_of
-from ...nn.layers import (Add, AvgPool2D, BatchNorm2D, Concatenate, Conv2D, Dense, Dropout, Flatten,
-                          GlobalAvgPool2D, GlobalMaxPool2D, Identity, LeakyReLU, MaxPool2D, Multiply, ReLU, Sigmoid,
-                          Softmax, Tanh)
-from ...nn.layers.windows import pad_images
+from ...errors import GlassnetError
+from ...files.serialization import save
+from ...models.summary import summary_text
+from ...nn.layers import (
+    Add,
+    AvgPool2D,
+    BatchNorm2D,
+    Concatenate,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    GlobalMaxPool2D,
+    Identity,
+    LeakyReLU,
+    MaxPool2D,
+    Multiply,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
 from ...nn.layers.activations import softmax
 from ...nn.optim import SGD
-from ...files.serialization import save
+from ...see.explain import loss_for, seed_example_trace, seed_mistake_facts, target_for
 from ...see.trace import LayerStep, Trace, trace
-from ...models.summary import summary_text
+from . import more_units
 from .arrays import encode, scalars
 from .jobs import TrainingJob
 
@@ -35,7 +52,6 @@ MAX_UPLOAD_PIXELS = 4096 * 4096   # larger images are refused from their header
 INLINE_VALUES = 1 << 16           # a node's array travels whole in /api/trace up to this many values ...
 INLINE_TOTAL = 1 << 18            # ... while the reply's arrays stay under this many; larger ones are paged
 PAGE_CHANNELS = 16                # channels per /api/maps page (the page asks for more)
-UNIT_CHANNELS = 16                # a conv unit's detail shows this many input channels (the largest terms)
 TRACE_MEMORY = 1 << 30            # bytes of recorded passes kept for the page; least recently used go first
 KEPT_INPUTS = 32                  # the page refers to recent inputs by id
 SAVE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -528,46 +544,6 @@ def explain_unit(layer, x, out, position):
     return {"formula": f"{type(layer).__name__}: no per-unit detail"}
 
 
-def _conv_unit(layer, x, out, position):
-    f, i, j = position
-    (kh, kw), (sh, sw) = layer.kernel_size, layer.stride
-    padded = pad_images(x[None], layer.pads)[0]                    # (C, H + pads, W + pads)
-    field = padded[:, i * sh:i * sh + kh, j * sw:j * sw + kw]      # (C, kh, kw): the receptive field
-    kernel = layer.params["weight"][f]                              # (C, kh, kw)
-    bias = float(layer.params["bias"][f]) if "bias" in layer.params else 0.0
-    products = field * kernel
-    total = float(products.sum()) + bias
-    top, left = i * sh - layer.pads[0], j * sw - layer.pads[2]
-    shown = np.arange(field.shape[0])
-    if len(shown) > UNIT_CHANNELS:             # a wide layer: the input channels that add the most, in order
-        shown = np.sort(np.argsort(-np.abs(products.reshape(len(shown), -1).sum(axis=1)), kind="stable")[
-            :UNIT_CHANNELS])
-    return {"formula": f"y[{f}, {i}, {j}] = bias[{f}] + sum over c, u, v of x[c, {top}+u, {left}+v] * "
-                       f"weight[{f}, c, u, v] = {bias:.6g} + {products.sum():.6g} = {total:.8g}",
-            "field": scalars(field[shown]), "kernel": scalars(kernel[shown]), "bias": bias,
-            "products": scalars(products[shown]), "channels_shown": [int(c) for c in shown],
-            "channels": int(field.shape[0]), "sum": total, "field_origin": [top, left]}
-
-
-def _pool_unit(layer, x, out, position):
-    c, i, j = position
-    (kh, kw), (sh, sw) = layer.kernel_size, layer.stride
-    ph, pw = layer.padding
-    fill = -np.inf if isinstance(layer, MaxPool2D) else 0.0
-    padded = np.pad(x[c], ((ph, ph), (pw, pw)), constant_values=fill)   # (H + 2ph, W + 2pw)
-    window = padded[i * sh:i * sh + kh, j * sw:j * sw + kw]              # (kh, kw)
-    top, left = i * sh - ph, j * sw - pw
-    shown = np.where(np.isfinite(window), window, np.nan)
-    if isinstance(layer, MaxPool2D):
-        u, v = np.unravel_index(int(np.argmax(window)), window.shape)  # first maximum, as PyTorch routes it
-        return {"formula": f"y[{c}, {i}, {j}] = max of the {kh}x{kw} window = x[{c}, {top + u}, {left + v}] "
-                           f"= {window[u, v]:.8g}", "window": _nan_to_none(shown), "winner": [int(u), int(v)],
-                "sum": float(window[u, v]), "field_origin": [top, left]}
-    mean = float(window.sum() / (kh * kw))
-    return {"formula": f"y[{c}, {i}, {j}] = (sum of the {kh}x{kw} window) / {kh * kw} = {window.sum():.6g} / "
-                       f"{kh * kw} = {mean:.8g}", "window": scalars(window), "sum": mean, "field_origin": [top, left]}
-
-
 def _dense_unit(layer, x, out, position):
     (j,) = position
     weights = layer.params["weight"][:, j]                      # (in_features,)
@@ -675,6 +651,7 @@ def _nan_to_none(array):
 
 
 UNIT_EXPLAINERS = [((Add, Multiply, Concatenate), _merge_unit), ((GlobalAvgPool2D, GlobalMaxPool2D), _global_pool_unit),
-                   (Conv2D, _conv_unit), ((MaxPool2D, AvgPool2D), _pool_unit), (Dense, _dense_unit),
+                   *more_units.EXPLAINERS,
+                   (Conv2D, more_units.conv_unit), ((MaxPool2D, AvgPool2D), more_units.pool_unit), (Dense, _dense_unit),
                    ((ReLU, LeakyReLU, Sigmoid, Tanh, Identity, Dropout), _activation_unit),
                    (Softmax, _softmax_unit), (Flatten, _flatten_unit), (BatchNorm2D, _batchnorm_unit)]

@@ -64,6 +64,7 @@ async function showUnit(layer, position) {
   const parts = [
     element("h3", { text: `${graphShown ? "node" : "layer"} ${detail.layer}: ${detail.label}, unit [${detail.position.join(", ")}]` }),
     element("p", { class: "formula", text: detail.formula }),
+    ...(detail.note ? [element("p", { class: "note", text: detail.note })] : []),
   ];
   if (detail.field) {
     const which = detail.channels > detail.channels_shown.length
@@ -90,6 +91,21 @@ async function showUnit(layer, position) {
       element("td", { text: `input ${term.input} (${term.from})` }), element("td", { text: short(term.value, 8), title: String(term.value) })));
     parts.push(element("div", { class: "caption", text: detail.type === "Add" ? "the addends" : "the factors" }),
       element("table", { class: "numbers addends" }, ...rows));
+  } else if (detail.channel_values) {                                      // LRN: its window of channels
+    const [first] = detail.window_channels;
+    const header = element("tr", {}, element("th", { text: "channel" }),
+      ...detail.channel_values.map((_, k) => element("th", { text: String(first + k) })));
+    const row = (name, values) => element("tr", {}, element("td", { text: name }),
+      ...values.map((v) => element("td", { text: short(v), title: String(v) })));
+    parts.push(element("div", { class: "caption", text: "x at this pixel in each channel of the window, and x^2" }),
+      element("table", { class: "numbers lrn-window" }, header, row("x", detail.channel_values),
+        row("x^2", detail.channel_squares)));
+  } else if (detail.contributions) {                                       // ConvTranspose2D
+    const rows = detail.contributions.map((term) => element("tr", {},
+      element("td", { text: `input pixel [${term.pixel.join(", ")}]` }), element("td", { text: `tap [${term.tap.join(", ")}]` }),
+      element("td", { text: short(term.value, 8) })));
+    parts.push(element("div", { class: "caption", text: "the input pixels that reach this cell (summed over their channels)" }),
+      element("table", { class: "numbers" }, ...rows));
   } else if (detail.logits) {
     parts.push(element("div", { class: "caption", text: "logits z and exp(z - max z)" }), numberTable([detail.logits, detail.exps]));
   }
