@@ -20,7 +20,7 @@ def layers_digits_model():
     h = gn.GELU()(gn.Conv2D(1, 8, 3, padding=1, rng=rng)(x))
     h = gn.PReLU(16)(gn.Conv2D(8, 16, 3, padding=2, dilation=2, groups=8, rng=rng)(h))       # depthwise x2
     h = gn.LRN(5, alpha=0.5)(h)
-    h = gn.ChannelShuffle(4)(gn.Conv2D(16, 16, 1, groups=4, rng=rng)(h))
+    h = gn.Add()([h, gn.ChannelShuffle(4)(gn.Conv2D(16, 16, 1, groups=4, rng=rng)(h))])     # a graph
     h = gn.MaxPool2D(3, 2, padding=1, ceil_mode=True)(gn.Pad2D((0, 1, 1, 0), mode="reflect")(h))
     h = gn.ConvTranspose2D(16, 8, 3, stride=2, padding=1, output_padding=1, rng=rng)(h)
     h = gn.Upsample2D(2, mode="bilinear")(gn.AvgPool2D(2, ceil_mode=True, count_include_pad=False)(h))
@@ -58,7 +58,7 @@ def test_a_depthwise_unit_reads_one_input_channel_and_an_lrn_unit_its_window(tmp
     studio, client, input_id = client_for(layers_digits_model(), tmp_path)
     depthwise = client.post("/api/unit", json={"input_id": input_id, "layer": 2, "position": [11, 3, 4]}).json()
     assert depthwise["channels_shown"] == [5] and depthwise["group"] == 5          # output 11 = channel 5, copy 2
-    assert "group 5 of 8: reads input channels 5-5" in depthwise["note"]
+    assert "group 5 of 8: reads input channel 5 only" in depthwise["note"]
     assert "x[5+c, 1+2u, 2+2v]" in depthwise["formula"]                           # dilation 2: every other pixel
     lrn = client.post("/api/unit", json={"input_id": input_id, "layer": 4, "position": [0, 1, 1]}).json()
     assert lrn["window_channels"] == [0, 2] and len(lrn["channel_values"]) == 3

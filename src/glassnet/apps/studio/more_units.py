@@ -52,8 +52,8 @@ def conv_unit(layer, x, out, position):
             :UNIT_CHANNELS])
     rows = f"{top}+{dh}u" if dh > 1 else f"{top}+u"
     columns = f"{left}+{dw}v" if dw > 1 else f"{left}+v"
-    reads = (f"group {group} of {layer.groups}: reads input channels {first}-{first + group_size - 1}"
-             if layer.groups > 1 else "")
+    channels = f"channel {first}" if group_size == 1 else f"channels {first}-{first + group_size - 1}"
+    reads = f"group {group} of {layer.groups}: reads input {channels} only" if layer.groups > 1 else ""
     channel = f"{first}+c" if first else "c"
     return {"formula": f"y[{f}, {i}, {j}] = bias[{f}] + sum over c, u, v of x[{channel}, {rows}, {columns}] * "
                        f"weight[{f}, c, u, v] = {bias:.6g} + {products.sum():.6g} = {total:.8g}",
