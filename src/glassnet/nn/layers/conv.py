@@ -63,8 +63,19 @@ def grouped_matmul(a, b, groups):
         return a @ b
     xp = namespace(a)
     rows, inner = a.shape
-    product = xp.reshape(a, (groups, rows // groups, inner)) @ xp.reshape(b, (groups, inner, b.shape[1]))
+    a_blocks, b_blocks = xp.reshape(a, (groups, rows // groups, inner)), xp.reshape(b, (groups, inner, b.shape[1]))
+    if inner <= BROADCAST_INNER:
+        # a depthwise backward's W^T @ dy has inner size 1 (an outer product per channel): a broadcast
+        # multiply is 4x faster than NumPy's batched matmul there (measured: (96, 9, 1) @ (96, 1, 12544))
+        product = a_blocks[:, :, 0:1] * b_blocks[:, 0:1, :]
+        for k in range(1, inner):
+            product = product + a_blocks[:, :, k:k + 1] * b_blocks[:, k:k + 1, :]
+    else:
+        product = a_blocks @ b_blocks
     return xp.reshape(product, (rows, b.shape[1]))
+
+
+BROADCAST_INNER = 2       # grouped products with at most this inner size are written as broadcast multiplies
 
 
 def grouped_transpose(a, groups):
