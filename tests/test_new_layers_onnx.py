@@ -38,6 +38,8 @@ MODULES = {   # one layer (or two) per case: (module, one sample's shape)
     "prelu": (lambda: nn.PReLU(3, 0.1), (3, 4, 4)),
     "silu": (lambda: nn.SiLU(), (3, 4, 4)),
     "hardsigmoid": (lambda: nn.Hardsigmoid(), (3, 4, 4)),
+    "gelu": (lambda: nn.Sequential(nn.Conv2d(3, 3, 1), nn.GELU()), (3, 4, 4)),          # TorchScript: Erf written out
+    "gelu_tanh": (lambda: nn.Sequential(nn.Conv2d(3, 3, 1), nn.GELU(approximate="tanh")), (3, 4, 4)),
     "hardswish": (lambda: nn.Hardswish(), (3, 4, 4)),
     "leaky_relu": (lambda: nn.LeakyReLU(0.2), (3, 4, 4)),
     "log_softmax": (lambda: nn.Sequential(nn.Flatten(), nn.LogSoftmax(dim=1)), (3, 2, 2)),
@@ -118,3 +120,13 @@ def test_even_lrn_windows_are_refused_by_name(tmp_path):
     path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
     with pytest.raises(gn.GlassnetError, match=r"node 'norm' \(LRN\): size=4: .* only odd sizes"):
         gn.import_onnx(path)
+
+
+def test_an_erf_that_is_not_gelu_is_refused_by_name(tmp_path):
+    class ErfOnly(nn.Module):
+        def forward(self, x):
+            return torch.erf(x) * 2.0
+    torch.onnx.export(ErfOnly(), (torch.randn(2, 3, 4, 4),), str(tmp_path / "erf.onnx"), dynamo=False,
+                      opset_version=17)
+    with pytest.raises(gn.GlassnetError, match="is a Erf, which glassnet cannot import"):
+        gn.import_onnx(tmp_path / "erf.onnx")

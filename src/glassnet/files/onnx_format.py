@@ -27,6 +27,7 @@ from ..nn.layers import (Add, AvgPool2D, BatchNorm2D, Concatenate, Conv2D, Dense
 from ..nn.layers import GELU, ChannelShuffle, Pad2D
 from ..nn.layers.conv import padding_argument, resolve_padding
 from . import onnx_layers
+from .onnx_gelu import fuse_gelu
 from .onnx_layers import GELU_OPSET
 from ..models.model import Model
 from ..models.sequential import Sequential
@@ -267,6 +268,7 @@ class _GraphReader:
             else:
                 self.nodes.append(node)
         self._fold_constants(proto)
+        fuse_gelu(self.nodes, self.constants, helper)                   # GELU written out -> one Gelu node
         inputs = [i for i in graph.input if i.name not in self.constants]
         if len(inputs) != 1 or len(graph.output) != 1:
             raise GlassnetError(f"{source}: expected one input and one output, found {len(inputs)} and "
