@@ -6,6 +6,7 @@ from ...backend import contiguous, namespace, numpy_dtype, same_place
 from ...errors import GlassnetError
 from ...validation import as_float_array, as_gradient, check_batch, int_pair, make_rng, positive_int
 from .base import Layer
+from .depthwise import depthwise_forward, depthwise_input_grad, depthwise_weight_grad
 from .windows import col2im, crop_padding, im2col, output_size, pad_images, span
 
 
@@ -193,6 +194,12 @@ class Conv2D(Layer):
         weight = self.params["weight"]
         same_place(x, weight, "input", "Conv2D")
         x_padded = pad_images(x, self.pads)
+        if self.depthwise:
+            out = depthwise_forward(x_padded, weight, F // self.groups, self.stride, self.dilation, (OH, OW))
+            if self.use_bias:
+                out = out + xp.reshape(self.params["bias"], (1, F, 1, 1))
+            self._cache = (x_padded, tuple(x_padded.shape), (N, OH, OW))
+            return out
         cols = im2col(x_padded, self.kernel_size, self.stride, (OH, OW), self.dilation)   # (C*kh*kw, N*OH*OW)
         out = grouped_matmul(xp.reshape(weight, (F, -1)), cols, self.groups)   # (F, N*OH*OW): one GEMM per group
         if self.use_bias:
@@ -203,6 +210,12 @@ class Conv2D(Layer):
         self._cache = (cols if keep else x_padded, tuple(x_padded.shape), (N, OH, OW))
         return contiguous(xp, xp.permute_dims(xp.reshape(out, (F, N, OH, OW)), (1, 0, 2, 3)))  # (N, F, OH, OW)
 
+    @property
+    def depthwise(self):
+        """Whether this is a depthwise convolution (one input channel per group), run tap by tap
+        (``depthwise.py``) when DEPTHWISE_TAPS is on."""
+        return DEPTHWISE_TAPS and self.groups == self.in_channels and self.groups > 1
+
     def _columns(self):
         """The columns of the last forward pass: kept (2-D), or made again from the kept padded input (4-D)."""
         kept, _, (N, OH, OW) = self._cache
@@ -212,6 +225,10 @@ class Conv2D(Layer):
         """dy: (N, F, OH, OW) -> dL/dx: (N, C, H, W); fills grads["weight"], grads["bias"]."""
         dy_rows = self._parameter_grads(dy)
         _, padded_shape, (N, OH, OW) = self._cache
+        if self.depthwise:
+            dx_padded = depthwise_input_grad(dy_rows, self.params["weight"], self.out_channels // self.groups,
+                                             padded_shape, self.stride, self.dilation)
+            return crop_padding(dx_padded, self.pads)
         xp = namespace(dy_rows)
         # out_g = W_g @ cols_g + b  =>  dcols_g = W_g^T @ dy_g; each column entry flows back to the pixel it was read from
         weight_rows = xp.reshape(self.params["weight"], (self.out_channels, -1))
@@ -227,11 +244,17 @@ class Conv2D(Layer):
         """Fill grads from dy (N, F, OH, OW); returns dy as rows (F, N*OH*OW)."""
         self._require_cache(self._cache)
         _, _, (N, OH, OW) = self._cache
-        cols = self._columns()
         F, Cg, kh, kw = self.params["weight"].shape
         dy = as_gradient(dy, self.dtype)
         self._check_grad_shape(dy, (N, F, OH, OW))
         xp = namespace(dy)
+        if self.depthwise:                           # returns dy itself (N, F, OH, OW) for backward
+            self.grads["weight"] = depthwise_weight_grad(self._cache[0], dy, F // self.groups, self.kernel_size,
+                                                         self.stride, self.dilation)
+            if self.use_bias:
+                self.grads["bias"] = xp.sum(dy, axis=(0, 2, 3))
+            return dy
+        cols = self._columns()
         dy_rows = xp.reshape(xp.permute_dims(dy, (1, 0, 2, 3)), (F, N * OH * OW))    # (F, N*OH*OW) copy
         # out_g = W_g @ cols_g + b  =>  dW_g = dy_g @ cols_g^T,  db = sum of dy over samples and positions
         if self.groups == 1:
@@ -252,6 +275,7 @@ class Conv2D(Layer):
 # float32, ms per training step, keep / input / auto): simple b100 10.6 / 11.0 / 10.1, lenet b64 17.5 / 21.1 /
 # 17.8, resnet_mini b64 121 / 158 / 141; peak memory of resnet_mini's step 194 / 106 / 119 MB (PyTorch: 138).
 COLUMN_MEMORY = "auto"
+DEPTHWISE_TAPS = True     # depthwise convolutions tap by tap (depthwise.py) rather than through columns
 KEPT_COLUMN_BYTES = 8 << 20
 
 
