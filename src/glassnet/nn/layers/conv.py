@@ -177,8 +177,9 @@ class Conv2D(Layer):
         (kh, kw), (sh, sw), (top, bottom, left, right) = self.kernel_size, self.stride, self.pads
         (dh, dw) = self.dilation
         if H + top + bottom < span(kh, dh) or W + left + right < span(kw, dw):
+            spread = "" if self.dilation == (1, 1) else f" with dilation={self.dilation} (spans {span(kh, dh)}x{span(kw, dw)})"
             raise GlassnetError(
-                f"Conv2D: kernel_size={self.kernel_size} (dilation {self.dilation}) is larger than the padded "
+                f"Conv2D: kernel_size={self.kernel_size}{spread} is larger than the padded "
                 f"input ({H + top + bottom}, {W + left + right}) (input H, W = ({H}, {W}), padding={self.padding!r})"
             )
         return output_size(H, kh, sh, top, bottom, dh), output_size(W, kw, sw, left, right, dw)
