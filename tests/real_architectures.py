@@ -1,5 +1,6 @@
 """Hand-written PyTorch versions of the architectures the layers of real architectures exist for:
-a small MobileNetV2, a ShuffleNet-v2 unit, a U-Net-style decoder and a DCGAN generator. Each
+a small MobileNetV2, a ShuffleNet-v2 unit, a U-Net-style decoder, a DCGAN generator and EfficientNet's
+MBConv blocks (squeeze-and-excitation). Each
 ``make()`` returns (module, one sample's input shape)."""
 import torch
 from torch import nn
@@ -85,6 +86,47 @@ class UNetDecoder(nn.Module):
         return self.head(self.upsample(self.dec(torch.cat([self.up(self.enc2(skip)), skip], dim=1))))
 
 
+class SqueezeExcitation(nn.Module):
+    """torchvision's squeeze-and-excitation: (N, C, 1, 1) means through two 1x1 convolutions, a sigmoid
+    gate multiplied into every pixel (a broadcast product)."""
+
+    def __init__(self, channels, squeezed):
+        super().__init__()
+        self.pool, self.act = nn.AdaptiveAvgPool2d(1), nn.SiLU()
+        self.reduce, self.expand = nn.Conv2d(channels, squeezed, 1), nn.Conv2d(squeezed, channels, 1)
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.expand(self.act(self.reduce(self.pool(x)))))
+
+
+class MBConv(nn.Module):
+    """EfficientNet's block: expand 1x1, depthwise, squeeze-and-excitation, project 1x1; SiLU throughout."""
+
+    def __init__(self, cin, cout, stride, expand, kernel=3):
+        super().__init__()
+        hidden = cin * expand
+        self.shortcut = stride == 1 and cin == cout
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.SiLU(),
+            nn.Conv2d(hidden, hidden, kernel, stride, kernel // 2, groups=hidden, bias=False), nn.BatchNorm2d(hidden),
+            nn.SiLU(), SqueezeExcitation(hidden, max(1, cin // 4)),
+            nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        return x + self.body(x) if self.shortcut else self.body(x)
+
+
+class EfficientNetMini(nn.Module):
+    def __init__(self, classes=10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1, bias=False), nn.BatchNorm2d(8), nn.SiLU())
+        self.blocks = nn.Sequential(MBConv(8, 8, 1, 1), MBConv(8, 12, 2, 4, kernel=5), MBConv(12, 12, 1, 4))
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(12, classes))
+
+    def forward(self, x):
+        return self.head(self.blocks(self.stem(x)))
+
+
 def dcgan_generator(latent=16):
     """DCGAN's generator: (latent, 1, 1) -> (3, 16, 16) through transposed convolutions."""
     return nn.Sequential(nn.ConvTranspose2d(latent, 32, 4, 1, 0, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
@@ -97,4 +139,5 @@ ARCHITECTURES = {
     "shufflenet_v2_unit": lambda: (ShuffleUnit(), (8, 16, 16)),
     "unet_decoder": lambda: (UNetDecoder(), (3, 16, 16)),
     "dcgan_generator": lambda: (dcgan_generator(), (16, 1, 1)),
+    "efficientnet_mini": lambda: (EfficientNetMini(), (3, 16, 16)),
 }

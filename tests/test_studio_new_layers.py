@@ -63,3 +63,38 @@ def test_a_depthwise_unit_reads_one_input_channel_and_an_lrn_unit_its_window(tmp
     lrn = client.post("/api/unit", json={"input_id": input_id, "layer": 4, "position": [0, 1, 1]}).json()
     assert lrn["window_channels"] == [0, 2] and len(lrn["channel_values"]) == 3
     assert "channels 0-2" in lrn["note"]
+
+
+def squeeze_excitation_digits_model():
+    """(1, 8, 8) digits through Rescaling, a squeeze-and-excitation gate (Reshape, broadcast Multiply) and
+    stochastic depth (Dropout with a noise_shape)."""
+    rng = np.random.default_rng(1)
+    x = gn.Input((1, 8, 8))
+    h = gn.SiLU()(gn.Conv2D(1, 8, 3, padding=1, rng=rng)(gn.Rescaling(1 / 16, -0.5)(x)))
+    gate = gn.Sigmoid()(gn.Conv2D(8, 8, 1, rng=rng)(gn.Reshape((8, 1, 1))(gn.GlobalAvgPool2D()(h))))
+    h = gn.Add()([h, gn.Dropout(0.2, rng=0, noise_shape=(1, 1, 1))(gn.Multiply()([h, gate]))])
+    model = gn.Model(x, gn.Dense(8, 10, rng=rng)(gn.GlobalAvgPool2D()(h)))
+    reference = layers_digits_model()
+    model.metadata.update(reference.metadata)
+    model.metadata["arch"] = "squeeze-excitation test"
+    return model
+
+
+def test_squeeze_excitation_units_add_up_and_name_the_broadcast_gate(tmp_path):
+    studio, client, input_id = client_for(squeeze_excitation_digits_model(), tmp_path)
+    answer = client.post("/api/trace", json={"input_id": input_id, "gradients": True}).json()
+    kinds = set()
+    for node in answer["layers"]:
+        output = decode(node["output"])
+        position = [int(p) for p in np.unravel_index(output.size - 1, output.shape)]
+        detail = client.post("/api/unit", json={"input_id": input_id, "layer": node["index"], "position": position})
+        assert detail.status_code == 200, detail.text
+        detail = detail.json()
+        kinds.add(node["type"])
+        if node["type"] in ("Rescaling", "Reshape", "Multiply"):
+            assert "no per-unit detail" not in detail["formula"], node["type"]
+            np.testing.assert_allclose(detail["sum"], detail["value"], rtol=1e-9, atol=1e-12, err_msg=node["type"])
+        if node["type"] == "Multiply":                     # the gate (C, 1, 1) is read at [c, 0, 0]
+            assert detail["terms"][1]["position"] == [position[0], 0, 0]
+            assert "input 1 broadcast over the axes of size 1" in detail["formula"]
+    assert {"Rescaling", "Reshape", "Multiply", "Dropout"} <= kinds

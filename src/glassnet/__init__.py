@@ -19,7 +19,7 @@ from .errors import GlassnetError, GradcheckError, ShapeError, TrainingDivergedE
 from .nn import (Add, AvgPool2D, BatchNorm2D, Concatenate, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D,
                  GlobalMaxPool2D, Identity, Input, Layer, LeakyReLU, MaxPool2D, Multiply, ReLU, Sigmoid, Softmax,
                  SymbolicTensor, Tanh, ConvTranspose2D, LRN, ReLU6, ELU, SELU, PReLU, Softplus, Softsign, SiLU,
-                 GELU, Hardsigmoid, Hardswish, LogSoftmax, Pad2D, Upsample2D, PixelShuffle, ChannelShuffle, MSE, BinaryCrossEntropy, CrossEntropy, Loss, SoftmaxCrossEntropy,
+                 GELU, Hardsigmoid, Hardswish, LogSoftmax, Pad2D, Upsample2D, PixelShuffle, ChannelShuffle, Rescaling, Reshape, MSE, BinaryCrossEntropy, CrossEntropy, Loss, SoftmaxCrossEntropy,
                  SGD, Adam, Optimizer, init)
 from .data import Augment, ImageSet, datasets, preprocessing
 from .training import BatchEnd, Callback, EpochEnd, StopTraining

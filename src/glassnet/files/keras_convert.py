@@ -19,6 +19,8 @@ from ..nn.layers import (ELU, GELU, SELU, Add, AvgPool2D, BatchNorm2D, Concatena
                          LeakyReLU, LogSoftmax, MaxPool2D, Multiply, Pad2D, ReLU, ReLU6, Sigmoid, SiLU, Softmax,
                          Softplus, Softsign, Tanh, Upsample2D)
 from ..nn.layers.conv import padding_argument
+from ..nn.layers.rescaling import Rescaling, Reshape
+from .keras_fixed import from_dropout, from_normalization, from_rescaling, from_reshape, to_keras_layer
 from ..nn.symbolic import Input
 from ..models.model import Model
 from ..models.sequential import Sequential
@@ -174,7 +176,13 @@ def _convert(layer, state):
     elif kind == "Softmax":
         new = [Softmax()]
     elif kind == "Dropout":
-        new = [Dropout(config["rate"])]
+        new = [from_dropout(config, current)]
+    elif kind == "Rescaling":
+        new = [from_rescaling(config, where)]
+    elif kind == "Normalization":
+        new = [from_normalization(_keras(), layer, config, where)]
+    elif kind == "Reshape":
+        new = [from_reshape(config, current, where)]
     elif kind == "BatchNormalization":
         if config["axis"] not in (-1, 3, [3], [-1]):
             raise GlassnetError(f"{where}: only axis=-1 is supported")
@@ -537,8 +545,8 @@ def _keras_layers(L, layer, current, flattened_from, dtype, where, nonnegative=F
         new.append((L.GlobalMaxPooling2D(dtype=dtype), None))
     elif kind is LeakyReLU:
         new.append((L.LeakyReLU(negative_slope=layer.alpha, dtype=dtype), None))
-    elif kind is Dropout:
-        new.append((L.Dropout(layer.p, dtype=dtype), None))
+    elif kind in (Dropout, Rescaling, Reshape):
+        new.append((to_keras_layer(L, layer, current, dtype, where), None))
     elif kind is BatchNorm2D:
         values = [layer.params["weight"], layer.params["bias"], layer.buffers["running_mean"],
                   layer.buffers["running_var"]]

@@ -14,6 +14,7 @@ must lead from the input to the output in order (no cycles, nothing left over). 
 """
 import copy
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from ..atomic import atomic_write
 from ..nn.layers import (Add, AvgPool2D, BatchNorm2D, Concatenate, Conv2D, Dense, Dropout, Flatten,
                          GlobalAvgPool2D, GlobalMaxPool2D, Identity, LeakyReLU, MaxPool2D, Multiply, ReLU, Sigmoid,
                          Softmax, Tanh)
-from ..nn.layers import GELU, ChannelShuffle, Pad2D
+from ..nn.layers import GELU, ChannelShuffle, Pad2D, Reshape
 from ..nn.layers.conv import padding_argument, resolve_padding
 from . import onnx_layers
 from .onnx_gelu import fuse_gelu
@@ -314,12 +315,16 @@ class _GraphReader:
                 changed = True
 
     def _first_transpose(self):
-        """The perm of the first Transpose on the input, past Casts and Pads (Keras pads its images before
-        the first convolution); None if another op comes first."""
+        """The perm of the first Transpose on the input, past Casts, Pads and arithmetic with constants (Keras
+        pads its images before the first convolution, and scales them in its Rescaling and Normalization
+        layers); None if another op comes first."""
         name = self.input_name
         for _ in range(len(self.nodes)):
             node = next((n for n in self.nodes if n.input and n.input[0] == name and n.op_type != "Shape"), None)
-            if node is None or node.op_type not in ("Cast", "Transpose", "Pad") or len(node.output) != 1:
+            scaling = node is not None and node.op_type in ("Add", "Sub", "Mul", "Div") and len(node.input) == 2 \
+                and node.input[1] in self.constants
+            if node is None or (node.op_type not in ("Cast", "Transpose", "Pad") and not scaling) \
+                    or len(node.output) != 1:
                 return None
             if node.op_type == "Transpose":
                 return self.attribute(node, "perm", "ints", None)
@@ -327,7 +332,7 @@ class _GraphReader:
         return None
 
     def _array(self, tensor):
-        count = int(np.prod(tensor.dims, dtype=np.float64)) if tensor.dims else 1
+        count = math.prod(int(d) for d in tensor.dims)              # Python ints: exact, never overflows
         if any(d < 0 for d in tensor.dims) or count > MAX_TENSOR_ELEMENTS:
             raise GlassnetError(f"{self.source}: tensor {tensor.name!r} declares {list(tensor.dims)} "
                                 f"({count:,} values), over the limit of {MAX_TENSOR_ELEMENTS:,}")
@@ -551,6 +556,10 @@ class _GraphReader:
             flow.pending.append(new[0])
             flow.pooled, flow.after_weights = self.attribute(node, "keepdims", "int", 1) == 1, False
             return
+        if flow.pooled and op not in ("Flatten", "Reshape") and flow.layout == "NCHW":
+            (channels,) = flow.shape                   # (N, C, 1, 1) read as an image (squeeze-and-excitation)
+            flow.pending.append(Reshape((channels, 1, 1), dtype=self.dtype))
+            flow.shape, flow.pooled = (channels, 1, 1), False
         if op in ("Conv", "MaxPool", "AveragePool", "BatchNormalization", "GlobalAveragePool",
                   "GlobalMaxPool", "ReduceMean", "ReduceMax") and (
                 flow.layout != "NCHW" or len(flow.shape) != 3 or flow.pooled):
@@ -561,6 +570,8 @@ class _GraphReader:
                                     f"Flatten or Reshape to (N, C)")
             _import_flatten(self, node, flow.shape, used)               # checks the target shape
             flow.pooled = False
+            return
+        if op == "Reshape" and len(flow.shape) == 1 and self._to_image(flow, node, used):
             return
         importer = IMPORTERS.get(op)
         if importer is None:
@@ -582,6 +593,18 @@ class _GraphReader:
         flow.nonnegative = op == "Relu"
         flow.pooled = op in ("GlobalAveragePool", "GlobalMaxPool")
         flow.after_weights = op in ("Conv", "MatMul", "Gemm")
+
+    def _to_image(self, flow, node, used):
+        """A Reshape of (N, C) to (N, C, 1, 1) or, channels last, (N, 1, 1, C) (squeeze-and-excitation's
+        gate): a glassnet Reshape to (C, 1, 1). False for any other target."""
+        (C,) = flow.shape
+        target = self.shape_value(node.input[1], flow.shape, used).tolist() if len(node.input) > 1 else []
+        if len(target) != 4 or target[0] not in (0, -1) or target[1:] not in ([C, 1, 1], [1, 1, C]):
+            return False
+        flow.pending.append(Reshape((C, 1, 1), dtype=self.dtype))
+        flow.shape, flow.layout = (C, 1, 1), "NCHW" if target[1] == C else "NHWC"
+        flow.after_weights = flow.nonnegative = False
+        return True
 
     def _reshape_rank(self, node, shape, used):
         """How many axes a Reshape's target has (0 when it has none)."""

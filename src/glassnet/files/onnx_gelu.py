@@ -68,7 +68,9 @@ def _fuse_one(nodes, constants, helper, trigger, approximate):
             return
         members = [n for n in nodes if id(n) in region]
         values = _evaluate(members, constants, x, current.output[0])
-        if values is not None and np.shape(values) == SAMPLES.shape and np.allclose(values, gelu_of(SAMPLES, approximate), rtol=1e-5, atol=1e-6):
+        expected = gelu_of(SAMPLES, approximate)
+        if values is not None and np.shape(values) == SAMPLES.shape and np.allclose(values, expected, rtol=1e-5,
+                                                                                     atol=1e-6):
             inside = {out for n in members for out in n.output}
             outside = [n for n in nodes if id(n) not in region and any(i in inside for i in n.input
                                                                           if i != current.output[0])]

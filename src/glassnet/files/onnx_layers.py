@@ -12,7 +12,8 @@ import numpy as np
 
 from ..errors import GlassnetError
 from ..nn.layers import (ELU, GELU, LRN, SELU, ChannelShuffle, ConvTranspose2D, Hardsigmoid, Hardswish, LogSoftmax,
-                         Pad2D, PixelShuffle, PReLU, ReLU6, SiLU, Softplus, Softsign, Upsample2D)
+                         Pad2D, PixelShuffle, PReLU, ReLU6, Rescaling, Reshape, SiLU, Softplus, Softsign,
+                         Upsample2D)
 from ..nn.layers.modern_activations import SELU_ALPHA, SELU_SCALE
 
 GELU_OPSET = 20                           # ONNX's Gelu op (approximate "none" or "tanh") arrived in opset 20
@@ -100,7 +101,21 @@ EXPORTERS = {
     Hardswish: lambda layer: ("HardSwish", {}, {}),
     LogSoftmax: lambda layer: ("LogSoftmax", dict(axis=1), {}),
     PixelShuffle: lambda layer: ("DepthToSpace", dict(blocksize=layer.upscale_factor, mode="CRD"), {}),
+    Reshape: lambda layer: ("Reshape", {}, {"shape": np.array((0,) + layer.shape, dtype=np.int64)}),  # 0: N
+    Rescaling: lambda layer: (_rescaling(layer), None, None),
 }
+
+
+def _rescaling(layer):
+    """x * scale + offset as a Mul and an Add with constants ((1, C, 1, 1) per channel)."""
+    def build(helper, inputs, output, label, shape):
+        def shaped(value):
+            return np.array(value).reshape((1, len(value)) + (1,) * (len(shape) - 1)) if isinstance(value, list) \
+                else np.array(value)
+        nodes = [helper.make_node("Mul", [inputs[0], f"{label}.scale"], [f"{output}_scaled"], name=f"{label}.scale"),
+                 helper.make_node("Add", [f"{output}_scaled", f"{label}.offset"], [output], name=label)]
+        return nodes, {f"{label}.scale": shaped(layer.scale), f"{label}.offset": shaped(layer.offset)}
+    return build
 
 
 def _silu(helper, inputs, output, label, shape):

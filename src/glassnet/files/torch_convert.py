@@ -11,8 +11,9 @@ from ..errors import GlassnetError
 from ..nn.layers import (ELU, GELU, LRN, SELU, Add, AvgPool2D, BatchNorm2D, ChannelShuffle, Concatenate, Conv2D,
                          ConvTranspose2D, Dense, Dropout, Flatten, GlobalAvgPool2D, GlobalMaxPool2D, Hardsigmoid,
                          Hardswish, Identity, LeakyReLU, LogSoftmax, MaxPool2D, Multiply, Pad2D, PixelShuffle, PReLU,
-                         ReLU, ReLU6, Sigmoid, SiLU, Softmax, Softplus, Softsign, Tanh, Upsample2D)
+                         ReLU, ReLU6, Rescaling, Reshape, Sigmoid, SiLU, Softmax, Softplus, Softsign, Tanh, Upsample2D)
 from ..models.sequential import Sequential
+from .torch_fixed import fixed_module, is_fixed_module, layer_of_fixed_module
 
 
 def _torch():
@@ -110,8 +111,8 @@ def _torch_module(torch, nn, layer, index):
         module = nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten())
     elif kind is LeakyReLU:
         module = nn.LeakyReLU(layer.alpha)
-    elif kind is Dropout:
-        module = nn.Dropout(layer.p)
+    elif kind in (Dropout, Rescaling, Reshape):
+        module = fixed_module(torch, layer)
     elif kind is Softmax:
         module = nn.Softmax(dim=1)
     elif kind in (LRN, ELU, SELU, PReLU, Softplus, GELU, LogSoftmax, Pad2D, Upsample2D, PixelShuffle, ChannelShuffle):
@@ -215,6 +216,9 @@ def from_torch(module, input_shape=None):
 
 def _glassnet_layer(nn, child, where):
     """The glassnet layer for one torch module (weights copied)."""
+    torch = _torch()
+    if is_fixed_module(torch, child):
+        return layer_of_fixed_module(torch, child)
     if isinstance(child, nn.Conv2d):
         if child.padding_mode != "zeros":
             raise GlassnetError(f"{where}: padding_mode={child.padding_mode!r}: put a gn.Pad2D before a "

@@ -13,9 +13,10 @@ from ..errors import GlassnetError
 from ..models.model import Model
 from ..nn.layers import (ELU, GELU, SELU, Add, AvgPool2D, ChannelShuffle, Concatenate, Flatten, GlobalAvgPool2D,
                          GlobalMaxPool2D, Hardsigmoid, Hardswish, LeakyReLU, LogSoftmax, MaxPool2D, Multiply, Pad2D,
-                         PixelShuffle, ReLU, ReLU6, Sigmoid, SiLU, Softmax, Softplus, Tanh)
+                         PixelShuffle, Reshape, ReLU, ReLU6, Sigmoid, SiLU, Softmax, Softplus, Tanh)
 from ..nn.symbolic import Input
 from .torch_convert import _glassnet_layer, _upsample
+from .torch_fixed import is_fixed_module
 
 
 class _Value:
@@ -23,6 +24,7 @@ class _Value:
 
     def __init__(self, symbolic, pooled=False):
         self.symbolic, self.pooled = symbolic, pooled
+        self.image = None                        # a pooling's (N, C, 1, 1) form, once something reads it
 
 
 class _Size:
@@ -35,7 +37,10 @@ def traced_model(torch, module, input_shape, dtype):
         raise GlassnetError(f"from_torch: {name} is not an nn.Sequential, so it is traced into a graph; pass "
                             f"input_shape=(C, H, W) (one sample's shape)")
     try:
-        traced = torch.fx.symbolic_trace(module)
+        class Tracer(torch.fx.Tracer):                          # glassnet's own modules stay calls
+            def is_leaf_module(self, submodule, qualified_name):
+                return is_fixed_module(torch, submodule) or super().is_leaf_module(submodule, qualified_name)
+        traced = torch.fx.GraphModule(module, Tracer().trace(module))
     except Exception as error:  # noqa: BLE001 -- fx raises many kinds for code it cannot trace
         raise GlassnetError(f"from_torch: torch.fx cannot trace {name} ({type(error).__name__}: {error})") from None
     modules = dict(traced.named_modules())
@@ -87,8 +92,13 @@ def _tensor(values, argument, where):
 
 
 def _plain(value, where):
+    """The value as PyTorch holds it: a global pooling kept as (N, C, 1, 1) (squeeze-and-excitation's
+    1x1 convolutions and gate read it so) becomes a Reshape of glassnet's (N, C), made once."""
     if value.pooled:
-        raise GlassnetError(f"{where}: after a global pooling only a flatten to (N, C) is supported")
+        if value.image is None:
+            (channels,) = value.symbolic.shape
+            value.image = Reshape((channels, 1, 1))(value.symbolic)
+        return value.image
     return value.symbolic
 
 

@@ -13,7 +13,8 @@ from . import init
 from .layers import (LAYER_TYPES, Add, AvgPool2D, BatchNorm2D, Concatenate, Conv2D, Dense, Dropout, Flatten,
                      GlobalAvgPool2D, GlobalMaxPool2D, Identity, Layer, LeakyReLU, MaxPool2D, Multiply, ReLU,
                      Sigmoid, Softmax, Tanh, ConvTranspose2D, LRN, ReLU6, ELU, SELU, PReLU, Softplus, Softsign,
-                     SiLU, GELU, Hardsigmoid, Hardswish, LogSoftmax, Pad2D, Upsample2D, PixelShuffle, ChannelShuffle)
+                     SiLU, GELU, Hardsigmoid, Hardswish, LogSoftmax, Pad2D, Upsample2D, PixelShuffle, ChannelShuffle,
+                     Rescaling, Reshape)
 from .losses import MSE, BinaryCrossEntropy, CrossEntropy, Loss, SoftmaxCrossEntropy
 from .optim import SGD, Adam, Optimizer
 from .symbolic import Input, SymbolicTensor

@@ -4,7 +4,7 @@ import numpy as np
 
 from ...files.torch_convert import to_torch
 from ...models.model import Model
-from ...nn.layers import BatchNorm2D, Conv2D, ReLU6
+from ...nn.layers import Conv2D
 from ...nn.symbolic import Input
 from ...models.presets import inverted_residual
 from . import measure

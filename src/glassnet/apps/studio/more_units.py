@@ -19,6 +19,8 @@ from ...nn.layers import (
     PixelShuffle,
     PReLU,
     ReLU6,
+    Rescaling,
+    Reshape,
     SiLU,
     Softplus,
     Softsign,
@@ -207,6 +209,23 @@ def log_softmax_unit(layer, x, out, position):
                        f"log({total:.6g}) = {result:.8g}", "sum": result}
 
 
-EXPLAINERS = [(ConvTranspose2D, conv_transpose_unit), (LRN, lrn_unit),
+def fixed_unit(layer, x, out, position):
+    """Rescaling: x * scale + offset with this channel's numbers; Reshape: the input position it came from."""
+    where = "[" + ", ".join(map(str, position)) + "]"
+    if isinstance(layer, Reshape):
+        source = [int(p) for p in np.unravel_index(int(np.ravel_multi_index(position, out.shape)), x.shape)]
+        value = float(x[tuple(source)])
+        return {"formula": f"y{where} = x[{', '.join(map(str, source))}] = {value:.8g} (the same values, "
+                           f"{x.shape} read as {out.shape} in C order)", "source": source, "sum": value}
+    channel = position[0] if position else 0
+    scale = layer.scale[channel] if isinstance(layer.scale, list) else layer.scale
+    offset = layer.offset[channel] if isinstance(layer.offset, list) else layer.offset
+    value = float(x[tuple(position)])
+    result = value * scale + offset
+    return {"formula": f"y{where} = x{where} * scale + offset = {value:.6g} * {scale:.6g} + {offset:.6g} = "
+                       f"{result:.8g} (fixed: not trained)", "sum": float(result)}
+
+
+EXPLAINERS = [(ConvTranspose2D, conv_transpose_unit), (LRN, lrn_unit), ((Rescaling, Reshape), fixed_unit),
               ((Pad2D, Upsample2D, PixelShuffle, ChannelShuffle), moved_unit),
               ((PReLU,) + tuple(ACTIVATION_TEXT), activation_unit), (LogSoftmax, log_softmax_unit)]

@@ -625,12 +625,19 @@ def _merge_unit(layer, xs, out, position):
                                   for j, x in enumerate(xs)],
                         "source_input": k, "source_position": source, "sum": value}
             offset += x.shape[axis]
-    values = [float(x[position]) for x in xs]
+    # a broadcast input (squeeze-and-excitation's (C, 1, 1) gate) is read at 0 on its axes of size 1
+    sources = [tuple(p if size > 1 else 0 for p, size in zip(position, x.shape)) for x in xs]
+    values = [float(x[source]) for x, source in zip(xs, sources)]
     symbol = " + " if isinstance(layer, Add) else " * "
     total = float(np.sum(values)) if isinstance(layer, Add) else float(np.prod(values))
-    return {"formula": f"y{where} = {symbol.join(f'x{k}{where}' for k in range(len(xs)))} = "
-                       f"{symbol.join(f'{v:.6g}' for v in values)} = {total:.8g}",
-            "terms": [{"input": k, "value": v} for k, v in enumerate(values)], "sum": total}
+    names = [f"x{k}[{', '.join(map(str, source))}]" for k, source in enumerate(sources)]
+    spread = [k for k, source in enumerate(sources) if list(source) != list(position)]
+    note = f" (input{'s' if len(spread) > 1 else ''} {', '.join(map(str, spread))} broadcast over the axes of " \
+           f"size 1)" if spread else ""
+    return {"formula": f"y{where} = {symbol.join(names)} = {symbol.join(f'{v:.6g}' for v in values)} = "
+                       f"{total:.8g}{note}",
+            "terms": [{"input": k, "value": v, "position": list(source)}
+                      for k, (v, source) in enumerate(zip(values, sources))], "sum": total}
 
 
 def _global_pool_unit(layer, x, out, position):

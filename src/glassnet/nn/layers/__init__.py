@@ -11,13 +11,14 @@ from .dense import Dense, Flatten
 from .merge import Add, Concatenate, Multiply
 from .pooling import AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D
 from .regularization import BatchNorm2D, Dropout
+from .rescaling import Rescaling, Reshape
 
 # every layer a model file or checkpoint may name, by type name: files are read against this allow-list
 LAYER_TYPES = {layer.__name__: layer for layer in (
     Conv2D, MaxPool2D, AvgPool2D, Flatten, Dense, Dropout, BatchNorm2D, ReLU, LeakyReLU, Sigmoid, Tanh, Identity,
     Softmax, Add, Concatenate, Multiply, GlobalAvgPool2D, GlobalMaxPool2D,
     ConvTranspose2D, LRN, ReLU6, ELU, SELU, PReLU, Softplus, Softsign, SiLU, GELU, Hardsigmoid, Hardswish,
-    LogSoftmax, Pad2D, Upsample2D, PixelShuffle, ChannelShuffle)}
+    LogSoftmax, Pad2D, Upsample2D, PixelShuffle, ChannelShuffle, Rescaling, Reshape)}
 
 __all__ = [
     "Layer", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "Dense", "Dropout", "BatchNorm2D",
@@ -25,4 +26,5 @@ __all__ = [
     "Add", "Concatenate", "Multiply", "GlobalAvgPool2D", "GlobalMaxPool2D",
     "ConvTranspose2D", "LRN", "ReLU6", "ELU", "SELU", "PReLU", "Softplus", "Softsign", "SiLU", "GELU",
     "Hardsigmoid", "Hardswish", "LogSoftmax", "Pad2D", "Upsample2D", "PixelShuffle", "ChannelShuffle",
+    "Rescaling", "Reshape",
 ]

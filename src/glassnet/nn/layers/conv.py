@@ -177,7 +177,8 @@ class Conv2D(Layer):
         (kh, kw), (sh, sw), (top, bottom, left, right) = self.kernel_size, self.stride, self.pads
         (dh, dw) = self.dilation
         if H + top + bottom < span(kh, dh) or W + left + right < span(kw, dw):
-            spread = "" if self.dilation == (1, 1) else f" with dilation={self.dilation} (spans {span(kh, dh)}x{span(kw, dw)})"
+            spread = "" if self.dilation == (1, 1) else \
+                f" with dilation={self.dilation} (spans {span(kh, dh)}x{span(kw, dw)})"
             raise GlassnetError(
                 f"Conv2D: kernel_size={self.kernel_size}{spread} is larger than the padded "
                 f"input ({H + top + bottom}, {W + left + right}) (input H, W = ({H}, {W}), padding={self.padding!r})"
@@ -231,7 +232,8 @@ class Conv2D(Layer):
                                              padded_shape, self.stride, self.dilation)
             return crop_padding(dx_padded, self.pads)
         xp = namespace(dy_rows)
-        # out_g = W_g @ cols_g + b  =>  dcols_g = W_g^T @ dy_g; each column entry flows back to the pixel it was read from
+        # out_g = W_g @ cols_g + b  =>  dcols_g = W_g^T @ dy_g; each column entry flows back to the pixel
+        # it was read from
         weight_rows = xp.reshape(self.params["weight"], (self.out_channels, -1))
         dcols = grouped_matmul(grouped_transpose(weight_rows, self.groups), dy_rows, self.groups)  # (C*kh*kw, N*OH*OW)
         dx_padded = col2im(dcols, padded_shape, self.kernel_size, self.stride, (OH, OW), self.dilation)

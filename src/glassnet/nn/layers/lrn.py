@@ -48,7 +48,6 @@ class LRN(Layer):
         """x: (N, C, H, W) -> (N, C, H, W)."""
         x = as_float_array(x, "LRN", self.dtype)
         check_batch(x, "LRN", "(N, C, H, W)")
-        xp = namespace(x)
         denominator = self.k + (self.alpha / self.size) * channel_window_sum(x * x, self.size // 2,
                                                                              (self.size - 1) // 2)
         scale = denominator ** (-self.beta)

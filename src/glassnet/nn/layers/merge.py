@@ -7,8 +7,11 @@ one gradient per input.
 - ``Concatenate(axis=1)``: the inputs side by side along ``axis`` (Inception, DenseNet; axis 1 is the
   channels of NCHW); input k receives its own slice of ``dy``.
 
-The inputs must have equal shapes (all but ``axis`` for Concatenate); a graph that breaks this fails
-when it is built, naming the shapes. Merges never broadcast (neither does Keras' ``Add``).
+Add and Multiply broadcast as NumPy, PyTorch and Keras do, over inputs with the same number of axes:
+on each axis the sizes are equal or 1 (squeeze-and-excitation multiplies (N, C, H, W) by (N, C, 1, 1));
+an input that was broadcast receives its gradient summed over the axes it was stretched along. The batch
+sizes must be equal. Concatenate's inputs agree on every axis but ``axis``. A graph that breaks this fails
+when it is built, naming the shapes.
 """
 import numpy as np
 
@@ -42,64 +45,87 @@ class _Merge(Layer):
         self._check_shapes([tuple(s) for s in shapes], batch=False)
 
     def _check_shapes(self, shapes, batch):
-        if any(shape != shapes[0] for shape in shapes):
-            what = "batches" if batch else "one sample's shapes"
-            raise GlassnetError(f"{type(self).__name__}: inputs must have equal shapes. "
-                                f"Received {what}: {', '.join(map(str, shapes))}")
+        self._broadcast(shapes, batch)
+
+    def _broadcast(self, shapes, batch):
+        """The shape the inputs broadcast to (sizes equal or 1 on each axis; batch sizes equal)."""
+        what = "batches" if batch else "one sample's shapes"
+        if any(len(shape) != len(shapes[0]) for shape in shapes) or (
+                batch and any(shape[0] != shapes[0][0] for shape in shapes)):
+            raise GlassnetError(f"{type(self).__name__}: inputs must have the same number of axes"
+                                f"{' and batch size' if batch else ''}. Received {what}: "
+                                f"{', '.join(map(str, shapes))}")
+        out = tuple(max(sizes) for sizes in zip(*shapes))
+        if any(size not in (1, target) for shape in shapes for size, target in zip(shape, out)):
+            raise GlassnetError(f"{type(self).__name__}: inputs must have equal sizes, or 1, on each axis "
+                                f"(as NumPy broadcasts). Received {what}: {', '.join(map(str, shapes))}")
+        return out
 
     def output_shape(self, input_shapes):
-        return tuple(input_shapes[0])
+        return self._broadcast([tuple(s) for s in input_shapes], batch=False)
+
+    @staticmethod
+    def _unbroadcast(grad, shape):
+        """``grad`` summed over the axes where ``shape`` has 1 and ``grad`` does not (keeping them)."""
+        axes = tuple(a for a, (size, full) in enumerate(zip(shape, grad.shape)) if size == 1 and full != 1)
+        return namespace(grad).sum(grad, axis=axes, keepdims=True) if axes else grad
 
     def backward_parameters(self, dy):
         self.backward(dy)
 
 
 class Add(_Merge):
-    """``y = x_0 + x_1 + ...`` element by element. Inputs and output: the same shape (N, ...)."""
+    """``y = x_0 + x_1 + ...`` element by element, broadcast. Inputs (N, ...) -> output (N, ...)."""
 
     def forward(self, xs):
         arrays = self._inputs(xs)
-        self._cache = (len(arrays), tuple(arrays[0].shape))
         out = arrays[0] + arrays[1]
         for array in arrays[2:]:
-            out += array
+            fits = all(size in (1, full) for size, full in zip(array.shape, out.shape))
+            if fits:
+                out += array                          # in place into the fresh sum: no third array
+            else:
+                out = out + array                     # a later input is the larger one
+        self._cache = [tuple(a.shape) for a in arrays]
         return out
 
     def backward(self, dy):
-        """dy: (N, ...) -> [dL/dx_k for each input]: the same ``dy`` for each, not copies."""
+        """dy: (N, ...) -> [dL/dx_k for each input]: ``dy`` itself (not copies), summed where x_k was broadcast."""
         self._require_cache(self._cache)
-        count, shape = self._cache
+        shapes = self._cache
         dy = as_gradient(dy, self.dtype)
-        self._check_grad_shape(dy, shape)
-        # y = sum_k x_k  =>  dy/dx_k = 1  =>  dL/dx_k = dy
-        return [dy] * count
+        self._check_grad_shape(dy, self._broadcast(shapes, batch=True))
+        # y = sum_k x_k  =>  dy/dx_k = 1  =>  dL/dx_k = dy (summed over the axes x_k was stretched along)
+        return [self._unbroadcast(dy, shape) for shape in shapes]
 
 
 class Multiply(_Merge):
-    """``y = x_0 * x_1 * ...`` element by element. Inputs and output: the same shape (N, ...)."""
+    """``y = x_0 * x_1 * ...`` element by element, broadcast. Inputs (N, ...) -> output (N, ...):
+    squeeze-and-excitation multiplies (N, C, H, W) by (N, C, 1, 1)."""
 
     def forward(self, xs):
         arrays = self._inputs(xs)
         self._cache = arrays
         out = arrays[0] * arrays[1]
         for array in arrays[2:]:
-            out *= array
+            out = out * array
         return out
 
     def backward(self, dy):
-        """dy: (N, ...) -> [dL/dx_k]: ``dy`` times the product of the other inputs."""
+        """dy: (N, ...) -> [dL/dx_k]: ``dy`` times the product of the others, summed where x_k was broadcast."""
         self._require_cache(self._cache)
         arrays = self._cache
         dy = as_gradient(dy, self.dtype)
-        self._check_grad_shape(dy, arrays[0].shape)
-        # y = prod_j x_j  =>  dL/dx_k = dy * prod_{j != k} x_j (products of the others, never a division)
+        self._check_grad_shape(dy, self._broadcast([tuple(a.shape) for a in arrays], batch=True))
+        # y = prod_j x_j  =>  dL/dx_k = dy * prod_{j != k} x_j (products of the others, never a division),
+        # summed over the axes x_k was stretched along
         grads = []
         for k in range(len(arrays)):
             grad = dy
             for j, array in enumerate(arrays):
                 if j != k:
                     grad = grad * array
-            grads.append(grad)
+            grads.append(self._unbroadcast(grad, tuple(arrays[k].shape)))
         return grads
 
 

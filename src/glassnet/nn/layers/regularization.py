@@ -2,6 +2,7 @@
 import numpy as np
 
 from ...backend import beside, namespace, same_place
+from ...errors import GlassnetError
 from ...validation import (as_float_array, as_gradient, check_batch, make_rng, positive_int, positive_number,
                            probability)
 from .base import Layer
@@ -16,17 +17,28 @@ class Dropout(Layer):
     ----------
     p : float in [0, 1), default 0.5
     rng : np.random.Generator, int seed or None (draws the masks)
+    noise_shape : one sample's mask shape, or None (one draw per element). An axis of size 1 shares
+        one draw along it: ``(1, 1, 1)`` drops whole samples of (C, H, W) (stochastic depth, Keras'
+        ``Dropout(noise_shape=(None, 1, 1, 1))`` in EfficientNet), ``(C, 1, 1)`` whole channels.
     """
 
-    def __init__(self, p=0.5, rng=None, dtype=np.float64):
+    def __init__(self, p=0.5, rng=None, noise_shape=None, dtype=np.float64):
         super().__init__(dtype)
         self.p = probability(p, "p", "Dropout")
         self.rng = make_rng(rng, "Dropout")
+        self.noise_shape = None if noise_shape is None else _noise_shape(noise_shape)
         self._scaled_mask = None
+        self._input_shape = None
         self.batch_share = None     # data-parallel training: (this rank's first row, global batch size)
 
     def get_config(self):
-        return {"p": self.p}
+        return {"p": self.p} if self.noise_shape is None else {"p": self.p, "noise_shape": list(self.noise_shape)}
+
+    def check_input_shape(self, input_shape):
+        if self.noise_shape is not None and (len(self.noise_shape) != len(input_shape) or any(
+                size not in (1, full) for size, full in zip(self.noise_shape, input_shape))):
+            raise GlassnetError(f"Dropout: noise_shape {self.noise_shape} does not fit one sample of shape "
+                                f"{tuple(input_shape)} (each size equal, or 1 to share a draw)")
 
     def forward(self, x):
         x = as_float_array(x, "Dropout", self.dtype)
@@ -34,22 +46,33 @@ class Dropout(Layer):
             self._scaled_mask = None
             return x
         shape = tuple(x.shape)
+        if self.noise_shape is not None:
+            self.check_input_shape(shape[1:])
+        mask = shape[1:] if self.noise_shape is None else self.noise_shape
         if self.batch_share is None:
-            keep = self.rng.random(shape) >= self.p                  # drawn on the host, as in a NumPy run
+            keep = self.rng.random(shape[:1] + mask) >= self.p       # drawn on the host, as in a NumPy run
         else:                                                        # the global batch's mask, this rank's rows
             first, total = self.batch_share
-            keep = (self.rng.random((total,) + shape[1:]) >= self.p)[first:first + shape[0]]
+            keep = (self.rng.random((total,) + mask) >= self.p)[first:first + shape[0]]
         scaled = keep.astype(self.dtype) / self.dtype.type(1.0 - self.p)
-        self._scaled_mask = beside(x, scaled)
+        self._scaled_mask, self._input_shape = beside(x, scaled), shape
         return x * self._scaled_mask
 
     def backward(self, dy):
         dy = as_gradient(dy, self.dtype)
         if self._scaled_mask is None:  # evaluation mode or p == 0: identity
             return dy
-        self._check_grad_shape(dy, self._scaled_mask.shape)
-        # y = x * mask / (1 - p)  =>  dx = dy * mask / (1 - p)
+        self._check_grad_shape(dy, self._input_shape)
+        # y = x * mask / (1 - p)  =>  dx = dy * mask / (1 - p)   (the mask broadcast as in forward)
         return dy * self._scaled_mask
+
+
+def _noise_shape(value):
+    sizes = list(value) if isinstance(value, (list, tuple)) else None
+    if not sizes or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in sizes):
+        raise GlassnetError(f"Dropout: noise_shape must be a list of positive ints (one sample's mask shape). "
+                            f"Received: {value!r}")
+    return tuple(int(v) for v in sizes)
 
 
 class BatchNorm2D(Layer):
