@@ -137,6 +137,7 @@ def dcgan_generator(latent=16):
 ARCHITECTURES = {
     "mobilenet_v2": lambda: (MobileNetV2(), (3, 32, 32)),
     "shufflenet_v2_unit": lambda: (ShuffleUnit(), (8, 16, 16)),
+    "shufflenet_v2_unit_written": lambda: (ShuffleUnit(written=True), (8, 16, 16)),   # x.view(...) in forward
     "unet_decoder": lambda: (UNetDecoder(), (3, 16, 16)),
     "dcgan_generator": lambda: (dcgan_generator(), (16, 1, 1)),
     "efficientnet_mini": lambda: (EfficientNetMini(), (3, 16, 16)),

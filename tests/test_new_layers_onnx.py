@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import glassnet as gn
-from real_architectures import ARCHITECTURES, ShuffleUnit, WrittenShuffle
+from real_architectures import ARCHITECTURES, WrittenShuffle
 from test_new_layers_everywhere import zoo
 
 
@@ -52,7 +52,6 @@ MODULES = {   # one layer (or two) per case: (module, one sample's shape)
     "upsample_align_corners": (lambda: nn.Upsample(scale_factor=3, mode="bilinear", align_corners=True), (3, 4, 5)),
     "pixel_shuffle": (lambda: nn.PixelShuffle(2), (8, 3, 3)),
     "channel_shuffle_written": (lambda: WrittenShuffle(3), (6, 3, 3)),
-    "shufflenet_v2_unit_written": (lambda: ShuffleUnit(written=True), (8, 16, 16)),
 }
 DYNAMO_ONLY = {"channel_shuffle": (lambda: nn.ChannelShuffle(3), (6, 3, 3)),   # TorchScript's exporter has no
                "shufflenet_v2_unit": ARCHITECTURES["shufflenet_v2_unit"]}       # aten::channel_shuffle

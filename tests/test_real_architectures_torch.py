@@ -1,4 +1,5 @@
-"""Hand-written PyTorch MobileNetV2, ShuffleNet-v2 unit, U-Net decoder and DCGAN generator through
+"""Hand-written PyTorch MobileNetV2, ShuffleNet-v2 unit (its channel shuffle by nn.ChannelShuffle, and written
+out with view/transpose/reshape as torchvision writes it), U-Net decoder, DCGAN generator and EfficientNet through
 gn.from_torch and gn.to_torch: outputs equal in float32 (1e-5) and float64 (1e-10), one training
 step's gradients equal to PyTorch's (float64, 1e-10), and each traced."""
 import numpy as np

@@ -5,7 +5,8 @@ called: converted by ``torch_convert._glassnet_layer``; a submodule called twice
 layer), ``call_function`` and ``call_method`` (``+``, ``*``, ``torch.cat``, ``torch.flatten``,
 ``F.relu``, ``x.mean(dim=(2, 3))``, ...: each looked up in the tables below) and the output. A global
 pooling that keeps its 1x1 axes (``AdaptiveAvgPool2d(1)``, ``mean(..., keepdim=True)``) is glassnet's
-(N, C) pooling waiting for the flatten that follows it.
+(N, C) pooling waiting for the flatten that follows it (or a Reshape to (N, C, 1, 1) where a convolution
+or a product reads it). Shapes, views and transposes are read by ``torch_shapes``.
 """
 import operator
 
@@ -17,18 +18,10 @@ from ..nn.layers import (ELU, GELU, SELU, Add, AvgPool2D, ChannelShuffle, Concat
 from ..nn.symbolic import Input
 from .torch_convert import _glassnet_layer, _upsample
 from .torch_fixed import is_fixed_module
+from .torch_shapes import ARITHMETIC, Value, arithmetic, item, reshaped, shape_call, transposed
 
 
-class _Value:
-    """A traced tensor: its symbolic value, and whether it is a global pooling still (N, C, 1, 1)."""
-
-    def __init__(self, symbolic, pooled=False):
-        self.symbolic, self.pooled = symbolic, pooled
-        self.image = None                        # a pooling's (N, C, 1, 1) form, once something reads it
-
-
-class _Size:
-    """``x.size(...)`` or ``x.shape``: only ever used to spell a flatten (``x.view(x.size(0), -1)``)."""
+_Value = Value
 
 
 def traced_model(torch, module, input_shape, dtype):
@@ -50,7 +43,8 @@ def traced_model(torch, module, input_shape, dtype):
     x = Input(tuple(input_shape))
     values, shared, output = {}, {}, None
     F = torch.nn.functional
-    functions = {operator.add: "add", torch.add: "add", operator.mul: "mul", torch.mul: "mul", torch.cat: "cat",
+    functions = {operator.getitem: "getitem", **ARITHMETIC,
+                 operator.add: "add", torch.add: "add", operator.mul: "mul", torch.mul: "mul", torch.cat: "cat",
                  torch.flatten: "flatten", torch.relu: "relu", F.relu: "relu", torch.sigmoid: "sigmoid",
                  torch.tanh: "tanh", F.leaky_relu: "leaky_relu", F.softmax: "softmax", F.max_pool2d: "max_pool",
                  torch.max_pool2d: "max_pool", F.avg_pool2d: "avg_pool", F.adaptive_avg_pool2d: "adaptive_avg",
@@ -122,8 +116,19 @@ def _call_function(kind, node, values, where):
 
     def argument(position, key, default):
         return args[position] if len(args) > position else kwargs.get(key, default)
+    def resolved(a):                                 # a node's traced value (a tensor, a shape, a size)
+        if isinstance(a, (list, tuple)):
+            return [resolved(v) for v in a]
+        return values.get(a) if hasattr(a, "op") else a
     if kind in ("size", "getattr"):
-        return _Size()
+        if kind == "getattr" and argument(1, "name", None) != "shape":
+            raise GlassnetError(f"{where}: reading {argument(1, 'name', None)!r} of a tensor is not supported")
+        return shape_call(_tensor(values, args[0], where), None if kind == "getattr" else argument(1, "dim", None))
+    if kind == "getitem":
+        return item(resolved(args[0]), resolved(args[1]), where)
+    if kind in ARITHMETIC.values() or (kind in ("add", "mul") and not isinstance(resolved(args[0]), _Value)):
+        function = {"add": operator.add, "mul": operator.mul, **{v: k for k, v in ARITHMETIC.items()}}[kind]
+        return arithmetic(function, resolved(args[0]), resolved(args[1]), where)
     if kind in ("add", "mul", "__add__", "__mul__", "add_", "mul_"):
         inputs = [_plain(_tensor(values, a, where), where) for a in args[:2]]
         if len(args) != 2 or kwargs:
@@ -136,12 +141,16 @@ def _call_function(kind, node, values, where):
         inputs = [_plain(_tensor(values, a, where), where) for a in tensors]
         return _Value(Concatenate(axis=argument(1, "dim", 0))(inputs))
     value = _tensor(values, args[0] if args else kwargs.get("input"), where)
-    if kind in ("flatten", "view", "reshape"):
-        if kind == "flatten" and (argument(1, "start_dim", 0) != 1 or argument(2, "end_dim", -1) != -1):
+    if kind == "flatten":
+        if argument(1, "start_dim", 0) != 1 or argument(2, "end_dim", -1) != -1:
             raise GlassnetError(f"{where}: only a flatten from dimension 1 is supported")
-        if kind != "flatten" and not (len(args) == 3 and isinstance(values.get(args[1]), _Size) and args[2] == -1):
-            raise GlassnetError(f"{where}: only x.{kind}(x.size(0), -1) is supported")
         return _Value(value.symbolic) if value.pooled else _Value(Flatten()(value.symbolic))
+    if kind in ("view", "reshape"):
+        return reshaped(value, resolved(args[1:]), where)
+    if kind == "transpose":
+        return transposed(value, resolved(args[1:]), where)
+    if kind == "contiguous":
+        return value
     simple = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh, "relu6": ReLU6, "silu": SiLU,
               "hardswish": Hardswish, "hardsigmoid": Hardsigmoid, "selu": SELU}
     if kind in simple:
