@@ -19,10 +19,11 @@ from .errors import GlassnetError, GradcheckError, ShapeError, TrainingDivergedE
 from .nn import (Add, AvgPool2D, BatchNorm2D, Concatenate, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D,
                  GlobalMaxPool2D, Identity, Input, Layer, LeakyReLU, MaxPool2D, Multiply, ReLU, Sigmoid, Softmax,
                  SymbolicTensor, Tanh, ConvTranspose2D, LRN, ReLU6, ELU, SELU, PReLU, Softplus, Softsign, SiLU,
-                 GELU, Hardsigmoid, Hardswish, LogSoftmax, Pad2D, Upsample2D, PixelShuffle, ChannelShuffle, Rescaling, Reshape, MSE, BinaryCrossEntropy, CrossEntropy, Loss, SoftmaxCrossEntropy,
-                 SGD, Adam, Optimizer, init)
+                 GELU, Hardsigmoid, Hardswish, LogSoftmax, Pad2D, Upsample2D, PixelShuffle, ChannelShuffle, Rescaling,
+                 Reshape, MSE, BinaryCrossEntropy, CrossEntropy, Loss, SoftmaxCrossEntropy,
+                 SGD, Adam, AdamW, RMSprop, Adagrad, Optimizer, decay_weights_only, init)
 from .data import Augment, ImageSet, datasets, preprocessing
-from .training import BatchEnd, Callback, EpochEnd, StopTraining
+from .training import BatchEnd, Callback, EpochEnd, StopTraining, schedules
 from .models import Model, Sequential, presets
 from .files import (export_onnx, from_keras, from_torch, import_onnx, load, load_checkpoint, save, to_keras,
                     to_torch)

@@ -16,5 +16,6 @@ from .layers import (LAYER_TYPES, Add, AvgPool2D, BatchNorm2D, Concatenate, Conv
                      SiLU, GELU, Hardsigmoid, Hardswish, LogSoftmax, Pad2D, Upsample2D, PixelShuffle, ChannelShuffle,
                      Rescaling, Reshape)
 from .losses import MSE, BinaryCrossEntropy, CrossEntropy, Loss, SoftmaxCrossEntropy
-from .optim import SGD, Adam, Optimizer
+from .optim import SGD, Adam, Optimizer, decay_weights_only
+from .optim_adaptive import Adagrad, AdamW, RMSprop
 from .symbolic import Input, SymbolicTensor

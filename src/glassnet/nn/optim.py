@@ -15,11 +15,21 @@ from ..validation import non_negative_number, positive_number, probability
 
 
 class Optimizer:
-    def __init__(self, model, lr):
+    """Shared plumbing. ``lr`` is the rate in force (a schedule sets it before each step);
+    ``decay_filter(name, layer, key) -> bool`` (None: every parameter) says which parameters weight
+    decay applies to: ``gn.decay_weights_only`` leaves out biases and BatchNorm's scale and shift, a
+    common recipe (PyTorch writes it as two parameter groups)."""
+
+    def __init__(self, model, lr, weight_decay=0.0, decay_filter=None):
         if not hasattr(model, "named_parameters"):
             raise GlassnetError(f"{type(self).__name__}: expected a Sequential model. Received: {type(model).__name__}")
+        if decay_filter is not None and not callable(decay_filter):
+            raise GlassnetError(f"{type(self).__name__}: decay_filter must be a function (name, layer, key) -> bool "
+                                f"or None. Received: {decay_filter!r}")
         self.model = model
         self.lr = positive_number(lr, "lr", type(self).__name__)
+        self.weight_decay = non_negative_number(weight_decay, "weight_decay", type(self).__name__)
+        self.decay_filter = decay_filter
         self.state = {}
         self.steps = 0
         if hasattr(model, "register_optimizer"):
@@ -31,6 +41,8 @@ class Optimizer:
             if key not in layer.grads:
                 raise GlassnetError(f"{type(self).__name__}.step: no gradient for {name}; call model.backward first")
             param, grad = layer.params[key], layer.grads[key]
+            decays = self.decay_filter is None or bool(self.decay_filter(name, layer, key))
+            self.decay = self.weight_decay if decays else 0.0          # read by _update for this parameter
             param -= self._update(name, param, namespace(param).astype(grad, param.dtype, copy=False))
         self.steps += 1
 
@@ -44,7 +56,13 @@ class Optimizer:
     # -- state for checkpoints ------------------------------------------------------------
     def hyperparameters(self):
         """Constructor arguments (JSON-ready) that rebuild this optimizer."""
-        return {"lr": self.lr}
+        return {"lr": self.lr, **self._filter_name()}
+
+    def _filter_name(self):
+        """{"decay_filter": its function's name} when there is one (a function cannot be saved)."""
+        if self.decay_filter is None:
+            return {}
+        return {"decay_filter": getattr(self.decay_filter, "__name__", type(self.decay_filter).__name__)}
 
     def state_arrays(self):
         """name -> array of every per-parameter state (e.g. ``"0.weight.exp_avg"``)."""
@@ -92,11 +110,11 @@ class SGD(Optimizer):
     array([[1.64]])
     """
 
-    def __init__(self, model, lr=0.01, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
-        super().__init__(model, lr)
+    def __init__(self, model, lr=0.01, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
+                 decay_filter=None):
+        super().__init__(model, lr, weight_decay, decay_filter)
         self.momentum = probability(momentum, "momentum", "SGD")
         self.dampening = probability(dampening, "dampening", "SGD", allow_one=True)
-        self.weight_decay = non_negative_number(weight_decay, "weight_decay", "SGD")
         self.nesterov = bool(nesterov)
         if self.nesterov and (self.momentum == 0 or self.dampening != 0):
             raise GlassnetError("SGD: nesterov needs momentum > 0 and dampening = 0. "
@@ -104,7 +122,7 @@ class SGD(Optimizer):
 
     def hyperparameters(self):
         return {"lr": self.lr, "momentum": self.momentum, "dampening": self.dampening,
-                "weight_decay": self.weight_decay, "nesterov": self.nesterov}
+                "weight_decay": self.weight_decay, "nesterov": self.nesterov, **self._filter_name()}
 
     def state_arrays(self):
         return {f"{name}.momentum_buffer": buf for name, buf in self.state.items()}
@@ -124,7 +142,7 @@ class SGD(Optimizer):
                                                                    numpy_dtype(parameters[name].dtype)))
 
     def _update(self, name, param, grad):
-        g = grad + self.weight_decay * param if self.weight_decay else grad
+        g = grad + self.decay * param if self.decay else grad
         if self.momentum == 0:
             return self.lr * g
         buf = self.state.get(name)
@@ -141,16 +159,17 @@ class Adam(Optimizer):
     ``param -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
     """
 
-    def __init__(self, model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        super().__init__(model, lr)
+    def __init__(self, model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decay_filter=None):
+        super().__init__(model, lr, weight_decay, decay_filter)
+        name = type(self).__name__
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise GlassnetError(f"Adam: betas must be a pair. Received: betas={betas!r}")
-        self.betas = (probability(betas[0], "betas[0]", "Adam"), probability(betas[1], "betas[1]", "Adam"))
-        self.eps = positive_number(eps, "eps", "Adam")
-        self.weight_decay = non_negative_number(weight_decay, "weight_decay", "Adam")
+            raise GlassnetError(f"{name}: betas must be a pair. Received: betas={betas!r}")
+        self.betas = (probability(betas[0], "betas[0]", name), probability(betas[1], "betas[1]", name))
+        self.eps = positive_number(eps, "eps", name)
 
     def hyperparameters(self):
-        return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps, "weight_decay": self.weight_decay}
+        return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps, "weight_decay": self.weight_decay,
+                **self._filter_name()}
 
     def state_arrays(self):
         arrays = {}
@@ -180,7 +199,7 @@ class Adam(Optimizer):
     def _update(self, name, param, grad):
         b1, b2 = self.betas
         xp = namespace(param)
-        g = grad + self.weight_decay * param if self.weight_decay else grad
+        g = grad + self.decay * param if self.decay else grad
         if name not in self.state:
             self.state[name] = (xp.zeros_like(param), xp.zeros_like(param), 0)
         m, v, t = self.state[name]
@@ -204,4 +223,7 @@ class Adam(Optimizer):
         return step
 
 
-OPTIMIZERS = {"SGD": SGD, "Adam": Adam}
+def decay_weights_only(name, layer, key):
+    """A ``decay_filter``: weight decay on the weights of Conv2D, ConvTranspose2D and Dense only (not on
+    biases, BatchNorm's scale and shift, or PReLU's slopes)."""
+    return key == "weight" and type(layer).__name__ in ("Conv2D", "ConvTranspose2D", "Dense")

@@ -14,3 +14,4 @@ Imports: foundations (errors, backend, validation, archive), nn, data.
 """
 from .callbacks import BatchEnd, Callback, EpochEnd, StopTraining
 from .history import History
+from . import schedules

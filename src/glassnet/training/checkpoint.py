@@ -22,7 +22,7 @@ import numpy as np
 from ..archive import ArchiveReader, refuse_non_finite, write_archive
 from ..backend import to_numpy
 from ..errors import GlassnetError
-from ..nn.optim import OPTIMIZERS
+from ..nn.optim_adaptive import OPTIMIZERS
 
 FORMAT, VERSION = "glassnet-checkpoint", 1
 BIT_GENERATORS = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM, "MT19937": np.random.MT19937,
@@ -54,7 +54,7 @@ def save_checkpoint(path, model, optimizer, progress, order):
     order : (n,) int64, the current epoch's sample order
     """
     path = Path(path)
-    kinds = [name for name, kind in OPTIMIZERS.items() if isinstance(optimizer, kind)]
+    kinds = [name for name, kind in OPTIMIZERS.items() if type(optimizer) is kind]
     if not kinds:
         raise GlassnetError(f"checkpoint: can save the state of {', '.join(OPTIMIZERS)} optimizers, "
                             f"not {type(optimizer).__name__}")
@@ -134,7 +134,7 @@ def same_architecture(model):
 def restore(checkpoint, model, optimizer):
     """Copy the checkpoint's weights into ``model`` and its state into ``optimizer`` (same kinds)."""
     kind = checkpoint.optimizer.get("type")
-    if not isinstance(kind, str) or kind not in OPTIMIZERS or not isinstance(optimizer, OPTIMIZERS[kind]):
+    if not isinstance(kind, str) or kind not in OPTIMIZERS or type(optimizer) is not OPTIMIZERS[kind]:
         raise GlassnetError(f"{checkpoint.path}: checkpoint optimizer {kind!r}, fit was given "
                             f"{type(optimizer).__name__}")
     counters = checkpoint.optimizer.get("counters", {})
