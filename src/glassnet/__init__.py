@@ -23,7 +23,8 @@ from .nn import (Add, AvgPool2D, BatchNorm2D, Concatenate, Conv2D, Dense, Dropou
                  Reshape, MSE, BinaryCrossEntropy, CrossEntropy, Loss, SoftmaxCrossEntropy,
                  SGD, Adam, AdamW, RMSprop, Adagrad, Optimizer, decay_weights_only, init)
 from .data import Augment, ImageSet, datasets, preprocessing
-from .training import BatchEnd, Callback, EpochEnd, StopTraining, schedules
+from .training import (BatchEnd, Callback, EarlyStopping, EpochEnd, StopTraining, clip_grad_norm, clip_grad_value,
+                       schedules)
 from .models import Model, Sequential, presets
 from .files import (export_onnx, from_keras, from_torch, import_onnx, load, load_checkpoint, save, to_keras,
                     to_torch)

@@ -10,7 +10,7 @@ import numpy as np
 from ..backend import beside, namespace, numpy_dtype, to_numpy
 from ..errors import GlassnetError, ShapeError
 from .layers.activations import log_softmax, softmax
-from ..validation import as_float_array, foreign_array
+from ..validation import as_float_array, foreign_array, probability
 
 # PyTorch's BCELoss clamps each log term at -100 so that p = 0 or 1 gives a finite loss.
 LOG_FLOOR = -100.0
@@ -173,7 +173,9 @@ class SoftmaxCrossEntropy(Loss):
 
     ``L = -mean_n sum_k t_nk log_softmax(z)_nk`` with a max-shifted log-sum-exp (exact for
     logits of +-1000). Closed-form gradient: ``dL/dz = (softmax(z) - t) / N``.
-    Targets: integer labels (N,) or one-hot / probability rows (N, K).
+    Targets: integer labels (N,) or one-hot / probability rows (N, K). ``label_smoothing`` e in [0, 1)
+    mixes each target row with the uniform distribution, as ``torch.nn.CrossEntropyLoss``:
+    ``t = (1 - e) t + e / K`` (so the loss and gradient above hold with the smoothed t).
 
     Examples
     --------
@@ -184,10 +186,21 @@ class SoftmaxCrossEntropy(Loss):
     array([[ 0.25,  0.25, -0.75,  0.25]])
     """
 
+    def __init__(self, label_smoothing=0.0):
+        super().__init__()
+        value = probability(label_smoothing, "label_smoothing", "SoftmaxCrossEntropy")
+        self.label_smoothing = value
+
+    def get_config(self):
+        return {"label_smoothing": self.label_smoothing} if self.label_smoothing else {}
+
     def forward_value(self, pred, target):
         z = self._pred(pred)
         n, k = _class_scores("SoftmaxCrossEntropy", z)
-        t = beside(z, class_targets("SoftmaxCrossEntropy", target, n, k, numpy_dtype(z.dtype)))
+        targets = class_targets("SoftmaxCrossEntropy", target, n, k, numpy_dtype(z.dtype))
+        if self.label_smoothing:
+            targets = (1 - self.label_smoothing) * targets + self.label_smoothing / k
+        t = beside(z, targets)
         log_p = log_softmax(z, axis=1)
         self._cache = (z, t)
         return -namespace(z).sum(t * log_p) / n

@@ -14,4 +14,6 @@ Imports: foundations (errors, backend, validation, archive), nn, data.
 """
 from .callbacks import BatchEnd, Callback, EpochEnd, StopTraining
 from .history import History
+from .clipping import clip_grad_norm, clip_grad_value, gradient_norm
+from .early_stopping import EarlyStopping
 from . import schedules

@@ -30,6 +30,7 @@ class BatchEnd:
     grad_norms : parameter name ("0.weight") -> L2 norm of its gradient in this batch
     dead_relu : ReLU layer index ("1") -> fraction of its units that output 0 for the whole batch
     model : the model being trained (read it, do not change it)
+    lr : the learning rate this step used
     """
     epoch: int
     batch: int
@@ -40,6 +41,7 @@ class BatchEnd:
     grad_norms: dict = field(default_factory=dict)
     dead_relu: dict = field(default_factory=dict)
     model: object = None
+    lr: float = None
 
 
 @dataclass

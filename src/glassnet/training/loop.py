@@ -25,6 +25,7 @@ from ..errors import GlassnetError, TrainingDivergedError
 from ..nn.layers.activations import ReLU, softmax
 from ..nn.losses import BinaryCrossEntropy, CrossEntropy, Loss, MSE, SoftmaxCrossEntropy, class_targets
 from ..nn.optim import SGD, Adam, Optimizer
+from ..nn.optim_adaptive import Adagrad, AdamW, RMSprop
 from ..validation import as_float_array, foreign_array, make_rng, positive_int
 from .callbacks import BatchEnd, Callback, EpochEnd, StopTraining, notify
 from .checkpoint import (generator_from_state, generator_state, previous_path, read_checkpoint, restore,
@@ -32,9 +33,12 @@ from .checkpoint import (generator_from_state, generator_state, previous_path, r
 from .distributed import attach, world
 from .distributed import step_figures as group_step_figures
 from .history import History
+from .toolkit import StepTools, split_validation
 
 DIVERGENCE_FACTOR = 100     # a batch loss this many times the first batch's means training diverged
 LOSS_FLOOR = 1e-3           # ... the first batch's loss counted as at least this, so a tiny one is no trap
+NAMED_OPTIMIZERS = {"adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
+OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
 LOSSES = {"softmax_cross_entropy": SoftmaxCrossEntropy, "cross_entropy": CrossEntropy,
           "binary_cross_entropy": BinaryCrossEntropy, "mse": MSE}
 
@@ -57,9 +61,11 @@ def resolve_optimizer(model, optimizer, lr):
         return SGD(model, lr=lr)
     if optimizer == "momentum":
         return SGD(model, lr=lr, momentum=0.9)
-    if optimizer == "adam":
-        return Adam(model, lr=lr)
-    raise GlassnetError("fit: optimizer must be an Optimizer or 'sgd', 'momentum', 'adam'. "
+    if optimizer == "nesterov":
+        return SGD(model, lr=lr, momentum=0.9, nesterov=True)
+    if optimizer in NAMED_OPTIMIZERS:
+        return NAMED_OPTIMIZERS[optimizer](model, lr=lr)
+    raise GlassnetError(f"fit: optimizer must be an Optimizer or one of {', '.join(OPTIMIZER_NAMES)}. "
                         f"Received: optimizer={optimizer!r}")
 
 
@@ -137,7 +143,7 @@ class ProgressBar(Callback):
             self.shown = 0
         self.bar.update(event.samples_seen - self.shown)
         self.shown = event.samples_seen
-        self.bar.set_postfix(loss=f"{event.loss:.4f}")
+        self.bar.set_postfix(loss=f"{event.loss:.4f}", **({"lr": f"{event.lr:.3g}"} if event.lr is not None else {}))
 
     def on_epoch_end(self, event):
         self.close()
@@ -150,7 +156,8 @@ class ProgressBar(Callback):
 
 def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None, validation_data=None,
         shuffle=True, seed=None, verbose=True, log=print, checkpoint=None, checkpoint_every=None, resume=False,
-        callbacks=(), augment=None, distributed=False, divergence_check=True):
+        callbacks=(), augment=None, distributed=False, divergence_check=True, schedule=None, schedule_step=None,
+        clip_grad_norm=None, validation_split=None):
     """Train ``model`` on (x, y); returns a history dict of per-epoch lists.
 
     Parameters
@@ -158,8 +165,16 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
     x : (N, ...) inputs; y : (N,) labels, (N, K) one-hot or (N, d) regression targets
     epochs, batch_size : int
     loss : Loss or name, default SoftmaxCrossEntropy
-    optimizer : Optimizer or "sgd" | "momentum" | "adam" (with ``lr``)
+    optimizer : Optimizer or "sgd" | "momentum" | "nesterov" | "adam" | "adamw" | "rmsprop" | "adagrad"
+        (with ``lr``)
     validation_data : (x_val, y_val) or None
+    validation_split : a fraction in (0, 1) of (x, y) held out for validation instead, drawn with ``seed``,
+        stratified for class labels
+    schedule : one of ``gn.schedules`` made on ``optimizer``; stepped after every batch or every epoch
+        (``schedule_step``: "batch" or "epoch"; default "batch" for OneCycleLR, else "epoch").
+        ReduceLROnPlateau steps per epoch on the validation loss (the training loss without validation).
+    clip_grad_norm : None or a float: every step's gradients scaled to that total norm at most (see
+        ``gn.clip_grad_norm``), after the divergence checks and before the optimizer's step
     shuffle : reshuffle each epoch with ``seed`` (an int, a Generator or None)
     verbose : print one line per epoch through ``log`` and show a progress bar on a terminal
     checkpoint : path or None. Written at the end of every epoch and, with ``checkpoint_every=k``,
@@ -181,7 +196,8 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
 
     Returns
     -------
-    dict with "loss", "accuracy", "val_loss", "val_accuracy" (lists, one entry per epoch;
+    dict with "loss", "accuracy", "val_loss", "val_accuracy", "lr" (the rate of the epoch's last batch;
+    every batch's rate in "lr_batches") (lists, one entry per epoch;
     accuracies are None for regression losses), "grad_norms" ({"0.weight": [mean L2 norm of the
     gradient per epoch], ...}) and "dead_relu" ({"1": [mean fraction of units of ReLU layer 1 that
     output 0 for a whole batch, per epoch], ...}).
@@ -200,6 +216,11 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
     listeners = _listeners(callbacks)
     augmenter = Augment.parse(augment) if augment is not None else None
     x, y = check_xy(model, x, y, "fit")
+    if validation_split is not None:
+        if validation_data is not None:
+            raise GlassnetError("fit: give validation_data or validation_split, not both")
+        split_seed = seed.spawn(1)[0] if isinstance(seed, np.random.Generator) else seed   # not the order's draws
+        x, y, *validation_data = split_validation(x, y, validation_split, split_seed)
     group = _group(model, x.shape[0], batch_size, epochs) if distributed else None
     if group is not None and not group.is_root:
         verbose, log = False, (lambda line: None)
@@ -208,21 +229,25 @@ def fit(model, x, y, epochs=1, batch_size=32, loss=None, optimizer=None, lr=None
         listeners.append(progress)
     loss = resolve_loss(loss)
     optimizer = resolve_optimizer(model, optimizer, lr)
+    tools = StepTools(optimizer, schedule, schedule_step, clip_grad_norm)
     check_labels(model, loss, x, y, "fit")
     rng = make_rng(seed, "fit")
     n = x.shape[0]
     state = {"samples": n, "batch_size": batch_size, "shuffle": bool(shuffle), "epoch": 1, "position": 0,
              "total_loss": 0.0, "correct": 0.0,
-             "history": History(loss=[], accuracy=[], val_loss=[], val_accuracy=[], grad_norms={}, dead_relu={}),
+             "history": History(loss=[], accuracy=[], val_loss=[], val_accuracy=[], lr=[], lr_batches=[],
+                                grad_norms={}, dead_relu={}),
              "sums": new_sums()}
     order = None
     if resume and checkpoint is not None and (Path(checkpoint).exists() or previous_path(checkpoint).exists()):
         state, order, rng = _resume(checkpoint, model, optimizer, state, log)
-        state["history"] = History(state["history"])
+        tools.load(state.get("schedule"), checkpoint)
+        state["history"] = History({"lr": [], "lr_batches": [], **state["history"]})
     history = state["history"]
     try:
         _epochs(model, x, y, epochs, batch_size, loss, optimizer, validation_data, shuffle, verbose, log,
-                checkpoint, checkpoint_every, listeners, state, order, rng, augmenter, group, divergence_check)
+                checkpoint, checkpoint_every, listeners, state, order, rng, augmenter, group, divergence_check,
+                tools)
     except StopTraining:
         pass  # a listener asked to stop: the weights stay as the last step left them
     finally:
@@ -267,9 +292,10 @@ def _listeners(callbacks):
 
 def _epochs(model, x, y, epochs, batch_size, loss, optimizer, validation_data, shuffle, verbose, log,
             checkpoint, checkpoint_every, listeners, state, order, rng, augmenter=None, group=None,
-            divergence_check=True):
+            divergence_check=True, tools=None):
     """The epoch loop of ``fit`` from where ``state`` says it stands."""
     writes_checkpoints = group is None or group.is_root      # in data-parallel training, rank 0 only
+    tools = tools or StepTools(optimizer)
     n = x.shape[0]
     history = state["history"]
     tracks_accuracy = not isinstance(loss, MSE)
@@ -311,16 +337,21 @@ def _epochs(model, x, y, epochs, batch_size, loss, optimizer, validation_data, s
                                                 f"{state['first_loss']:.4g} (first batch) to {batch_loss:.4g} at "
                                                 f"{where}" + _lower_lr(optimizer) + _last_good(checkpoint))
                 record_gradients(model, state["sums"], norms, dead, where, checkpoint, optimizer)
+                tools.before_step(model)
+                rate = float(optimizer.lr)
                 optimizer.step()
+                tools.after_batch()
+                history["lr_batches"].append(rate)
                 total_loss += batch_loss * len(batch)
                 batch_accuracy = right / len(batch) if tracks_accuracy else None
                 if tracks_accuracy:
                     correct += right
                 position = start + len(batch)
                 notify(listeners, "on_batch_end", BatchEnd(epoch, batch_number, batches, position, float(batch_loss),
-                                                           batch_accuracy, norms, dead, model))
+                                                           batch_accuracy, norms, dead, model, rate))
                 if checkpoint_every and batch_number % checkpoint_every == 0 and position < n:
-                    state.update(epoch=epoch, position=position, total_loss=total_loss, correct=correct)
+                    state.update(epoch=epoch, position=position, total_loss=total_loss, correct=correct,
+                                 schedule=tools.state())
                     if writes_checkpoints:
                         _save(checkpoint, model, optimizer, state, order, rng, where)
             history["loss"].append(total_loss / n)
@@ -332,8 +363,11 @@ def _epochs(model, x, y, epochs, batch_size, loss, optimizer, validation_data, s
                 val_loss, val_accuracy = None, None
             history["val_loss"].append(val_loss)
             history["val_accuracy"].append(val_accuracy)
+            history["lr"].append(rate)
+            tools.after_epoch(history)
             order = None
-            state.update(epoch=epoch + 1, position=0, total_loss=0.0, correct=0.0, sums=new_sums())
+            state.update(epoch=epoch + 1, position=0, total_loss=0.0, correct=0.0, sums=new_sums(),
+                         schedule=tools.state())
             if checkpoint is not None and writes_checkpoints:
                 _save(checkpoint, model, optimizer, state, np.arange(n), rng, f"the end of epoch {epoch}")
             notify(listeners, "on_epoch_end", EpochEnd(epoch, epochs, history, model))  # closes the bar first
@@ -452,6 +486,8 @@ def epoch_line(epoch, epochs, history):
     for key, label in (("accuracy", "acc"), ("val_loss", "val loss"), ("val_accuracy", "val acc")):
         if history[key][-1] is not None:
             parts.append(f"{label} {history[key][-1]:.4f}")
+    if history.get("lr"):
+        parts.append(f"lr {history['lr'][-1]:.3g}")
     return "  ".join(parts)
 
 
