@@ -25,6 +25,8 @@ from ..see import plots
 from ..see.explain import explain_network, parse_net, seed_example
 from ..training.distributed import world
 from ..training.loop import accuracy, resolve_loss
+from .recipe import describe as describe_toolkit
+from .recipe import fit_arguments, toolkit_settings
 from .parser import OPTIMIZERS, build_parser, parse_arguments  # noqa: F401 (build_parser: the docs test)
 
 
@@ -82,6 +84,7 @@ def command_train(args):
                         seed=args.seed if args.seed is not None else settings.get("seed", 0),
                         checkpoint_every=args.checkpoint_every, image_size=args.image_size,
                         channels=args.channels, kind=args.kind)
+        settings.update(toolkit_settings(args, settings["epochs"]))
         if settings.get("augment"):
             Augment.parse(settings["augment"])          # a bad spelling fails now, before any decoding
         dataset = load_dataset(settings)
@@ -100,16 +103,17 @@ def command_train(args):
     log(f"training {settings['arch']} on {dataset.description}: {settings['epochs']} epochs, batch "
         f"{settings['batch_size']}, {settings['optimizer']} lr {settings['lr']}, {settings['dtype']}"
         + (f", on {args.device}" if args.device != "cpu" else "")
-        + (f", augment {Augment.parse(augment).describe()}" if augment else "")
+        + (f", augment {Augment.parse(augment).describe()}" if augment else "") + describe_toolkit(settings)
         + (f", {_plural(group.size, 'process', 'processes')} x {_plural(threads, 'thread')}"
            if group is not None else ""))
+    tools = fit_arguments(model, settings, len(dataset.y_train))
     started = time.perf_counter()
     try:
+        test_as_validation = args.plots and not tools["validation_split"]
         history = model.fit(dataset.x_train, dataset.y_train, epochs=settings["epochs"],
-                            batch_size=settings["batch_size"],
-                            loss=settings["loss"], optimizer=settings["optimizer"], lr=settings["lr"],
+                            batch_size=settings["batch_size"], **tools,
                             seed=settings["seed"], verbose=not args.quiet, log=log, checkpoint=checkpoint,
-                            validation_data=(dataset.x_test, dataset.y_test) if args.plots else None,
+                            validation_data=(dataset.x_test, dataset.y_test) if test_as_validation else None,
                             checkpoint_every=settings["checkpoint_every"], resume=bool(args.resume),
                             augment=settings.get("augment"), distributed=args.distributed,
                             divergence_check=not args.no_divergence_check)
@@ -121,6 +125,11 @@ def command_train(args):
     line = test_line(model, dataset, settings["loss"])
     path = save_or_rescue(model, args.out)
     print(f"trained in {seconds:.1f} s; model saved to {path}")
+    for stop in tools["callbacks"]:
+        if stop.best_epoch is not None:
+            print(f"early stopping: the best validation loss {stop.best:.4f} came at epoch {stop.best_epoch}; "
+                  + (f"stopped after epoch {stop.stopped_epoch}" if stop.stopped_epoch else "all epochs ran")
+                  + "; the model holds that epoch's weights")
     if args.plots:
         written = [plots.training_curves(history, Path(args.plots) / "training_curves.png"),
                    plots.gradient_norms(history, Path(args.plots) / "gradient_norms.png")]

@@ -10,7 +10,8 @@ from ..see.explain import NET_HELP
 from .benchmark.run import build_parser as benchmark_parser
 
 DATASET_CHOICES = sorted(datasets.LOADERS) + ["folder"]
-OPTIMIZERS = ["sgd", "momentum", "adam"]
+OPTIMIZERS = ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad"]
+SCHEDULES = ["step", "cosine", "onecycle", "plateau"]
 
 
 class Parser(argparse.ArgumentParser):
@@ -52,6 +53,23 @@ def number(kind, low, inclusive=True):
 positive_int = number(int, 1)
 non_negative_int = number(int, 0)
 positive_float = number(float, 0, inclusive=False)
+non_negative_float = number(float, 0)
+
+
+def fraction(text):
+    """An argparse type: a number in [0, 1) (label smoothing) ..."""
+    value = non_negative_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be below 1. Received: {text}")
+    return value
+
+
+def open_fraction(text):
+    """... or in (0, 1) (a validation split)."""
+    value = fraction(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be > 0. Received: {text}")
+    return value
 
 
 def word_list(text):
@@ -68,6 +86,29 @@ def number_list(kind):
         return [element(word) for word in word_list(text)]
     parse.__name__ = f"{kind.__name__} list"
     return parse
+
+
+def add_toolkit_options(train):
+    """The training toolkit's options of ``glassnet train`` (see glassnet.apps.recipe)."""
+    train.add_argument("--weight-decay", type=non_negative_float,
+                       help="weight decay on the weights of Conv2D and Dense layers (not biases or BatchNorm): "
+                            "decoupled for adamw, added to the gradient otherwise (default: 0; 0.01 for adamw)")
+    train.add_argument("--schedule", choices=SCHEDULES,
+                       help="learning-rate schedule: step (x0.1 every third of the epochs), cosine (down to 0 "
+                            "over the epochs), onecycle (up to --lr then down, per batch), plateau (x0.5 after 2 "
+                            "epochs without a better validation loss) (default: a constant rate)")
+    train.add_argument("--warmup-epochs", type=non_negative_int,
+                       help="raise the rate linearly from a tenth over the first N epochs (default: none)")
+    train.add_argument("--clip-norm", type=positive_float,
+                       help="scale each step's gradients to this total L2 norm at most (default: no clipping)")
+    train.add_argument("--label-smoothing", type=fraction,
+                       help="mix each target with the uniform distribution by this much (default: 0)")
+    train.add_argument("--early-stopping", type=non_negative_int, metavar="PATIENCE",
+                       help="stop after PATIENCE epochs without a better validation loss and keep the best "
+                            "epoch's weights (default: train every epoch)")
+    train.add_argument("--validation-split", type=open_fraction,
+                       help="hold out this fraction of the training set (stratified, seeded) for the "
+                            "validation loss (default: none; 0.1 with --early-stopping or --schedule plateau)")
 
 
 def per_dataset(key):
@@ -93,6 +134,7 @@ def build_parser():
     train.add_argument("--batch-size", type=positive_int, help=per_dataset("batch_size"))
     train.add_argument("--lr", type=positive_float, help="learning rate; " + per_dataset("lr"))
     train.add_argument("--optimizer", choices=OPTIMIZERS, help=per_dataset("optimizer"))
+    add_toolkit_options(train)
     train.add_argument("--dtype", choices=["float32", "float64"], default="float64", help="precision")
     train.add_argument("--distributed", action="store_true",
                        help="data-parallel over the processes of mpiexec -n N (pip install 'glassnet[mpi]'); "
