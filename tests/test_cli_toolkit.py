@@ -59,3 +59,19 @@ def test_bad_toolkit_options_are_refused_in_one_line(tmp_path, arguments, messag
     assert result.returncode != 0
     assert message in result.stderr and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert not (tmp_path / "m.glassnet").exists()
+
+
+def test_explain_shows_a_clipped_step(tmp_path):
+    result = glassnet("explain", "--net", "conv:2:3,relu,flatten,dense:2", "--input", "1x5x5", "--clip-norm", "0.1",
+                      "--max-elements", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    line = next(text for text in result.stdout.splitlines() if text.startswith("gradients clipped"))
+    words = line.replace(",", "").split()
+    before, scale, after = float(words[words.index("was") + 1]), float(words[words.index("=") + 1]), float(words[-1])
+    assert before > 0.1 and after == pytest.approx(0.1, rel=1e-5)             # clipped to the limit
+    assert scale == pytest.approx(0.1 / (before + 1e-6), rel=1e-7) and after == pytest.approx(before * scale, rel=1e-7)
+    model = gn.Sequential([gn.Dense(3, 2, rng=0)])                            # in Python, the same record
+    record = gn.trace(model, np.ones((1, 3)), np.array([1]), gn.SoftmaxCrossEntropy(), optimizer=gn.SGD(model),
+                      clip_norm=1e-3)
+    assert record.clipping[0] > 1e-3 and record.clipping[1] == pytest.approx(1e-3, rel=1e-3)
+    assert "gradients clipped to total norm 0.001" in record.text()

@@ -293,7 +293,7 @@ def test_shape_mismatches_fail_when_the_graph_is_built_naming_both_shapes():
     x = gn.Input((4, 8, 8))
     small = gn.MaxPool2D(2)(x)
     with pytest.raises(gn.GlassnetError, match=r"Add called on shape \(4, 8, 8\) and \(4, 4, 4\): Add: inputs must "
-                                               r"have equal shapes"):
+                                               r"have equal sizes, or 1, on each axis"):
         gn.Add()([x, small])
     with pytest.raises(gn.GlassnetError, match=r"Concatenate called on shape \(4, 8, 8\) and \(4, 4, 4\): "
                                                r"Concatenate: inputs must agree on every axis but axis 1"):

@@ -240,6 +240,9 @@ def test_streamed_upload_over_the_cap_without_content_length(client):
     ("/api/train", {"dataset": "digits", "epochs": 0}, 400, "epochs must be a whole number in [1, 200]"),
     ("/api/train", {"dataset": "digits", "arch": "resnet"}, 400, "arch must be one of"),
     ("/api/train", {"dataset": "digits", "lr": 1e9}, 400, "lr must be a number in (0, 10]"),
+    ("/api/train", {"dataset": "digits", "schedule": "cyclic"}, 400, "schedule must be none or one of step, cosine"),
+    ("/api/train", {"dataset": "digits", "epochs": 3, "warmup_epochs": 3}, 400,
+     "warmup_epochs must be a whole number from 0 to epochs - 1"),
     ("/api/train/pause", {}, 409, "no training job"),
     ("/api/train/use", {}, 409, "no training job"),
 ])
@@ -413,3 +416,26 @@ def test_a_colour_model_reads_drawings_with_its_own_record(tmp_path):
     assert reply["class_names"] == ["circle", "square", "triangle", "star", "cross"]
     unit = client.post("/api/unit", json={"input_id": reply["input_id"], "layer": 0, "position": [2, 5, 6]}).json()
     assert np.array(unit["field"]).shape == (3, 3, 3) and unit["sum"] == pytest.approx(unit["value"], rel=1e-9)
+
+
+def test_training_with_a_schedule_streams_the_rate_of_every_batch(client, studio):
+    """Warm-up then cosine, chosen in the Train form: each batch event carries the rate it used, equal to
+    the same schedule made by hand on the same steps."""
+    settings = {"dataset": "digits", "arch": "lenet", "epochs": 3, "batch_size": 256, "lr": 0.004,
+                "optimizer": "adamw", "schedule": "cosine", "warmup_epochs": 1}
+    assert client.post("/api/train", json=settings).status_code == 200
+    events = read_events(client)
+    rates = [e["lr"] for e in events if e["type"] == "batch"]
+    assert len(rates) == 3 * 6                                               # ceil(1438 / 256) batches an epoch
+    model = gn.Sequential([gn.Dense(1, 1)])
+    opt = gn.AdamW(model, lr=0.004)
+    warm = gn.schedules.LinearLR(opt, start_factor=0.1, total_iters=1)
+    schedule = gn.schedules.SequentialLR(opt, [warm, gn.schedules.CosineAnnealingLR(opt, T_max=2)], milestones=[1])
+    expected = []
+    for _ in range(3):
+        expected += [opt.lr] * 6
+        schedule.step()
+    assert rates == expected and rates[0] == pytest.approx(0.0004) and rates[6] == pytest.approx(0.004)
+    assert [e["lr"] for e in events if e["type"] == "epoch"] == [rates[5], rates[11], rates[17]]
+    options = client.get("/api/train/options").json()
+    assert options["schedules"] == ["none", "step", "cosine", "onecycle", "plateau"] and "adamw" in options["optimizers"]

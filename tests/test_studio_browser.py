@@ -143,6 +143,8 @@ def test_training_run_streams_a_growing_curve_and_stops(page, studio, shots):
     page.select_option("#train-dataset", "digits")
     page.fill("#train-epochs", "30")
     page.fill("#train-batch", "16")
+    page.select_option("#train-optimizer", "adamw")
+    page.select_option("#train-schedule", "onecycle")
     page.click("#train-start")
     chart = page.locator("#loss-chart")
     sync_api.expect(chart).not_to_have_attribute("data-points", "0", timeout=30_000)
@@ -150,6 +152,9 @@ def test_training_run_streams_a_growing_curve_and_stops(page, studio, shots):
     page.wait_for_function("n => Number(document.querySelector('#loss-chart').dataset.points) > n + 20", arg=first)
     sync_api.expect(page.locator("#train-filters canvas")).to_have_count(1)
     sync_api.expect(page.locator("#grad-norms .bar-row")).to_have_count(8)
+    assert int(page.locator("#lr-chart").get_attribute("data-points")) > 20           # the rate, batch by batch
+    rates = [e["lr"] for e in list(studio.job.events) if e["type"] == "batch"]
+    assert studio.job.settings["schedule"] == "onecycle" and rates[-1] > rates[0]     # one-cycle's rise
     page.screenshot(path=str(shots / "studio-train.png"))
     page.click("#train-stop")
     sync_api.expect(page.locator("#train-state")).to_have_attribute("data-state", "stopped", timeout=30_000)

@@ -291,7 +291,7 @@ def command_explain(args):
         x = image_input(model, args.image)
         label = args.label if args.label is not None else int(model.predict(x).argmax(axis=1)[0])
         print(explain_network(model, x, label, args.lr, args.max_elements, model.metadata.get("loss"),
-                              f"{args.model} on {args.image}, target class {label}"))
+                              f"{args.model} on {args.image}, target class {label}", clip_norm=args.clip_norm))
     elif args.net:
         if not args.input:
             raise GlassnetError("explain: --net needs --input, the shape of one sample (e.g. 1x6x6)")
@@ -306,7 +306,7 @@ def command_explain(args):
         label = args.label if args.label is not None else 0
         print(explain_network(model, x, label, args.lr, args.max_elements,
                               title=f"network {args.net!r} on a random input {shape} (seed {args.seed}), "
-                                    f"target class {label}"))
+                                    f"target class {label}", clip_norm=args.clip_norm))
     else:
         print(seed_example(args.lr, args.max_elements))
 

@@ -215,6 +215,9 @@ def build_parser():
     explain.add_argument("--label", type=non_negative_int,
                          help="target class (default: the predicted class; 0 for --net)")
     explain.add_argument("--lr", type=positive_float, default=0.1, help="learning rate of the SGD step shown")
+    explain.add_argument("--clip-norm", type=positive_float,
+                         help="with --model or --net: clip the gradients to this total norm before the step, "
+                              "and show the norm before and after (default: no clipping)")
     explain.add_argument("--seed", type=int, default=0, help="weights and input of --net")
     explain.add_argument("--max-elements", type=non_negative_int, default=64,
                          help="print arrays up to this size whole, summarise larger ones")

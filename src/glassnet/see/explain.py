@@ -159,9 +159,11 @@ def target_for(loss, outputs, label):
     return np.eye(outputs)[[label]]
 
 
-def explain_network(model, x, label, lr, max_elements, loss_name=None, title=""):
-    """Trace one SGD step of ``model`` on one sample ``x`` (1, ...) with target class ``label``."""
+def explain_network(model, x, label, lr, max_elements, loss_name=None, title="", clip_norm=None):
+    """Trace one SGD step of ``model`` on one sample ``x`` (1, ...) with target class ``label`` (its
+    gradients clipped to ``clip_norm`` first, when given)."""
     loss = loss_for(model, loss_name)
     outputs = model.predict(x).shape[1]
-    record = trace(model, x, target_for(loss, outputs, label), loss, optimizer=SGD(model, lr=lr))
+    record = trace(model, x, target_for(loss, outputs, label), loss, optimizer=SGD(model, lr=lr),
+                   clip_norm=clip_norm)
     return (title + "\n\n" if title else "") + record.text(max_elements)

@@ -50,7 +50,8 @@ def _epochs(values):
 
 
 def training_curves(history, path):
-    """Loss (left) and accuracy (right) per epoch, training and validation."""
+    """Loss (left) and accuracy (right) per epoch, training and validation; on the loss's figure, the
+    learning rate of every batch on a second axis when a schedule moved it."""
     if not history.get("loss"):
         raise GlassnetError("training_curves: the history holds no epochs")
     figure = _figure(10, 4)
@@ -60,7 +61,17 @@ def training_curves(history, path):
         if values:
             loss_axes.plot(_epochs(values), values, marker="o", label=label)
     loss_axes.set(title="loss", xlabel="epoch")
-    loss_axes.legend()
+    handles = loss_axes.get_legend_handles_labels()
+    rates = history.get("lr_batches") or []
+    if rates and len(set(rates)) > 1:                           # a schedule: the rate per batch, on its own axis
+        rate_axes = loss_axes.twinx()
+        epochs = len(history["loss"])
+        steps = np.arange(1, len(rates) + 1) * epochs / len(rates)      # batch k ends at epoch k * E / B
+        rate_axes.plot(steps, rates, color="tab:green", linewidth=1.5, label="learning rate (right)")
+        rate_axes.set(ylabel="learning rate", ylim=(0, max(rates) * 1.05))
+        more = rate_axes.get_legend_handles_labels()
+        handles = (handles[0] + more[0], handles[1] + more[1])
+    loss_axes.legend(*handles)
     has_accuracy = False
     for key, label in (("accuracy", "training"), ("val_accuracy", "validation")):
         values = [v for v in history.get(key, []) if v is not None]

@@ -25,6 +25,7 @@ from ..backend import to_namespace, to_numpy
 from ..errors import GlassnetError
 from ..nn.losses import Loss
 from ..nn.optim import Optimizer
+from ..training.clipping import clip_grad_norm, gradient_norm
 from ..validation import foreign_array
 
 
@@ -70,6 +71,7 @@ class Trace:
     grad_prediction: np.ndarray
     optimizer: str = ""
     grad_input: np.ndarray = None      # dL/d(model input): the sum over every node that reads it
+    clipping: tuple = None             # (total norm before, after, max_norm) when the step clipped gradients
 
     def text(self, max_elements=64, precision=8):
         return render(self, max_elements, precision)
@@ -82,11 +84,14 @@ class Trace:
         return trace_html(self)
 
 
-def trace(model, x, target, loss, optimizer=None):
+def trace(model, x, target, loss, optimizer=None, clip_norm=None):
     """Run one forward and backward pass of ``model`` on (x, target), recording everything.
 
     x : a batch the model takes (e.g. (N, C, H, W)); target : what ``loss`` takes
     loss : a glassnet Loss; optimizer : an Optimizer over ``model`` to also take one step, or None
+    clip_norm : with an optimizer, the gradients are clipped to this total norm before its step (as
+        ``fit(clip_grad_norm=)``); the trace keeps the norm before and after (the recorded gradients are
+        the unclipped ones)
     Returns a ``Trace``. The model's grads (and, with an optimizer, its weights) change as in training.
     """
     if not isinstance(loss, Loss):
@@ -120,12 +125,16 @@ def trace(model, x, target, loss, optimizer=None):
     grad_prediction = host_copy(grad)
     (grad_input,) = graph.backward([grad], runners, watch=backward_step)
     graph.gather_shared_gradients(runners)
+    clipping = None
     if optimizer is not None:
+        if clip_norm is not None:
+            before = clip_grad_norm(model, clip_norm)
+            clipping = (before, gradient_norm(model), float(clip_norm))
         optimizer.step()
         for step in steps:
             step.params_after = {k: host_copy(v) for k, v in graph.layers[step.layer_index].params.items()}
     return Trace(steps, type(loss).__name__, loss_value, host_copy(target), grad_prediction,
-                 optimizer=_optimizer_label(optimizer), grad_input=host_copy(grad_input))
+                 optimizer=_optimizer_label(optimizer), grad_input=host_copy(grad_input), clipping=clipping)
 
 
 def host_copy(array):
@@ -202,6 +211,12 @@ def render(record, max_elements=64, precision=8):
                               step.grad_input))
     if record.optimizer:
         lines += ["", f"UPDATE: {record.optimizer}", "=" * (8 + len(record.optimizer))]
+        if record.clipping is not None:
+            before, after, limit = record.clipping
+            scale = after / before if before else 1.0
+            lines.append(f"gradients clipped to total norm {limit:g}: the norm of all gradients together was "
+                         f"{before:.8g}, every gradient times min(1, {limit:g} / ({before:.8g} + 1e-6)) = "
+                         f"{scale:.8g}, now {after:.8g}")
         shown = set()
         for step in record.steps:
             if step.layer_index in shown:                  # a shared layer is updated once

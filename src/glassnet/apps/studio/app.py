@@ -39,6 +39,7 @@ from starlette.staticfiles import StaticFiles
 from ...data import datasets
 from ...errors import GlassnetError
 from ...models import presets
+from ..parser import SCHEDULES
 from .jobs import OPTIMIZERS, STUDIO_DATASETS
 from .views import StudioError
 
@@ -202,7 +203,8 @@ def create_app(studio, bound_host="127.0.0.1"):
     async def train_options(request):
         return {"datasets": [{"name": name, "available": datasets.availability(name),
                               "defaults": presets.DEFAULTS[name]} for name in STUDIO_DATASETS],
-                "architectures": [a for a in presets.ARCHITECTURES if a != "xor"], "optimizers": list(OPTIMIZERS)}
+                "architectures": [a for a in presets.ARCHITECTURES if a != "xor"], "optimizers": list(OPTIMIZERS),
+                "schedules": ["none", *SCHEDULES]}
 
     async def train_start(request):
         body = await read_json(request)

@@ -14,10 +14,14 @@ from ...data import datasets
 from ...errors import GlassnetError
 from ...models import presets
 from ...training.callbacks import Callback, StopTraining
+from ..parser import OPTIMIZERS as ALL_OPTIMIZERS
+from ..parser import SCHEDULES
+from ..recipe import fit_arguments
 from .arrays import encode
 
 STUDIO_DATASETS = ("digits", "mnist5k", "fashion_mnist", "shapes")    # image datasets a drawing can be compared with
-OPTIMIZERS = ("sgd", "momentum", "adam")
+OPTIMIZERS = tuple(ALL_OPTIMIZERS)
+SCHEDULE_CHOICES = (None,) + tuple(SCHEDULES)
 FILTER_INTERVAL = 0.5   # seconds between two snapshots of the first layer's filters
 LIMITS = {"epochs": (1, 200), "batch_size": (1, 4096)}
 
@@ -48,6 +52,15 @@ def check_settings(raw):
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 10:
         raise GlassnetError(f"lr must be a number in (0, 10]. Received: {lr!r}")
     settings["lr"] = float(lr)
+    schedule = raw.get("schedule") or None
+    if schedule not in SCHEDULE_CHOICES:
+        raise GlassnetError(f"schedule must be none or one of {', '.join(SCHEDULES)}. Received: {schedule!r}")
+    warmup = raw.get("warmup_epochs", 0) or 0
+    if type(warmup) is not int or not 0 <= warmup < settings["epochs"]:
+        raise GlassnetError(f"warmup_epochs must be a whole number from 0 to epochs - 1. Received: {warmup!r}")
+    if warmup and schedule == "plateau":
+        raise GlassnetError("warm-up does not combine with the plateau schedule")
+    settings.update(schedule=schedule, warmup_epochs=warmup, validation_split=None)
     return settings
 
 
@@ -126,11 +139,12 @@ class TrainingJob(Callback):
             self._set_state("running", description=dataset.description, layers=[repr(l) for l in self.model.layers],
                             class_names=dataset.class_names)
             self._publish_filters(force=True)
+            tools = fit_arguments(self.model, settings, len(dataset.y_train))     # the test set validates
+            listeners = [self, *tools.pop("callbacks")]
             self.model.fit(dataset.x_train, dataset.y_train, epochs=settings["epochs"],
-                           batch_size=settings["batch_size"], loss=settings["loss"],
-                           optimizer=settings["optimizer"], lr=settings["lr"], seed=settings["seed"],
-                           validation_data=(dataset.x_test, dataset.y_test), verbose=False, callbacks=[self],
-                           augment=settings.get("augment"))
+                           batch_size=settings["batch_size"], seed=settings["seed"], **tools,
+                           validation_data=(dataset.x_test, dataset.y_test), verbose=False,
+                           callbacks=listeners, augment=settings.get("augment"))
             self._publish_filters(force=True)
             _, self.test_accuracy = self.model.evaluate(dataset.x_test, dataset.y_test, loss=settings["loss"])
             self._set_state("stopped" if self.stop_requested else "finished", test_accuracy=self.test_accuracy)
@@ -143,7 +157,7 @@ class TrainingJob(Callback):
     def on_batch_end(self, event):
         self._publish({"type": "batch", "epoch": event.epoch, "batch": event.batch, "batches": event.batches,
                        "loss": event.loss, "accuracy": event.accuracy, "grad_norms": event.grad_norms,
-                       "dead_relu": event.dead_relu})
+                       "dead_relu": event.dead_relu, "lr": event.lr})
         self._publish_filters()
         self.running.wait()                # blocks here while paused
         if self.stop_requested:
@@ -152,7 +166,7 @@ class TrainingJob(Callback):
     def on_epoch_end(self, event):
         history = event.history
         self._publish({"type": "epoch", "epoch": event.epoch, "epochs": event.epochs,
-                       **{key: history[key][-1] for key in ("loss", "accuracy", "val_loss", "val_accuracy")}})
+                       **{key: history[key][-1] for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr")}})
 
     def _publish_filters(self, force=False):
         """The first Conv2D's weights (out, in, kh, kw), at most every FILTER_INTERVAL seconds."""

@@ -1,12 +1,13 @@
 // The Train view: choose a dataset, architecture and settings, train in the server's background
 // thread, and watch it through server-sent events: loss and accuracy per batch, the first layer's
-// filters, gradient norms and dead-ReLU fractions. Pause, resume, stop, save, use the model.
+// filters, gradient norms and dead-ReLU fractions, the learning rate a schedule sets. Pause, resume, stop,
+// save, use the model.
 import { call, decode, element, short } from "./api.js";
 import { lineChart } from "./draw.js";
 import { parameterPicture } from "./backward.js";
 
 let stream = null;
-let curves = { loss: [], accuracy: [] };
+let curves = { loss: [], accuracy: [], lr: [] };
 
 export async function setupTrain() {
   const options = await call("/api/train/options");
@@ -15,6 +16,7 @@ export async function setupTrain() {
   dataset.replaceChildren(...options.datasets.map((d) => element("option", { value: d.name, text: d.available.startsWith("available") ? d.name : `${d.name} (${d.available})`, title: d.available })));
   document.getElementById("train-arch").replaceChildren(...options.architectures.map((a) => element("option", { value: a, text: a })));
   document.getElementById("train-optimizer").replaceChildren(...options.optimizers.map((o) => element("option", { value: o, text: o })));
+  document.getElementById("train-schedule").replaceChildren(...options.schedules.map((s) => element("option", { value: s, text: s })));
   const defaults = () => {
     const chosen = options.datasets.find((d) => d.name === dataset.value).defaults;
     document.getElementById("train-arch").value = chosen.arch;
@@ -43,10 +45,11 @@ export async function setupTrain() {
 async function start() {
   const value = (id) => document.getElementById(id).value;
   const settings = { dataset: value("train-dataset"), arch: value("train-arch"), optimizer: value("train-optimizer"),
-    epochs: Number(value("train-epochs")), batch_size: Number(value("train-batch")), lr: Number(value("train-lr")) };
+    epochs: Number(value("train-epochs")), batch_size: Number(value("train-batch")), lr: Number(value("train-lr")),
+    schedule: value("train-schedule") === "none" ? null : value("train-schedule"), warmup_epochs: Number(value("train-warmup")) };
   const answer = await call("/api/train", settings);
   if (!answer) return;
-  curves = { loss: [], accuracy: [] };
+  curves = { loss: [], accuracy: [], lr: [] };
   document.getElementById("train-epochs-table").replaceChildren();
   document.getElementById("train-saved").textContent = "";
   listen();
@@ -70,13 +73,14 @@ function handle(event) {
   } else if (event.type === "batch") {
     curves.loss.push(event.loss);
     curves.accuracy.push(event.accuracy);
+    curves.lr.push(event.lr);
     document.getElementById("train-progress").textContent = `epoch ${event.epoch}, batch ${event.batch}/${event.batches}`;
     drawSoon();
     showNorms(event);
   } else if (event.type === "epoch") {
     document.getElementById("train-epochs-table").append(element("tr", {},
       ...[`epoch ${event.epoch}/${event.epochs}`, `loss ${short(event.loss)}`, `accuracy ${short(event.accuracy)}`,
-        `test loss ${short(event.val_loss)}`, `test accuracy ${short(event.val_accuracy)}`].map((text) => element("td", { text }))));
+        `test loss ${short(event.val_loss)}`, `test accuracy ${short(event.val_accuracy)}`, `lr ${short(event.lr, 3)}`].map((text) => element("td", { text }))));
   } else if (event.type === "filters") {
     document.getElementById("train-filters").replaceChildren(element("div", { class: "caption", text: `layer ${event.layer} filters` }),
       parameterPicture(decode(event.weight)));
@@ -93,6 +97,9 @@ function drawSoon() {
     chart.dataset.points = curves.loss.length;
     lineChart(chart, [{ values: curves.loss, colour: "#c0392b", label: "loss" },
       { values: curves.accuracy, colour: "#2471a3", label: "accuracy", max: 1 }]);
+    const rates = document.getElementById("lr-chart");
+    rates.dataset.points = curves.lr.length;
+    lineChart(rates, [{ values: curves.lr, colour: "#27ae60", label: "learning rate" }]);
   });
 }
 
