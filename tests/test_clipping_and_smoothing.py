@@ -26,7 +26,8 @@ def test_label_smoothing_matches_torch(smoothing, targets):
 
 def test_label_smoothing_is_checked():
     for bad in (-0.1, 1.0, float("nan"), "a lot"):
-        with pytest.raises(gn.GlassnetError, match=r"SoftmaxCrossEntropy: label_smoothing must be a number in \[0, 1\)"):
+        with pytest.raises(gn.GlassnetError,
+                           match=r"SoftmaxCrossEntropy: label_smoothing must be a number in \[0, 1\)"):
             gn.SoftmaxCrossEntropy(label_smoothing=bad)
 
 
