@@ -82,3 +82,21 @@ def test_bad_sweep_settings_are_one_line():
     result = subprocess.run([sys.executable, "-m", "glassnet.apps.cli", "sweep", "--dataset", "digits", "--arch", "nope",
                              "--lr", "0.1", "--epochs", "1", "--out", "x"], capture_output=True, text=True)
     assert result.returncode == 1 and "unknown architecture" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_toolkit_axes_make_trials_of_their_own(tmp_path):
+    """--schedule none,onecycle x --label-smoothing 0,0.1: four trials, each named by its toolkit in the
+    table and in the results."""
+    home, out = tmp_path / "home", tmp_path / "out"
+    home.mkdir()
+    arguments = ["sweep", "--dataset", "digits", "--arch", "lenet", "--lr", "0.003", "--optimizer", "adamw",
+                 "--schedule", "none,onecycle", "--label-smoothing", "0,0.1", "--epochs", "2", "--parallel", "2",
+                 "--out", str(out)]
+    result = subprocess.run([sys.executable, "-m", "glassnet.apps.cli", *arguments], capture_output=True, text=True,
+                            timeout=600, env=isolated_env(home), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = json.loads((out / "results.json").read_text())
+    assert {(row["schedule"], row["label_smoothing"]) for row in rows} == {
+        (None, 0.0), (None, 0.1), ("onecycle", 0.0), ("onecycle", 0.1)}
+    assert all(row["status"] == "done" for row in rows)
+    assert "onecycle, smoothing 0.1" in result.stdout and "toolkit" in result.stdout

@@ -27,19 +27,25 @@ from ..training.distributed import world
 from ..training.loop import accuracy, resolve_loss
 from .recipe import describe as describe_toolkit
 from .recipe import fit_arguments, toolkit_settings
-from .parser import OPTIMIZERS, build_parser, parse_arguments  # noqa: F401 (build_parser: the docs test)
+from .parser import OPTIMIZERS, SCHEDULES, build_parser, parse_arguments  # noqa: F401 (build_parser: the docs test)
 
 
 def command_sweep(args):
     unknown = [arch for arch in args.arch if arch not in presets.ARCHITECTURES]
     bad_optimizers = [name for name in args.optimizer if name not in OPTIMIZERS]
+    bad_schedules = [name for name in args.schedule if name not in SCHEDULES + ["none"]]
+    if bad_schedules or any(not 0 <= s < 1 for s in args.label_smoothing):
+        raise GlassnetError(f"sweep: --schedule takes none, {', '.join(SCHEDULES)} (received {args.schedule}); "
+                            f"--label-smoothing numbers in [0, 1) (received {args.label_smoothing})")
     if unknown or bad_optimizers:
         raise GlassnetError(f"sweep: unknown architecture(s) {unknown} or optimizer(s) {bad_optimizers}; "
                             f"architectures: {', '.join(presets.ARCHITECTURES)}; optimizers: {', '.join(OPTIMIZERS)}")
     writable_folder(args.out)
     from .sweep import run_sweep
     run_sweep(args.dataset, args.arch, args.lr, args.batch_size, args.optimizer, args.epochs, args.out,
-              scheduler=args.scheduler, parallel=args.parallel, address=args.address)
+              scheduler=args.scheduler, parallel=args.parallel, address=args.address,
+              schedules=[None if s == "none" else s for s in args.schedule], weight_decays=args.weight_decay,
+              smoothings=args.label_smoothing)
 
 
 def test_line(model, dataset, loss_name):

@@ -79,8 +79,8 @@ def word_list(text):
     return words
 
 
-def number_list(kind):
-    element = number(kind, 1) if kind is int else positive_float
+def number_list(kind, minimum=None):
+    element = number(kind, 1) if kind is int else positive_float if minimum is None else number(kind, minimum)
 
     def parse(text):
         return [element(word) for word in word_list(text)]
@@ -246,7 +246,8 @@ def build_parser():
     benchmark_parser(bench)
 
     sweep = command("sweep", help="one training run per combination of settings, on Ray Tune",
-                    description="Train every combination of --arch, --lr, --batch-size and --optimizer "
+                    description="Train every combination of --arch, --lr, --batch-size, --optimizer, "
+                                "--schedule, --weight-decay and --label-smoothing "
                                 "on Ray Tune, print a table sorted by validation accuracy, write it as "
                                 "CSV and JSON and save the best model, all inside --out. Needs "
                                 "pip install 'glassnet[sweep]'.")
@@ -254,7 +255,14 @@ def build_parser():
     sweep.add_argument("--arch", required=True, type=word_list, help="comma-separated, e.g. lenet,mlp")
     sweep.add_argument("--lr", required=True, type=number_list(float), help="comma-separated, e.g. 0.01,0.001")
     sweep.add_argument("--batch-size", type=number_list(int), default=[32], help="comma-separated")
-    sweep.add_argument("--optimizer", type=word_list, default=["adam"], help="comma-separated sgd, momentum, adam")
+    sweep.add_argument("--optimizer", type=word_list, default=["adam"],
+                       help="comma-separated " + ", ".join(OPTIMIZERS))
+    sweep.add_argument("--schedule", type=word_list, default=["none"],
+                       help="comma-separated none, " + ", ".join(SCHEDULES) + " (as glassnet train --schedule)")
+    sweep.add_argument("--weight-decay", type=number_list(float, minimum=0), default=[None],
+                       help="comma-separated weight decays (default: glassnet train's)")
+    sweep.add_argument("--label-smoothing", type=number_list(float, minimum=0), default=[0.0],
+                       help="comma-separated label smoothings in [0, 1)")
     sweep.add_argument("--epochs", type=positive_int, required=True)
     sweep.add_argument("--scheduler", choices=["asha"], help="stop trials that fall behind early (ASHA) "
                                                              "(default: none)")

@@ -1,6 +1,7 @@
 """``glassnet sweep``: one training run per combination of settings, on Ray Tune.
 
-Every combination of ``--arch``, ``--lr``, ``--batch-size`` and ``--optimizer`` is a trial: a
+Every combination of ``--arch``, ``--lr``, ``--batch-size``, ``--optimizer``, ``--schedule``,
+``--weight-decay`` and ``--label-smoothing`` is a trial: a
 glassnet model trained epoch by epoch, reporting its validation loss and accuracy after each
 epoch (and a checkpoint of the model). ``--scheduler asha`` lets Ray Tune's ASHA stop trials that
 fall behind. The sweep ends with a table sorted by validation accuracy (also written as
@@ -25,7 +26,8 @@ from ..errors import GlassnetError
 from ..atomic import write_text
 
 EXPERIMENT = "sweep"
-COLUMNS = ["trial", "arch", "lr", "batch_size", "optimizer", "epochs_run", "val_accuracy", "val_loss", "status"]
+AXES = ("arch", "lr", "batch_size", "optimizer", "schedule", "weight_decay", "label_smoothing")
+COLUMNS = ["trial", *AXES, "epochs_run", "val_accuracy", "val_loss", "status"]
 
 
 def _ray():
@@ -47,15 +49,17 @@ def train_trial(config):
     from ..data import datasets
     from ..models import presets
     from ..files import serialization
-    trial = config["trial"]                         # arch, lr, batch_size, optimizer
+    from .recipe import fit_arguments
+    trial = config["trial"]                         # one value of each of AXES
     data = datasets.load(config["dataset"])
-    settings = dict(presets.DEFAULTS[config["dataset"]], arch=trial["arch"], seed=config["seed"],
-                    dtype=config["dtype"], dataset=config["dataset"])
+    settings = dict(presets.DEFAULTS[config["dataset"]], **trial, epochs=config["epochs"], seed=config["seed"],
+                    dtype=config["dtype"], dataset=config["dataset"], validation_split=None)
     model = presets.build_for_dataset(data, settings)
+    tools = fit_arguments(model, settings, len(data.y_train))   # one optimizer and schedule for every epoch
     rng = np.random.default_rng(config["seed"])
     for epoch in range(1, config["epochs"] + 1):
-        model.fit(data.x_train, data.y_train, epochs=1, batch_size=trial["batch_size"], loss=settings["loss"],
-                  optimizer=trial["optimizer"], lr=trial["lr"], seed=rng, verbose=False)
+        model.fit(data.x_train, data.y_train, epochs=1, batch_size=trial["batch_size"], seed=rng, verbose=False,
+                  **tools)
         val_loss, val_accuracy = model.evaluate(data.x_test, data.y_test, loss=settings["loss"])
         with tempfile.TemporaryDirectory() as folder:
             serialization.save(model, Path(folder) / "model.glassnet")
@@ -69,23 +73,34 @@ def progress_printer(tune, log):
         def on_trial_result(self, iteration, trials, trial, result, **info):
             settings = trial.config["trial"]
             log(f"{trial.trial_id} {settings['arch']} lr {settings['lr']:g} batch {settings['batch_size']} "
-                f"{settings['optimizer']}: epoch {result['epoch']}  val acc {result['val_accuracy']:.4f}  "
+                f"{settings['optimizer']}{toolkit_words(settings)}: epoch {result['epoch']}  "
+                f"val acc {result['val_accuracy']:.4f}  "
                 f"val loss {result['val_loss']:.4f}")
     return Progress()
 
 
-def grid(archs, lrs, batch_sizes, optimizers):
-    return [dict(zip(("arch", "lr", "batch_size", "optimizer"), values))
-            for values in itertools.product(archs, lrs, batch_sizes, optimizers)]
+def toolkit_words(trial):
+    """", cosine, wd 0.05, smoothing 0.1" for a trial's toolkit axes ("" when it uses none)."""
+    words = [trial.get("schedule") or ""]
+    words += [f"wd {trial['weight_decay']:g}"] if trial.get("weight_decay") else []
+    words += [f"smoothing {trial['label_smoothing']:g}"] if trial.get("label_smoothing") else []
+    return "".join(f", {word}" for word in words if word)
+
+
+def grid(archs, lrs, batch_sizes, optimizers, schedules=(None,), weight_decays=(None,), smoothings=(0.0,)):
+    return [dict(zip(AXES, values))
+            for values in itertools.product(archs, lrs, batch_sizes, optimizers, schedules, weight_decays,
+                                            smoothings)]
 
 
 def run_sweep(dataset, archs, lrs, batch_sizes, optimizers, epochs, out, scheduler=None, parallel=2,
-              address=None, seed=0, dtype="float32", log=print):
+              address=None, seed=0, dtype="float32", log=print, schedules=(None,), weight_decays=(None,),
+              smoothings=(0.0,)):
     """Run (or resume) the sweep; returns its rows (dicts with ``COLUMNS``), best first."""
     ray, tune = _ray()
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    trials = grid(archs, lrs, batch_sizes, optimizers)
+    trials = grid(archs, lrs, batch_sizes, optimizers, schedules, weight_decays, smoothings)
     link = None
     if address:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
@@ -141,7 +156,8 @@ def report(storage, epochs, out, log):
     result grid, which after a resume can miss trials that had not started before the interruption.)"""
     rows, best = [], None
     for folder in sorted(path for path in storage.iterdir() if (path / "params.json").is_file()):
-        settings = json.loads((folder / "params.json").read_text())["trial"]
+        settings = {"schedule": None, "weight_decay": None, "label_smoothing": 0.0,       # sweeps before the axes
+                    **json.loads((folder / "params.json").read_text())["trial"]}
         results_file = folder / "result.json"
         lines = results_file.read_text().splitlines() if results_file.is_file() else []
         history = [json.loads(line) for line in lines if line.strip()]
@@ -170,17 +186,20 @@ def report(storage, epochs, out, log):
     if best is not None:
         shutil.copyfile(best[1], out / "best.glassnet.tmp")
         os.replace(out / "best.glassnet.tmp", out / "best.glassnet")
-        log(f"best: {best[0]['arch']} lr {best[0]['lr']} batch {best[0]['batch_size']} {best[0]['optimizer']}, "
-            f"validation accuracy {best[0]['val_accuracy']:.4f}; model saved to {out / 'best.glassnet'}")
+        log(f"best: {best[0]['arch']} lr {best[0]['lr']} batch {best[0]['batch_size']} {best[0]['optimizer']}"
+            f"{toolkit_words(best[0])}, validation accuracy {best[0]['val_accuracy']:.4f}; model saved to {out / 'best.glassnet'}")
     log(f"written: {out / 'results.csv'}, {out / 'results.json'}")
     return rows
 
 
 def table(rows):
-    lines = [f"{'arch':8} {'lr':>9} {'batch':>5} {'optimizer':9} {'epochs':>6} {'val acc':>8} {'val loss':>9}  status"]
+    toolkit = any(toolkit_words(row) for row in rows)
+    lines = [f"{'arch':8} {'lr':>9} {'batch':>5} {'optimizer':9} " + (f"{'toolkit':24} " if toolkit else "")
+             + f"{'epochs':>6} {'val acc':>8} {'val loss':>9}  status"]
     for row in rows:
         accuracy = "" if row["val_accuracy"] is None else f"{row['val_accuracy']:.4f}"
         loss = "" if row["val_loss"] is None else f"{row['val_loss']:.4f}"
-        lines.append(f"{row['arch']:8} {row['lr']:>9g} {row['batch_size']:>5} {row['optimizer']:9} "
+        extra = f"{toolkit_words(row).lstrip(', ') or '-':24} " if toolkit else ""
+        lines.append(f"{row['arch']:8} {row['lr']:>9g} {row['batch_size']:>5} {row['optimizer']:9} {extra}"
                      f"{row['epochs_run']:>6} {accuracy:>8} {loss:>9}  {row['status']}")
     return "\n".join(lines)
