@@ -6,10 +6,13 @@
 - ``gradcheck.py``: finite-difference checks of every gradient;
 - ``compare.py``: a model against PyTorch, Keras or another glassnet model, layer by layer;
 - ``plots.py``: filters, feature maps, curves, confusion matrices and mistakes as PNG files.
+- ``attribution.py``: why an output came out: gradients, integrated gradients, SmoothGrad, occlusion,
+  Grad-CAM (``gn.attribute``).
 
 Imports: foundations, nn, data, training, models, files.
 """
 from . import explain, plots
+from .attribution import attribute
 from .compare import compare
 from .gradcheck import gradcheck
 from .trace import Trace, trace
