@@ -146,16 +146,19 @@ def test_gradcam_matches_captum_layer_gradcam_at_two_layers(name, layers):
         assert ours.max() > 0
     np.testing.assert_array_equal(gn.attribute(model, x, targets, method="gradcam", layer=model.layers[layers[0]]),
                                   gn.attribute(model, x, targets, method="gradcam", layer=layers[0]))
+    last = max(k for k, layer in enumerate(model.layers) if type(layer).__name__ in ("ReLU", "MaxPool2D"))
+    np.testing.assert_array_equal(gn.attribute(model, x, targets, method="gradcam"),       # the default layer:
+                                  gn.attribute(model, x, targets, method="gradcam", layer=last))   # last 4-D one
 
 
 def test_bad_arguments_name_what_was_expected():
     model, _, x, targets = setup("chain")
     cases = [(dict(method="lime"), "method must be one of gradient, input_x_gradient"),
              (dict(method="gradient", steps=5), "method 'gradient' takes no options. Received: steps"),
-             (dict(method="integrated_gradients", steps=1, rule="riemann_trapezoid"), "steps must be an int of at least 2"),
+             (dict(method="integrated_gradients", steps=1, rule="riemann_trapezoid"),
+              "steps must be an int of at least 2"),
              (dict(method="integrated_gradients", rule="simpson"), "rule must be one of gausslegendre"),
              (dict(method="occlusion", window=20), "occlusion window (20, 20) must fit the image"),
-             (dict(method="gradcam"), "gradcam needs layer="),
              (dict(method="gradcam", layer=6), "gradcam needs a layer with (N, C, H, W) output"),
              (dict(method="smoothgrad", samples=0), "samples must be an int of at least 1")]
     for kwargs, message in cases:

@@ -28,7 +28,7 @@ from .training import (BatchEnd, Callback, EarlyStopping, EpochEnd, StopTraining
 from .models import Model, Sequential, presets
 from .files import (export_onnx, from_keras, from_torch, import_onnx, load, load_checkpoint, save, to_keras,
                     to_torch)
-from .see import Trace, attribute, compare, explain, gradcheck, plots, trace
+from .see import Trace, attribute, compare, explain, gradcheck, plots, trace, visualize_filter
 from . import files, nn, see
 
 __version__ = "0.1.0"

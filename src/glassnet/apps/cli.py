@@ -22,12 +22,14 @@ from ..files.serialization import load, load_checkpoint, save
 from ..models import presets
 from ..nn.layers import Conv2D
 from ..see import plots
+from ..see.attribution import attribute
 from ..see.explain import explain_network, parse_net, seed_example
+from ..see.why_pictures import attribution_overlay, visualized_filters
 from ..training.distributed import world
 from ..training.loop import accuracy, resolve_loss
 from .recipe import describe as describe_toolkit
 from .recipe import fit_arguments, toolkit_settings
-from .parser import OPTIMIZERS, SCHEDULES, build_parser, parse_arguments  # noqa: F401 (build_parser: the docs test)
+from .parser import OPTIMIZERS, SCHEDULES, WHY_METHODS, build_parser, parse_arguments  # noqa: F401 (build_parser: the docs test)
 
 
 def command_sweep(args):
@@ -228,11 +230,31 @@ def command_inspect(args):
     model = load(args.model)
     x = image_input(model, args.image)
     written = [plots.feature_maps(model, x, folder / "feature_maps.png"), plots.filters(model, folder / "filters.png")]
+    if args.filters is not None:
+        written.append(visualized_filters(model, args.filters, folder / "visualized_filters.png",
+                                          images=_training_images(model), value_range=_value_range(model)))
     probs = model.predict_proba(x)[0]
     names = model.metadata.get("class_names") or [str(i) for i in range(len(probs))]
     best = int(np.argmax(probs))
     print(f"{args.image}\t{names[best] if best < len(names) else best}\t{probs[best]:.4f}")
     print("pictures: " + ", ".join(map(str, written)))
+
+
+def _training_images(model):
+    """The test images of the dataset the model was trained on, when it is a built-in one (else None)."""
+    name = model.metadata.get("dataset")
+    if name not in datasets.LOADERS:
+        return None
+    try:
+        return datasets.load(name).x_test
+    except GlassnetError:
+        return None
+
+
+def _value_range(model):
+    """The range of the model's training inputs, from its dataset (None when unknown)."""
+    images = _training_images(model)
+    return None if images is None else (float(np.min(images)), float(np.max(images)))
 
 
 def image_input(model, path):
@@ -290,6 +312,8 @@ def command_datasets(args):
 
 
 def command_explain(args):
+    if args.why or args.out:
+        return _explain_why(args)
     if args.model or args.image:
         if not (args.model and args.image) or args.net:
             raise GlassnetError("explain: --model and --image go together (and without --net)")
@@ -315,6 +339,30 @@ def command_explain(args):
                                     f"target class {label}", clip_norm=args.clip_norm))
     else:
         print(seed_example(args.lr, args.max_elements))
+
+
+def _explain_why(args):
+    """``glassnet explain --model M --image F --why METHOD --out DIR``: the attribution as PNG and .npy."""
+    if not (args.model and args.image and args.why and args.out) or args.net:
+        raise GlassnetError("explain: --why needs --model, --image and --out (and no --net)")
+    folder = writable_folder(args.out)
+    model = load(args.model)
+    x = image_input(model, args.image)
+    label = args.label if args.label is not None else int(model.predict(x).argmax(axis=1)[0])
+    method = WHY_METHODS[args.why]
+    if args.layer is not None and method != "gradcam":
+        raise GlassnetError("explain: --layer goes with --why gradcam")
+    options = {"layer": args.layer} if args.layer is not None else {}
+    values = attribute(model, x, label, method=method, **options)[0]
+    names = model.metadata.get("class_names") or []
+    name = names[label] if label < len(names) else str(label)
+    stem = folder / f"why-{args.why}"
+    np.save(f"{stem}.npy", values)
+    picture = attribution_overlay(x[0], values, f"{stem}.png", f"{args.why}: why {Path(args.image).name} "
+                                                                 f"says {name} (output {label})")
+    print(f"{args.image}: class {name} (output {label}); {method} attribution {tuple(values.shape)}, "
+          f"sum {values.sum():.6g}, largest {np.abs(values).max():.6g}")
+    print(f"written: {picture}, {stem}.npy")
 
 
 def command_studio(args):

@@ -12,6 +12,8 @@ from .benchmark.run import build_parser as benchmark_parser
 DATASET_CHOICES = sorted(datasets.LOADERS) + ["folder"]
 OPTIMIZERS = ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad"]
 SCHEDULES = ["step", "cosine", "onecycle", "plateau"]
+WHY_METHODS = {"gradient": "gradient", "inputxgradient": "input_x_gradient", "ig": "integrated_gradients",
+               "smoothgrad": "smoothgrad", "occlusion": "occlusion", "gradcam": "gradcam"}
 
 
 class Parser(argparse.ArgumentParser):
@@ -180,6 +182,9 @@ def build_parser():
     inspect.add_argument("model")
     inspect.add_argument("image")
     inspect.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG files (made if missing)")
+    inspect.add_argument("--filters", type=non_negative_int, metavar="LAYER",
+                         help="also draw what LAYER's channels look for: an input made up to excite each, and the "
+                              "dataset image that does (visualized_filters.png) (default: no)")
 
     predict = command("predict", help="classify image files with a saved model")
     predict.add_argument("model")
@@ -218,6 +223,14 @@ def build_parser():
     explain.add_argument("--clip-norm", type=positive_float,
                          help="with --model or --net: clip the gradients to this total norm before the step, "
                               "and show the norm before and after (default: no clipping)")
+    explain.add_argument("--why", choices=sorted(WHY_METHODS),
+                         help="with --model and --image: which pixels made the model say --label (default: the "
+                              "predicted class): an attribution map over the image as PNG, and its numbers as "
+                              ".npy, in --out (default: print the pass instead)")
+    explain.add_argument("--layer", type=non_negative_int,
+                         help="the layer (index in summary) of --why gradcam (default: the last with image-shaped "
+                              "output)")
+    explain.add_argument("--out", metavar="DIR", help="the folder for --why's files (made if missing)")
     explain.add_argument("--seed", type=int, default=0, help="weights and input of --net")
     explain.add_argument("--max-elements", type=non_negative_int, default=64,
                          help="print arrays up to this size whole, summarise larger ones")

@@ -13,6 +13,7 @@ Imports: foundations, nn, data, training, models, files.
 """
 from . import explain, plots
 from .attribution import attribute
+from .filter_visualization import top_inputs, visualize_filter
 from .compare import compare
 from .gradcheck import gradcheck
 from .trace import Trace, trace

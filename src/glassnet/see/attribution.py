@@ -14,8 +14,9 @@ maps) counts towards one output, built on the engine's own forward and backward.
 - ``"occlusion"``: for every position of a ``window`` (all channels) moved by ``stride``, ``out(x) -
   out(x with the window set to baseline)``, averaged over the windows that cover each pixel (windows past
   the edge are cut, as Captum's);
-- ``"gradcam"``: at a layer (``layer=``, its index in ``model.layers`` or the layer), ``ReLU(sum_c
-  w_c A_c)`` with ``w_c`` the mean over (h, w) of ``d out[target] / dA_c``; (N, H', W').
+- ``"gradcam"``: at a layer (``layer=``, its index in ``model.layers`` or the layer; default the last one
+  with (N, C, H', W') output), ``ReLU(sum_c w_c A_c)`` with ``w_c`` the mean over (h, w) of
+  ``d out[target] / dA_c``; (N, H', W').
 
 Every method returns a NumPy array; the input methods have x's shape.
 
@@ -220,8 +221,13 @@ class _Selected(Loss):
 def gradcam(model, x, targets, layer=None):
     """Grad-CAM at ``layer``: ReLU(sum_c mean_hw(d out / dA_c) A_c) of the layer's output A (N, C, H', W')."""
     from .trace import trace
-    index = _layer_index(model, layer)
+    index = None if layer is None else _layer_index(model, layer)
     record = trace(model, x, targets, _Selected())
+    if index is None:                                         # the last node with image-shaped output
+        images = [s for s in record.steps if np.ndim(s.output) == 4]
+        if not images:
+            raise GlassnetError("attribute: gradcam needs a layer with (N, C, H, W) output; this model has none")
+        index = images[-1].layer_index
     step = next(s for s in record.steps if s.layer_index == index)
     maps, grads = np.asarray(step.output), np.asarray(step.grad_output)
     if maps.ndim != 4:
@@ -232,8 +238,6 @@ def gradcam(model, x, targets, layer=None):
 
 
 def _layer_index(model, layer):
-    if layer is None:
-        raise GlassnetError("attribute: gradcam needs layer= (an index in model.layers, or the layer)")
     if isinstance(layer, int) and not isinstance(layer, bool):
         if not 0 <= layer < len(model.layers):
             raise GlassnetError(f"attribute: layer must be in [0, {len(model.layers) - 1}]. Received: {layer}")
