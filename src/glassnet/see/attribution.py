@@ -18,11 +18,12 @@ maps) counts towards one output, built on the engine's own forward and backward.
   with (N, C, H', W') output), ``ReLU(sum_c w_c A_c)`` with ``w_c`` the mean over (h, w) of
   ``d out[target] / dA_c``; (N, H', W').
 
-Every method returns a NumPy array; the input methods have x's shape.
+Every method returns an ``Attribution``: a NumPy array (the input methods' have x's shape) that also
+remembers its inputs, method and targets, and draws itself in a notebook (each image beside its map).
 
 >>> model = gn.Sequential([gn.Dense(2, 1, rng=0, bias=False)])
 >>> model[0].params["weight"][:] = [[2.0], [-1.0]]
->>> gn.attribute(model, np.array([[3.0, 4.0]]), 0, method="input_x_gradient")   # x * w
+>>> np.asarray(gn.attribute(model, np.array([[3.0, 4.0]]), 0, method="input_x_gradient"))   # x * w
 array([[ 6., -4.]])
 """
 import math
@@ -64,18 +65,52 @@ def attribute(model, x, target, method="gradient", **options):
     model.eval()
     try:
         if method == "gradient":
-            return gradients(model, x, targets)
-        if method == "input_x_gradient":
-            return x * gradients(model, x, targets)
-        if method == "integrated_gradients":
-            return integrated_gradients(model, x, targets, **options)
-        if method == "smoothgrad":
-            return smoothgrad(model, x, targets, **options)
-        if method == "occlusion":
-            return occlusion(model, x, targets, **options)
-        return gradcam(model, x, targets, **options)
+            values = gradients(model, x, targets)
+        elif method == "input_x_gradient":
+            values = x * gradients(model, x, targets)
+        elif method == "integrated_gradients":
+            values = integrated_gradients(model, x, targets, **options)
+        elif method == "smoothgrad":
+            values = smoothgrad(model, x, targets, **options)
+        elif method == "occlusion":
+            values = occlusion(model, x, targets, **options)
+        else:
+            values = gradcam(model, x, targets, **options)
     finally:
         model.train(was_training)
+    return Attribution.of(values, x, method, targets)
+
+
+class Attribution(np.ndarray):
+    """An attribution's values (a NumPy array) with ``inputs``, ``method`` and ``targets``; in a notebook,
+    each input (up to 8) beside its map (summed over channels; red > 0, blue < 0, one scale per map)."""
+
+    @classmethod
+    def of(cls, values, inputs, method, targets):
+        made = np.asarray(values).view(cls)
+        made.inputs, made.method, made.targets = inputs, method, targets
+        return made
+
+    def __array_finalize__(self, source):
+        for name in ("inputs", "method", "targets"):
+            setattr(self, name, getattr(source, name, None))
+
+    def _repr_html_(self):
+        from .display import heatmap_png
+        values = np.asarray(self)
+        if self.inputs is None or values.ndim < 2:
+            return None
+        rows = []
+        for n in range(min(len(values), 8)):
+            image, mapped = np.asarray(self.inputs[n], dtype=np.float64), values[n]
+            mapped = mapped.sum(axis=0) if mapped.ndim == 3 else mapped
+            pictures = [heatmap_png(image.mean(axis=0) if image.ndim == 3 else image, grey=True),
+                        heatmap_png(mapped)]
+            cells = "".join(f"<td><img src='data:image/png;base64,{p}'></td>" for p in pictures if p)
+            rows.append(f"<tr><td>sample {n}, output {int(self.targets[n])}</td>{cells}"
+                        f"<td>sum {mapped.sum():.6g}<br>largest |value| {np.abs(mapped).max():.6g}</td></tr>")
+        return (f"<div class='glassnet-attribution'><b>{self.method}</b> attribution "
+                f"<code>shape {values.shape}</code> (red &gt; 0, blue &lt; 0)<table>{''.join(rows)}</table></div>")
 
 
 def _targets(model, x, target):

@@ -37,8 +37,9 @@ def array_html(label, array):
     return head + image + stats
 
 
-def heatmap_png(values):
-    """A (..., H, W) array as one PNG (maps side by side, blue-white-red around 0), base64; None without Pillow."""
+def heatmap_png(values, grey=False):
+    """A (..., H, W) array as one PNG (maps side by side, blue-white-red around 0; ``grey``: black to white
+    from the least to the largest value), base64; None without Pillow."""
     try:
         from PIL import Image
     except ImportError:
@@ -49,12 +50,16 @@ def heatmap_png(values):
     mosaic = np.zeros((H, count * (W + 1) - 1))
     for k, plane in enumerate(planes):
         mosaic[:, k * (W + 1):k * (W + 1) + W] = plane
-    limit = float(np.max(np.abs(mosaic))) or 1.0
-    t = mosaic / limit                                              # in [-1, 1]
-    red = np.where(t > 0, 255, 255 * (1 + t))
-    blue = np.where(t < 0, 255, 255 * (1 - t))
-    green = 255 * (1 - np.abs(t))
-    rgb = np.stack([red, green, blue], axis=-1).round().astype(np.uint8)
+    if grey:
+        low, span = float(mosaic.min()), float(np.ptp(mosaic)) or 1.0
+        rgb = np.repeat((255 * (mosaic - low) / span)[..., None], 3, axis=-1).round().astype(np.uint8)
+    else:
+        limit = float(np.max(np.abs(mosaic))) or 1.0
+        t = mosaic / limit                                          # in [-1, 1]
+        red = np.where(t > 0, 255, 255 * (1 + t))
+        blue = np.where(t < 0, 255, 255 * (1 - t))
+        green = 255 * (1 - np.abs(t))
+        rgb = np.stack([red, green, blue], axis=-1).round().astype(np.uint8)
     zoom = max(1, min(MAP_SIDE // max(H, W), MOSAIC_WIDTH // mosaic.shape[1]))   # each map ~MAP_SIDE px
     image = Image.fromarray(rgb).resize((mosaic.shape[1] * zoom, mosaic.shape[0] * zoom), Image.Resampling.NEAREST)
     buffer = io.BytesIO()
