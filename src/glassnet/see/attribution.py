@@ -22,7 +22,7 @@ Every method returns an ``Attribution``: a NumPy array (the input methods' have 
 remembers its inputs, method and targets, and draws itself in a notebook (each image beside its map).
 
 >>> model = gn.Sequential([gn.Dense(2, 1, rng=0, bias=False)])
->>> model[0].params["weight"][:] = [[2.0], [-1.0]]
+>>> model[0].params["weight"] = np.array([[2.0], [-1.0]])
 >>> np.asarray(gn.attribute(model, np.array([[3.0, 4.0]]), 0, method="input_x_gradient"))   # x * w
 array([[ 6., -4.]])
 """
