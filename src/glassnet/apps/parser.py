@@ -229,7 +229,7 @@ def build_parser():
                               ".npy, in --out (default: print the pass instead)")
     explain.add_argument("--layer", type=non_negative_int,
                          help="the layer (index in summary) of --why gradcam (default: the last with image-shaped "
-                              "output)")
+                              "output larger than 1x1)")
     explain.add_argument("--out", metavar="DIR", help="the folder for --why's files (made if missing)")
     explain.add_argument("--seed", type=int, default=0, help="weights and input of --net")
     explain.add_argument("--max-elements", type=non_negative_int, default=64,

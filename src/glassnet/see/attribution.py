@@ -15,7 +15,7 @@ maps) counts towards one output, built on the engine's own forward and backward.
   out(x with the window set to baseline)``, averaged over the windows that cover each pixel (windows past
   the edge are cut, as Captum's);
 - ``"gradcam"``: at a layer (``layer=``, its index in ``model.layers`` or the layer; default the last one
-  with (N, C, H', W') output), ``ReLU(sum_c w_c A_c)`` with ``w_c`` the mean over (h, w) of
+  with (N, C, H', W') output larger than 1x1), ``ReLU(sum_c w_c A_c)`` with ``w_c`` the mean over (h, w) of
   ``d out[target] / dA_c``; (N, H', W').
 
 Every method returns an ``Attribution``: a NumPy array (the input methods' have x's shape) that also
@@ -258,11 +258,8 @@ def gradcam(model, x, targets, layer=None):
     from .trace import trace
     index = None if layer is None else _layer_index(model, layer)
     record = trace(model, x, targets, _Selected())
-    if index is None:                                         # the last node with image-shaped output
-        images = [s for s in record.steps if np.ndim(s.output) == 4]
-        if not images:
-            raise GlassnetError("attribute: gradcam needs a layer with (N, C, H, W) output; this model has none")
-        index = images[-1].layer_index
+    if index is None:
+        index = default_gradcam_step(record.steps).layer_index
     step = next(s for s in record.steps if s.layer_index == index)
     maps, grads = np.asarray(step.output), np.asarray(step.grad_output)
     if maps.ndim != 4:
@@ -270,6 +267,16 @@ def gradcam(model, x, targets, layer=None):
                             f"({type(model.layers[index]).__name__}) gives {maps.shape}")
     weights = grads.mean(axis=(2, 3), keepdims=True)                         # (N, C, 1, 1)
     return np.maximum((weights * maps).sum(axis=1), 0.0)
+
+
+def default_gradcam_step(steps):
+    """The last node with image-shaped output (N, C, H', W') larger than 1x1 (a 1x1 map says nothing about
+    where), else the last image-shaped one."""
+    images = [s for s in steps if np.ndim(s.output) == 4]
+    if not images:
+        raise GlassnetError("attribute: gradcam needs a layer with (N, C, H, W) output; this model has none")
+    wide = [s for s in images if np.shape(s.output)[2] * np.shape(s.output)[3] > 1]
+    return (wide or images)[-1]
 
 
 def _layer_index(model, layer):

@@ -13,6 +13,9 @@ JSON API (every error is ``{"error": "one line"}`` with a 4xx/5xx status):
     POST /api/step                    {input_id, target?, lr} -> one SGD step: params before/after
     POST /api/revert                  weights back to how they were loaded
     POST /api/save                    {name} -> saved in the save folder (never overwrites)
+    POST /api/why                     {input_id, method, target?, layer?} -> an attribution map (see why.py)
+    POST /api/why/pixel               {input_id, method, position, target?, layer?} -> the numbers behind it
+    GET  /api/why/mistakes            misclassified test images of the model's dataset, with Grad-CAM
     GET  /api/example                 seed 000's worked example and the seed's mistakes
     GET  /api/train/options           datasets, architectures, optimizers, defaults
     POST /api/train                   {dataset, arch, epochs, batch_size, lr, optimizer} -> starts the job
@@ -200,6 +203,19 @@ def create_app(studio, bound_host="127.0.0.1"):
     async def example(request):
         return await run_in_threadpool(studio.example)
 
+    async def why_view(request):
+        body = await read_json(request)
+        return await run_in_threadpool(studio.why_view, body.get("input_id"), body.get("method"), body.get("target"),
+                                       body.get("layer"))
+
+    async def why_pixel(request):
+        body = await read_json(request)
+        return await run_in_threadpool(studio.why_pixel, body.get("input_id"), body.get("method"),
+                                       body.get("position"), body.get("target"), body.get("layer"))
+
+    async def why_mistakes(request):
+        return await run_in_threadpool(studio.why_mistakes)
+
     async def train_options(request):
         return {"datasets": [{"name": name, "available": datasets.availability(name),
                               "defaults": presets.DEFAULTS[name]} for name in STUDIO_DATASETS],
@@ -241,6 +257,8 @@ def create_app(studio, bound_host="127.0.0.1"):
                    ("/api/step", step, "POST"),
                    ("/api/revert", revert, "POST"), ("/api/save", save_model, "POST"),
                    ("/api/example", example, "GET"), ("/api/train/options", train_options, "GET"),
+                   ("/api/why", why_view, "POST"), ("/api/why/pixel", why_pixel, "POST"),
+                   ("/api/why/mistakes", why_mistakes, "GET"),
                    ("/api/train", train_start, "POST"), ("/api/train/pause", job_action("pause"), "POST"),
                    ("/api/train/resume", job_action("resume"), "POST"),
                    ("/api/train/stop", job_action("stop"), "POST"), ("/api/train/use", train_use, "POST"),

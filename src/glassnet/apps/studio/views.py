@@ -44,7 +44,7 @@ from ...nn.layers.activations import softmax
 from ...nn.optim import SGD
 from ...see.explain import loss_for, seed_example_trace, seed_mistake_facts, target_for
 from ...see.trace import LayerStep, Trace, trace
-from . import more_units
+from . import more_units, why
 from .arrays import encode, scalars
 from .jobs import TrainingJob
 
@@ -187,6 +187,25 @@ class Studio:
             raise StudioError(400, f"target must be a class index in [0, {max(outputs, 2) - 1}]. "
                                    f"Received: {target!r}")
         return loss, target_for(loss, outputs, target), target
+
+    # -- why (see why.py) ---------------------------------------------------------------------
+    def why_view(self, input_id, method, target=None, layer=None):
+        """An attribution map of the input for class ``target`` (default: the predicted one)."""
+        with self.lock:
+            model, x = self._require_model(), self._input(input_id)
+            _, _, label = self._target(model, x, target)
+            return why.why_map(model, x, label, method, layer)
+
+    def why_pixel(self, input_id, method, position, target=None, layer=None):
+        """The numbers behind one value of the map."""
+        with self.lock:
+            model, x = self._require_model(), self._input(input_id)
+            _, _, label = self._target(model, x, target)
+            return why.why_pixel(model, x, label, method, position, layer)
+
+    def why_mistakes(self):
+        with self.lock:
+            return why.mistakes(self._require_model())
 
     # -- forward and backward ---------------------------------------------------------------
     def trace_view(self, input_id, target=None, gradients=True):

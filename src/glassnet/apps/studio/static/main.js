@@ -5,6 +5,7 @@ import { setupForward } from "./forward.js";
 import { setupBackward } from "./backward.js";
 import { setupTrain } from "./train.js";
 import { setupExample } from "./example.js";
+import { setupWhy } from "./why.js";
 
 function showView(name) {
   for (const view of document.querySelectorAll(".view")) view.hidden = view.id !== `view-${name}`;
@@ -37,6 +38,7 @@ setupInput();
 setupForward();
 setupBackward();
 setupExample();
+setupWhy();
 setupTrain();
 showModel();
 showView("see");
