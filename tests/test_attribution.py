@@ -168,3 +168,15 @@ def test_bad_arguments_name_what_was_expected():
         gn.attribute(model, x, 4)
     with pytest.raises(gn.GlassnetError, match="x contains NaN"):
         gn.attribute(model, np.full_like(x, np.nan), 0)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_method_gives_the_same_map_on_array_api_strict(name):
+    """The model on another array library (array-api-strict, a stand-in for a GPU's): the same maps."""
+    import copy
+    xp = pytest.importorskip("array_api_strict")
+    model, _, x, targets = setup(name)
+    other = copy.deepcopy(model).to(xp)
+    for method in ("gradient", "integrated_gradients", "smoothgrad", "occlusion", "gradcam"):
+        np.testing.assert_allclose(np.asarray(gn.attribute(other, x, targets, method=method)),
+                                   np.asarray(gn.attribute(model, x, targets, method=method)), rtol=1e-12, atol=1e-15)

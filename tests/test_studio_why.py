@@ -65,8 +65,8 @@ def test_the_mistakes_panel_lists_wrong_digits_with_their_gradcam(setup):
         x = data.x_test[item["index"]][None]
         predicted = int(studio.model.predict(x).argmax())
         assert item["label"] != item["predicted"] == str(predicted)
-        np.testing.assert_allclose(decode(item["gradcam"]), gn.attribute(studio.model, x, predicted, method="gradcam")[0],
-                                   rtol=1e-9, atol=1e-12)
+        expected = gn.attribute(studio.model, x, predicted, method="gradcam")[0]
+        np.testing.assert_allclose(decode(item["gradcam"]), expected, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("body, words", [

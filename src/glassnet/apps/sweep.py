@@ -187,7 +187,8 @@ def report(storage, epochs, out, log):
         shutil.copyfile(best[1], out / "best.glassnet.tmp")
         os.replace(out / "best.glassnet.tmp", out / "best.glassnet")
         log(f"best: {best[0]['arch']} lr {best[0]['lr']} batch {best[0]['batch_size']} {best[0]['optimizer']}"
-            f"{toolkit_words(best[0])}, validation accuracy {best[0]['val_accuracy']:.4f}; model saved to {out / 'best.glassnet'}")
+            f"{toolkit_words(best[0])}, validation accuracy {best[0]['val_accuracy']:.4f}; "
+            f"model saved to {out / 'best.glassnet'}")
     log(f"written: {out / 'results.csv'}, {out / 'results.json'}")
     return rows
 

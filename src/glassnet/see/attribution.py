@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from ..backend import to_namespace, to_numpy
+from ..backend import beside, to_namespace, to_numpy
 from ..errors import GlassnetError
 from ..nn.losses import Loss
 from ..validation import make_rng
@@ -245,12 +245,13 @@ class _Selected(Loss):
     """The 'loss' whose gradient selects out[n, target_n]: backward gives the one-hot rows."""
 
     def forward(self, pred, target):
-        self._cache = (np.asarray(to_numpy(pred)).shape, np.asarray(target))
-        return float(np.asarray(to_numpy(pred))[np.arange(len(target)), target].sum())
+        host = np.asarray(to_numpy(pred))
+        self._cache = (pred, host.dtype, np.asarray(target))
+        return float(host[np.arange(len(target)), target].sum())
 
     def backward(self):
-        shape, target = self._cache
-        return _selector(shape, target, np.float64)
+        pred, dtype, target = self._cache
+        return beside(pred, _selector(tuple(pred.shape), target, dtype))      # where the model's arrays live
 
 
 def gradcam(model, x, targets, layer=None):

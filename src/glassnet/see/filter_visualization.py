@@ -3,8 +3,8 @@
 - ``gn.visualize_filter(model, layer, channel)``: an input made up by gradient ascent on the channel's mean
   activation, from noise around the middle of the input range (drawn again, up to ``START_TRIES`` times,
   while the channel is shut there: behind a ReLU that gives no gradient), with three simple regularisers
-  (as in the feature-visualisation literature, kept plain): each step moves along the gradient divided by its standard deviation, the
-  input shrinks by ``decay`` of itself (L2), is shifted by up to ``jitter`` pixels at random before the
+  (as in the feature-visualisation literature, kept plain): each step moves along the gradient divided by
+  its standard deviation, the input shrinks by ``decay`` of itself (L2), is shifted by up to ``jitter`` pixels at random before the
   pass (and the gradient shifted back), and is blurred by a 3x3 average every ``blur_every`` steps;
 - ``top_inputs(model, layer, channel, images)``: the dataset images that excite the channel most.
 
