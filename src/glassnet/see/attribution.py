@@ -217,21 +217,27 @@ def occlusion(model, x, targets, window=3, stride=1, baseline=0.0):
     if wh > H or ww > W or sh > wh or sw > ww:
         raise GlassnetError(f"attribute: occlusion window {(wh, ww)} must fit the image {(H, W)} and be at "
                             f"least the stride {(sh, sw)}")
-    rows = range(0, (math.ceil((H - wh) / sh) + 1) * sh, sh)            # the last window may be cut
-    columns = range(0, (math.ceil((W - ww) / sw) + 1) * sw, sw)
     base = _baseline(baseline, x)
     picked = np.arange(N), targets
     reference = _forward(model, x)[picked]
     total, counts = np.zeros_like(x), np.zeros((H, W))
-    for top in rows:
-        for left in columns:
-            covered = (slice(None), slice(None), slice(top, top + wh), slice(left, left + ww))
-            occluded = x.copy()
-            occluded[covered] = base[covered]
-            drop = reference - _forward(model, occluded)[picked]                       # (N,)
-            total[covered] += drop[:, None, None, None]
-            counts[covered[2:]] += 1
+    for top, left in occlusion_windows((H, W), (wh, ww), (sh, sw)):
+        covered = (slice(None), slice(None), slice(top, top + wh), slice(left, left + ww))
+        occluded = x.copy()
+        occluded[covered] = base[covered]
+        drop = reference - _forward(model, occluded)[picked]                           # (N,)
+        total[covered] += drop[:, None, None, None]
+        counts[covered[2:]] += 1
     return total / counts
+
+
+def occlusion_windows(size, window, stride):
+    """The (top, left) corners of Captum's windows over an image of ``size``: ceil((H - h) / s) + 1 rows of
+    them (the last may run past the edge and is cut there), likewise columns."""
+    (H, W), (wh, ww), (sh, sw) = size, window, stride
+    rows = range(0, (math.ceil((H - wh) / sh) + 1) * sh, sh)
+    columns = range(0, (math.ceil((W - ww) / sw) + 1) * sw, sw)
+    return [(top, left) for top in rows for left in columns]
 
 
 def _pair(value, name):

@@ -10,7 +10,7 @@ import numpy as np
 
 from ...data import datasets
 from ...errors import GlassnetError
-from ...see.attribution import attribute, default_gradcam_step, gradients, path_rule
+from ...see.attribution import attribute, default_gradcam_step, gradients, occlusion_windows, path_rule
 from ...see.trace import trace
 from .arrays import encode, scalars
 
@@ -99,12 +99,11 @@ def _occlusion_detail(model, x, target, where):
     H, W = x.shape[2:]
     reference = float(model.predict(x)[0, target])
     windows = []
-    for top in range(0, (int(np.ceil((H - window) / stride)) + 1) * stride, stride):
-        for left in range(0, (int(np.ceil((W - window) / stride)) + 1) * stride, stride):
-            if top <= i < top + window and left <= j < left + window:
-                occluded = x.copy()
-                occluded[:, :, top:top + window, left:left + window] = 0.0
-                windows.append({"top": top, "left": left, "occluded": float(model.predict(occluded)[0, target])})
+    for top, left in occlusion_windows((H, W), (window, window), (stride, stride)):
+        if top <= i < top + window and left <= j < left + window:
+            occluded = x.copy()
+            occluded[:, :, top:top + window, left:left + window] = 0.0
+            windows.append({"top": top, "left": left, "occluded": float(model.predict(occluded)[0, target])})
     drops = [reference - w["occluded"] for w in windows]
     mean = float(np.mean(drops))
     return {"formula": f"mean over the {len(windows)} windows covering the pixel of out(x) - out(x with the "
