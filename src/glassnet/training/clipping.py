@@ -25,12 +25,13 @@ def _gradients(model, owner):
     return found
 
 
-def _positive(value, name, owner):
+def positive_number(value, name, owner):
+    """``value`` as a finite float > 0, else one line naming it."""
     try:
         number = float(value)
     except (TypeError, ValueError):
         number = float("nan")
-    if not number > 0 or math.isnan(number):
+    if not number > 0 or math.isinf(number):
         raise GlassnetError(f"{owner}: {name} must be a number > 0. Received: {name}={value!r}")
     return number
 
@@ -48,7 +49,7 @@ def clip_grad_norm(model, max_norm):
     """Scale every gradient by ``min(1, max_norm / (total_norm + 1e-6))``, as ``clip_grad_norm_`` (which
     multiplies even when the scale is 1); returns the total norm before clipping. A NaN or infinite norm
     is returned and the gradients are left as they are (the divergence check names it)."""
-    max_norm = _positive(max_norm, "max_norm", "clip_grad_norm")
+    max_norm = positive_number(max_norm, "max_norm", "clip_grad_norm")
     gradients = _gradients(model, "clip_grad_norm")
     norms = [math.sqrt(float(to_numpy(namespace(layer.grads[key]).sum(layer.grads[key] * layer.grads[key]))))
              for layer, key in gradients]
@@ -63,7 +64,7 @@ def clip_grad_norm(model, max_norm):
 
 def clip_grad_value(model, clip_value):
     """Clamp every gradient element to ``[-clip_value, clip_value]``, as ``clip_grad_value_``."""
-    clip_value = _positive(clip_value, "clip_value", "clip_grad_value")
+    clip_value = positive_number(clip_value, "clip_value", "clip_grad_value")
     for layer, key in _gradients(model, "clip_grad_value"):
         grad = layer.grads[key]
         layer.grads[key] = namespace(grad).clip(grad, -clip_value, clip_value)

@@ -1,12 +1,11 @@
 """What ``fit`` adds around each step: a learning-rate schedule stepped per batch or per epoch, gradient
 clipping, and a validation set split off the training data."""
-import math
 
 import numpy as np
 
 from ..errors import GlassnetError
 from ..validation import make_rng
-from .clipping import clip_grad_norm
+from .clipping import clip_grad_norm, positive_number
 from .schedules import OneCycleLR, ReduceLROnPlateau, Schedule
 
 
@@ -26,12 +25,7 @@ class StepTools:
         if isinstance(schedule, ReduceLROnPlateau) and self.schedule_step != "epoch":
             raise GlassnetError("fit: ReduceLROnPlateau steps per epoch, on the validation loss")
         if clip_norm is not None:
-            try:
-                clip_norm = float(clip_norm)
-            except (TypeError, ValueError):
-                clip_norm = float("nan")
-            if not clip_norm > 0 or math.isinf(clip_norm):
-                raise GlassnetError(f"fit: clip_grad_norm must be a number > 0. Received: {clip_norm!r}")
+            clip_norm = positive_number(clip_norm, "clip_grad_norm", "fit")
         self.schedule, self.clip_norm = schedule, clip_norm
 
     def before_step(self, model):
