@@ -90,7 +90,8 @@ def test_toolkit_axes_make_trials_of_their_own(tmp_path):
     home, out = tmp_path / "home", tmp_path / "out"
     home.mkdir()
     arguments = ["sweep", "--dataset", "digits", "--arch", "lenet", "--lr", "0.003", "--optimizer", "adamw",
-                 "--schedule", "none,onecycle", "--label-smoothing", "0,0.1", "--epochs", "2", "--parallel", "2",
+                 "--schedule", "none,onecycle", "--label-smoothing", "0,0.1", "--clip-norm", "5", "--epochs", "2",
+                 "--parallel", "2",
                  "--out", str(out)]
     result = subprocess.run([sys.executable, "-m", "glassnet.apps.cli", *arguments], capture_output=True, text=True,
                             timeout=600, env=isolated_env(home), cwd=tmp_path)
@@ -98,5 +99,5 @@ def test_toolkit_axes_make_trials_of_their_own(tmp_path):
     rows = json.loads((out / "results.json").read_text())
     assert {(row["schedule"], row["label_smoothing"]) for row in rows} == {
         (None, 0.0), (None, 0.1), ("onecycle", 0.0), ("onecycle", 0.1)}
-    assert all(row["status"] == "done" for row in rows)
-    assert "onecycle, smoothing 0.1" in result.stdout and "toolkit" in result.stdout
+    assert all(row["status"] == "done" and row["clip_norm"] == 5.0 for row in rows)
+    assert "onecycle, smoothing 0.1, clip 5" in result.stdout and "toolkit" in result.stdout

@@ -36,6 +36,9 @@ def command_sweep(args):
     unknown = [arch for arch in args.arch if arch not in presets.ARCHITECTURES]
     bad_optimizers = [name for name in args.optimizer if name not in OPTIMIZERS]
     bad_schedules = [name for name in args.schedule if name not in SCHEDULES + ["none"]]
+    if any(w >= args.epochs for w in args.warmup_epochs):
+        raise GlassnetError(f"sweep: --warmup-epochs must be fewer than the {args.epochs} epochs. "
+                            f"Received: {args.warmup_epochs}")
     if bad_schedules or any(not 0 <= s < 1 for s in args.label_smoothing):
         raise GlassnetError(f"sweep: --schedule takes none, {', '.join(SCHEDULES)} (received {args.schedule}); "
                             f"--label-smoothing numbers in [0, 1) (received {args.label_smoothing})")
@@ -47,7 +50,7 @@ def command_sweep(args):
     run_sweep(args.dataset, args.arch, args.lr, args.batch_size, args.optimizer, args.epochs, args.out,
               scheduler=args.scheduler, parallel=args.parallel, address=args.address,
               schedules=[None if s == "none" else s for s in args.schedule], weight_decays=args.weight_decay,
-              smoothings=args.label_smoothing)
+              smoothings=args.label_smoothing, warmups=args.warmup_epochs, clip_norms=args.clip_norm)
 
 
 def test_line(model, dataset, loss_name):

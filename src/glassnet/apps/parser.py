@@ -82,7 +82,7 @@ def word_list(text):
 
 
 def number_list(kind, minimum=None):
-    element = number(kind, 1) if kind is int else positive_float if minimum is None else number(kind, minimum)
+    element = (number(kind, 1) if kind is int else positive_float) if minimum is None else number(kind, minimum)
 
     def parse(text):
         return [element(word) for word in word_list(text)]
@@ -260,7 +260,7 @@ def build_parser():
 
     sweep = command("sweep", help="one training run per combination of settings, on Ray Tune",
                     description="Train every combination of --arch, --lr, --batch-size, --optimizer, "
-                                "--schedule, --weight-decay and --label-smoothing "
+                                "--schedule, --warmup-epochs, --weight-decay, --label-smoothing and --clip-norm "
                                 "on Ray Tune, print a table sorted by validation accuracy, write it as "
                                 "CSV and JSON and save the best model, all inside --out. Needs "
                                 "pip install 'glassnet[sweep]'.")
@@ -276,6 +276,10 @@ def build_parser():
                        help="comma-separated weight decays (default: glassnet train's)")
     sweep.add_argument("--label-smoothing", type=number_list(float, minimum=0), default=[0.0],
                        help="comma-separated label smoothings in [0, 1)")
+    sweep.add_argument("--warmup-epochs", type=number_list(int, minimum=0), default=[0],
+                       help="comma-separated warm-up epochs (fewer than --epochs)")
+    sweep.add_argument("--clip-norm", type=number_list(float), default=[None],
+                       help="comma-separated gradient norms to clip to (default: no clipping)")
     sweep.add_argument("--epochs", type=positive_int, required=True)
     sweep.add_argument("--scheduler", choices=["asha"], help="stop trials that fall behind early (ASHA) "
                                                              "(default: none)")

@@ -1,7 +1,7 @@
 """``glassnet sweep``: one training run per combination of settings, on Ray Tune.
 
 Every combination of ``--arch``, ``--lr``, ``--batch-size``, ``--optimizer``, ``--schedule``,
-``--weight-decay`` and ``--label-smoothing`` is a trial: a
+``--warmup-epochs``, ``--weight-decay``, ``--label-smoothing`` and ``--clip-norm`` is a trial: a
 glassnet model trained epoch by epoch, reporting its validation loss and accuracy after each
 epoch (and a checkpoint of the model). ``--scheduler asha`` lets Ray Tune's ASHA stop trials that
 fall behind. The sweep ends with a table sorted by validation accuracy (also written as
@@ -26,7 +26,8 @@ from ..errors import GlassnetError
 from ..atomic import write_text
 
 EXPERIMENT = "sweep"
-AXES = ("arch", "lr", "batch_size", "optimizer", "schedule", "weight_decay", "label_smoothing")
+AXES = ("arch", "lr", "batch_size", "optimizer", "schedule", "warmup_epochs", "weight_decay", "label_smoothing",
+        "clip_norm")
 COLUMNS = ["trial", *AXES, "epochs_run", "val_accuracy", "val_loss", "status"]
 
 
@@ -82,25 +83,28 @@ def progress_printer(tune, log):
 def toolkit_words(trial):
     """", cosine, wd 0.05, smoothing 0.1" for a trial's toolkit axes ("" when it uses none)."""
     words = [trial.get("schedule") or ""]
+    words += [f"warm-up {trial['warmup_epochs']}"] if trial.get("warmup_epochs") else []
     words += [f"wd {trial['weight_decay']:g}"] if trial.get("weight_decay") else []
     words += [f"smoothing {trial['label_smoothing']:g}"] if trial.get("label_smoothing") else []
+    words += [f"clip {trial['clip_norm']:g}"] if trial.get("clip_norm") else []
     return "".join(f", {word}" for word in words if word)
 
 
-def grid(archs, lrs, batch_sizes, optimizers, schedules=(None,), weight_decays=(None,), smoothings=(0.0,)):
+def grid(archs, lrs, batch_sizes, optimizers, schedules=(None,), weight_decays=(None,), smoothings=(0.0,),
+         warmups=(0,), clip_norms=(None,)):
     return [dict(zip(AXES, values))
-            for values in itertools.product(archs, lrs, batch_sizes, optimizers, schedules, weight_decays,
-                                            smoothings)]
+            for values in itertools.product(archs, lrs, batch_sizes, optimizers, schedules, warmups, weight_decays,
+                                            smoothings, clip_norms)]
 
 
 def run_sweep(dataset, archs, lrs, batch_sizes, optimizers, epochs, out, scheduler=None, parallel=2,
               address=None, seed=0, dtype="float32", log=print, schedules=(None,), weight_decays=(None,),
-              smoothings=(0.0,)):
+              smoothings=(0.0,), warmups=(0,), clip_norms=(None,)):
     """Run (or resume) the sweep; returns its rows (dicts with ``COLUMNS``), best first."""
     ray, tune = _ray()
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    trials = grid(archs, lrs, batch_sizes, optimizers, schedules, weight_decays, smoothings)
+    trials = grid(archs, lrs, batch_sizes, optimizers, schedules, weight_decays, smoothings, warmups, clip_norms)
     link = None
     if address:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
@@ -156,7 +160,8 @@ def report(storage, epochs, out, log):
     result grid, which after a resume can miss trials that had not started before the interruption.)"""
     rows, best = [], None
     for folder in sorted(path for path in storage.iterdir() if (path / "params.json").is_file()):
-        settings = {"schedule": None, "weight_decay": None, "label_smoothing": 0.0,       # sweeps before the axes
+        settings = {"schedule": None, "weight_decay": None, "label_smoothing": 0.0, "warmup_epochs": 0,   # older
+                    "clip_norm": None,                                                                # sweeps
                     **json.loads((folder / "params.json").read_text())["trial"]}
         results_file = folder / "result.json"
         lines = results_file.read_text().splitlines() if results_file.is_file() else []
