@@ -115,4 +115,4 @@ def test_the_progress_bar_is_a_listener_one_bar_per_epoch(monkeypatch):
     model.fit(x, y, epochs=2, batch_size=16, lr=0.1, seed=0, log=lambda line: None)
     assert [(b.desc, b.total, b.count, b.closed) for b in bars] == [("epoch 1/2", 50, 50, True),
                                                                    ("epoch 2/2", 50, 50, True)]
-    assert set(bars[0].postfix) == {"loss", "lr"}                    # the rate in force, as the issue asks
+    assert set(bars[0].postfix) == {"loss", "lr"}                    # the batch loss and the rate in force
