@@ -230,7 +230,8 @@ def build_parser():
     explain.add_argument("--layer", type=non_negative_int,
                          help="the layer (index in summary) of --why gradcam (default: the last with image-shaped "
                               "output larger than 1x1)")
-    explain.add_argument("--out", metavar="DIR", help="the folder for --why's files (made if missing)")
+    explain.add_argument("--out", metavar="DIR", help="the folder for --why's files, made if missing (default: none; "
+                                                         "--why needs it)")
     explain.add_argument("--seed", type=int, default=0, help="weights and input of --net")
     explain.add_argument("--max-elements", type=non_negative_int, default=64,
                          help="print arrays up to this size whole, summarise larger ones")
