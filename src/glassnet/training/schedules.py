@@ -54,7 +54,27 @@ def _number(value, name, owner, low=None, high=None, low_open=False, high_open=F
     return number
 
 
-class Schedule:
+class _SavedRate:
+    """What every schedule shares: the latest rate, and its state as JSON-ready attributes."""
+
+    def get_last_lr(self):
+        """[the rate set by the latest step] (a list, as PyTorch's, one rate per parameter group)."""
+        return [self.last_lr]
+
+    def state_dict(self):
+        """JSON-ready state: every attribute but the optimizer."""
+        return {key: value for key, value in vars(self).items() if key != "optimizer"}
+
+    def load_state_dict(self, state):
+        if not isinstance(state, dict) or set(state) != set(self.state_dict()):
+            received = sorted(state) if isinstance(state, dict) else state
+            raise GlassnetError(f"{type(self).__name__}.load_state_dict: expected the keys "
+                                f"{sorted(self.state_dict())}. Received: {received!r}")
+        vars(self).update(state)
+        self.optimizer.lr = self.last_lr
+
+
+class Schedule(_SavedRate):
     """Shared plumbing: ``last_epoch`` counts the steps taken (0 after the first, made at construction),
     ``base_lr`` is the optimizer's rate before any schedule (``initial_lr``, kept on the optimizer)."""
 
@@ -89,21 +109,6 @@ class Schedule:
     def next_lr(self):
         raise NotImplementedError
 
-    def get_last_lr(self):
-        """[the rate set by the latest step] (a list, as PyTorch's, one rate per parameter group)."""
-        return [self.last_lr]
-
-    def state_dict(self):
-        """JSON-ready state: every attribute but the optimizer."""
-        return {key: value for key, value in vars(self).items() if key != "optimizer"}
-
-    def load_state_dict(self, state):
-        if not isinstance(state, dict) or set(state) != set(self.state_dict()):
-            received = sorted(state) if isinstance(state, dict) else state
-            raise GlassnetError(f"{type(self).__name__}.load_state_dict: expected the keys "
-                                f"{sorted(self.state_dict())}. Received: {received!r}")
-        vars(self).update(state)
-        self.optimizer.lr = self.last_lr
 
 
 class StepLR(Schedule):
@@ -332,7 +337,7 @@ class OneCycleLR(Schedule):
             self.next_lr()
 
 
-class ReduceLROnPlateau:
+class ReduceLROnPlateau(_SavedRate):
     """The rate times ``factor`` after ``patience`` steps without improvement of the metric given to
     ``step(metric)`` (less by ``threshold``, relative or absolute; ``mode="max"`` for accuracies), then
     ``cooldown`` steps of rest; never below ``min_lr``. A NaN metric is never an improvement."""
@@ -386,17 +391,7 @@ class ReduceLROnPlateau:
             self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
         self.last_lr = self.optimizer.lr
 
-    def get_last_lr(self):
-        return [self.last_lr]
 
-    def state_dict(self):
-        return {key: value for key, value in vars(self).items() if key != "optimizer"}
-
-    def load_state_dict(self, state):
-        if not isinstance(state, dict) or set(state) != set(self.state_dict()):
-            raise GlassnetError("ReduceLROnPlateau.load_state_dict: damaged state")
-        vars(self).update(state)
-        self.optimizer.lr = self.last_lr
 
 
 SCHEDULES = {kind.__name__: kind for kind in (StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, LinearLR,
