@@ -10,7 +10,7 @@ import { reads } from "./forward.js";
 let inputId = null;
 
 export function setupBackward() {
-  document.addEventListener("input-ready", (event) => { inputId = event.detail.input_id; fillTargets(event.detail); refresh(); });
+  document.addEventListener("input-ready", (event) => { inputId = event.detail.input_id; fillTargets(document.getElementById("target"), event.detail); refresh(); });
   document.addEventListener("model-changed", refresh);
   document.addEventListener("view-shown", (event) => { if (event.detail === "backward") refresh(); });
   document.getElementById("target").addEventListener("change", refresh);
@@ -24,8 +24,8 @@ export function setupBackward() {
   });
 }
 
-function fillTargets(prediction) {
-  const select = document.getElementById("target");
+// A select of the model's classes, "the predicted class" first (filled once per model).
+export function fillTargets(select, prediction) {
   if (select.options.length === prediction.class_names.length + 1) return;
   select.replaceChildren(element("option", { value: "", text: "the predicted class" }),
     ...prediction.class_names.map((name, i) => element("option", { value: String(i), text: name })));

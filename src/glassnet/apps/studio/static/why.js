@@ -3,23 +3,17 @@
 // images with their Grad-CAM. The page only paints what the server computed.
 import { call, decode, element, short } from "./api.js";
 import { cellAt, numberTable } from "./draw.js";
+import { fillTargets } from "./backward.js";
 
 let inputId = null;
 let shown = null;          // the map on show: {method, target, map, input}
 
 export function setupWhy() {
-  document.addEventListener("input-ready", (event) => { inputId = event.detail.input_id; fillTargets(event.detail); refresh(); });
+  document.addEventListener("input-ready", (event) => { inputId = event.detail.input_id; fillTargets(document.getElementById("why-target"), event.detail); refresh(); });
   document.addEventListener("view-shown", (event) => { if (event.detail === "why") refresh(); });
   for (const id of ["why-method", "why-target"]) document.getElementById(id).addEventListener("change", refresh);
   document.getElementById("why-overlay").addEventListener("click", pick);
   document.getElementById("why-mistakes").addEventListener("click", showMistakes);
-}
-
-function fillTargets(prediction) {
-  const select = document.getElementById("why-target");
-  if (select.options.length === prediction.class_names.length + 1) return;
-  select.replaceChildren(element("option", { value: "", text: "the predicted class" }),
-    ...prediction.class_names.map((name, i) => element("option", { value: String(i), text: name })));
 }
 
 function chosen() {
