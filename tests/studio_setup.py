@@ -68,3 +68,17 @@ def inception_digits_model(seed=0):
     settings = dict(presets.DEFAULTS["digits"], arch="inception_mini", dataset="digits", data_dir=None,
                     dtype="float64", seed=seed, checkpoint_every=None)
     return presets.build_for_dataset(gn.datasets.digits(), settings)
+
+
+@contextlib.contextmanager
+def open_page(browser, studio, expected_line="22,602 parameters"):
+    """The studio page of ``studio`` served and open in ``browser``; fails on any console or page error."""
+    from browser_setup import sync_api, watch_for_errors
+    with served(studio) as server:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        problems = watch_for_errors(page)
+        page.goto(server.url)
+        sync_api.expect(page.locator("#model-line")).to_contain_text(expected_line)
+        yield page
+        page.close()
+    assert problems == [], problems

@@ -18,7 +18,7 @@ from glassnet.data.preprocessing import load_image
 from glassnet.apps.studio.arrays import decode
 from glassnet.apps.studio.views import Studio
 from browser_setup import browser, shots, sync_api, watch_for_errors  # noqa: F401 (fixtures)
-from studio_setup import digits_model, drawn_digit_png, served
+from studio_setup import digits_model, drawn_digit_png, open_page
 
 
 @pytest.fixture
@@ -29,14 +29,8 @@ def studio(tmp_path):
 @pytest.fixture
 def page(browser, studio):
     """The studio page, open; fails the test on any console error or uncaught page error."""
-    with served(studio) as server:
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        problems = watch_for_errors(page)
-        page.goto(server.url)
-        sync_api.expect(page.locator("#model-line")).to_contain_text("22,602 parameters")
+    with open_page(browser, studio) as page:
         yield page
-        page.close()
-    assert problems == [], problems
 
 
 def capture(page, pattern):

@@ -5,7 +5,7 @@ import pytest
 import glassnet as gn
 from glassnet.apps.studio.views import Studio
 from browser_setup import browser, shots, sync_api, watch_for_errors  # noqa: F401 (fixtures)
-from studio_setup import digits_model, drawn_digit_png, served
+from studio_setup import digits_model, drawn_digit_png, open_page
 
 METHODS = ["integrated_gradients", "gradient", "input_x_gradient", "smoothgrad", "occlusion", "gradcam"]
 
@@ -20,14 +20,8 @@ def trained():
 
 @pytest.fixture
 def page(browser, trained, tmp_path):
-    with served(Studio(trained, save_dir=tmp_path)) as server:
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        problems = watch_for_errors(page)
-        page.goto(server.url)
-        sync_api.expect(page.locator("#model-line")).to_contain_text("22,602 parameters")
+    with open_page(browser, Studio(trained, save_dir=tmp_path)) as page:
         yield page
-        page.close()
-    assert problems == [], problems
 
 
 def test_the_why_view_shows_each_method_a_pixels_numbers_and_the_mistakes(page, shots, tmp_path):
