@@ -2,6 +2,7 @@
 
     python benchmarks/ab.py --old 02c19d1            # old revision vs the working tree
     python benchmarks/ab.py --old HEAD~1 --repeats 9 --dtype float64
+    python benchmarks/ab.py --old HEAD~1 lenet:64 simple:100   # only these NET:BATCH settings
 
 The old revision's ``src/glassnet`` is exported with ``git archive`` into a temporary folder and
 imported as the package ``glassnet_old`` (glassnet imports itself relatively, so the copy is
@@ -42,6 +43,24 @@ def import_revision(revision, folder):
     return importlib.import_module("glassnet_old")
 
 
+def benchmark_cases(package):
+    """The package's benchmark cases: ``apps.benchmark.cases`` since the house in wings, ``benchmark.cases`` before."""
+    for where in ("apps.benchmark.cases", "benchmark.cases"):
+        try:
+            return importlib.import_module(f"{package.__name__}.{where}")
+        except ModuleNotFoundError:
+            continue
+    raise SystemExit(f"{package.__name__} has no benchmark cases (apps/benchmark/cases.py)")
+
+
+def setting(text):
+    """'lenet:64' -> ("lenet", 64)."""
+    arch, _, size = text.partition(":")
+    if not size.isdigit():
+        raise argparse.ArgumentTypeError(f"expected NET:BATCH such as lenet:64. Received: {text!r}")
+    return arch, int(size)
+
+
 def per_call_seconds(function, calls):
     start = time.perf_counter()
     for _ in range(calls):
@@ -59,7 +78,7 @@ def compare(packages, arch, batch_size, dtype, repeats):
     """Median seconds per training step and per inference for each package, interleaved."""
     functions = {}
     for label, package in packages.items():
-        cases = importlib.import_module(f"{package.__name__}.benchmark.cases")
+        cases = benchmark_cases(package)
         case = dataclasses.replace(cases.CASES[arch], batch_size=batch_size)
         x, y = cases.batch(case, dtype)
         _, train_step, infer = cases.glassnet_trainer(case, dtype)
@@ -89,6 +108,7 @@ def main(argv=None):
     parser.add_argument("--old", required=True, help="git revision to compare against (e.g. HEAD~1)")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    parser.add_argument("settings", nargs="*", type=setting, help="NET:BATCH pairs (default: every reference setting)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
         packages = {"old": import_revision(args.old, folder), "new": glassnet}
@@ -96,7 +116,7 @@ def main(argv=None):
         print(f"NumPy {np.__version__}; {threads_line()}")
         print(f"{'net':8} {'batch':>5} {'train old ms':>13} {'train new ms':>13} {'new/old':>8} "
               f"{'infer old ms':>13} {'infer new ms':>13} {'new/old':>8}")
-        for arch, batch_size in SETTINGS:
+        for arch, batch_size in args.settings or SETTINGS:
             result = compare(packages, arch, batch_size, np.dtype(args.dtype), args.repeats)
             (old_train, old_infer), (new_train, new_infer) = result["old"], result["new"]
             print(f"{arch:8} {batch_size:>5} {old_train * 1e3:>13.3f} {new_train * 1e3:>13.3f} "
