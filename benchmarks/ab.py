@@ -3,6 +3,7 @@
     python benchmarks/ab.py --old 02c19d1            # old revision vs the working tree
     python benchmarks/ab.py --old HEAD~1 --repeats 9 --dtype float64
     python benchmarks/ab.py --old HEAD~1 lenet:64 simple:100   # only these NET:BATCH settings
+    python benchmarks/ab.py --old HEAD~1 --repeats 3 resnet50:8   # a large net (models/imagenet.py), 224x224
 
 The old revision's ``src/glassnet`` is exported with ``git archive`` into a temporary folder and
 imported as the package ``glassnet_old`` (glassnet imports itself relatively, so the copy is
@@ -69,16 +70,40 @@ def per_call_seconds(function, calls):
 
 
 def calls_for(function, target_seconds=0.25):
-    """How many calls take about ``target_seconds`` (at least 2)."""
+    """How many calls take about ``target_seconds`` (at least 1)."""
     once = per_call_seconds(function, 2)
-    return max(2, int(target_seconds / max(once, 1e-6)))
+    return max(1, int(target_seconds / max(once, 1e-6)))
 
 
-def compare(packages, arch, batch_size, dtype, repeats):
+def large_net(package, arch, batch_size, dtype, image_size):
+    """A large net of ``glassnet.models.imagenet`` (random weights): (train step, inference) on one batch."""
+    presets = importlib.import_module(f"{package.__name__}.models.presets")
+    model = presets.build(arch, (3, image_size, image_size), 1000, seed=0, dtype=dtype)
+    loss = importlib.import_module(f"{package.__name__}.nn.losses").SoftmaxCrossEntropy()
+    optimizer = importlib.import_module(f"{package.__name__}.training.loop").resolve_optimizer(model, "momentum", 0.01)
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((batch_size, 3, image_size, image_size)).astype(dtype), rng.integers(0, 1000, batch_size)
+
+    def train_step():
+        model.train()
+        loss.forward(model.forward(x), y)
+        model.backward(loss.backward(), input_grad=False)
+        optimizer.step()
+
+    def infer():
+        model.eval()
+        return model.forward(x)
+    return train_step, infer
+
+
+def compare(packages, arch, batch_size, dtype, repeats, image_size=224):
     """Median seconds per training step and per inference for each package, interleaved."""
     functions = {}
     for label, package in packages.items():
         cases = benchmark_cases(package)
+        if arch not in cases.CASES:
+            functions[label] = large_net(package, arch, batch_size, dtype, image_size)
+            continue
         case = dataclasses.replace(cases.CASES[arch], batch_size=batch_size)
         x, y = cases.batch(case, dtype)
         _, train_step, infer = cases.glassnet_trainer(case, dtype)
@@ -108,16 +133,18 @@ def main(argv=None):
     parser.add_argument("--old", required=True, help="git revision to compare against (e.g. HEAD~1)")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    parser.add_argument("--image-size", type=int, default=224, help="H and W of a large net's input")
     parser.add_argument("settings", nargs="*", type=setting, help="NET:BATCH pairs (default: every reference setting)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
         packages = {"old": import_revision(args.old, folder), "new": glassnet}
-        print(f"old: {args.old}   new: working tree   dtype {args.dtype}   median of {args.repeats} interleaved repeats")
+        print(f"old: {args.old}   new: working tree   dtype {args.dtype}   "
+              f"median of {args.repeats} interleaved repeats")
         print(f"NumPy {np.__version__}; {threads_line()}")
         print(f"{'net':8} {'batch':>5} {'train old ms':>13} {'train new ms':>13} {'new/old':>8} "
               f"{'infer old ms':>13} {'infer new ms':>13} {'new/old':>8}")
         for arch, batch_size in args.settings or SETTINGS:
-            result = compare(packages, arch, batch_size, np.dtype(args.dtype), args.repeats)
+            result = compare(packages, arch, batch_size, np.dtype(args.dtype), args.repeats, args.image_size)
             (old_train, old_infer), (new_train, new_infer) = result["old"], result["new"]
             print(f"{arch:8} {batch_size:>5} {old_train * 1e3:>13.3f} {new_train * 1e3:>13.3f} "
                   f"{new_train / old_train:>8.3f} {old_infer * 1e3:>13.3f} {new_infer * 1e3:>13.3f} "

@@ -1,7 +1,8 @@
 """Named architectures (used by the ``glassnet`` command) and each dataset's defaults.
 
 A chain architecture returns its list of layers; a graph architecture (``resnet_mini``,
-``inception_mini``, ``mobilenet_mini``) returns a ``Model``.
+``inception_mini``, ``mobilenet_mini``, and the large ones of ``imagenet.py``: ``vgg16``, ``resnet50``,
+``mobilenet_v2``) returns a ``Model``.
 """
 import numpy as np
 
@@ -9,6 +10,7 @@ from ..errors import GlassnetError
 from ..nn.layers import (Add, BatchNorm2D, Concatenate, Conv2D, Dense, Flatten, GlobalAvgPool2D, MaxPool2D, ReLU,
                          ReLU6, Sigmoid, Tanh)
 from ..nn.symbolic import Input
+from . import imagenet
 from .model import Model
 from .sequential import Sequential
 
@@ -163,7 +165,7 @@ def mobilenet_mini(input_shape, outputs, rng):
 
 ARCHITECTURES = {"mlp": mlp, "linear": linear, "xor": xor_net, "seed": seed, "vz": vz, "lenet": lenet,
                  "simple": simple, "colour": colour, "colour_bn": colour_bn, "resnet_mini": resnet_mini,
-                 "inception_mini": inception_mini, "mobilenet_mini": mobilenet_mini}
+                 "inception_mini": inception_mini, "mobilenet_mini": mobilenet_mini, **imagenet.ARCHITECTURES}
 
 # per dataset: architecture, loss, optimizer, learning rate, epochs, batch size
 DEFAULTS = {

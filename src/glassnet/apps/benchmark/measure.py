@@ -50,11 +50,36 @@ def peak_memory(framework, case_name, dtype, threads, steps=3):
     in a fresh Python process so that frameworks do not share allocations; None if unavailable."""
     command = [sys.executable, "-m", "glassnet.apps.benchmark.memory", framework, case_name, dtype, str(threads),
                str(steps)]
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")  # freed arrays go back to the OS in both
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    done = subprocess.run(command, capture_output=True, text=True, env=memory_environment(), timeout=600)
     if done.returncode != 0:
         return None
     return json.loads(done.stdout.strip().splitlines()[-1])["peak_bytes"]
+
+
+def memory_environment():
+    """The environment of a peak-memory child process: freed arrays go back to the OS in every framework."""
+    return dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+
+
+def _status_kib(field):
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(f"/proc/self/status has no {field}")
+
+
+def reset_peak_memory():
+    """Reset this process's peak resident set size (VmHWM) to the current one (Linux: /proc/self/clear_refs);
+    returns the current resident size in KiB, the baseline for ``peak_since``."""
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")
+    return _status_kib("VmRSS")
+
+
+def peak_since(baseline_kib):
+    """Bytes the peak resident set size rose above ``baseline_kib`` since ``reset_peak_memory``."""
+    return (_status_kib("VmHWM") - baseline_kib) * 1024
 
 
 # -- per-layer profile -------------------------------------------------------------------------

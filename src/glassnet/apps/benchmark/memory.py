@@ -9,13 +9,7 @@ Usage: python -m glassnet.apps.benchmark.memory glassnet|torch CASE DTYPE THREAD
 import json
 import sys
 
-
-def _status_kib(field):
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise OSError(f"/proc/self/status has no {field}")
+from .measure import peak_since, reset_peak_memory
 
 
 def main(argv):
@@ -31,14 +25,12 @@ def main(argv):
         import torch
         torch.set_num_threads(int(threads))
         x, y = torch.from_numpy(x), torch.from_numpy(y)
-    with open("/proc/self/clear_refs", "w") as clear:
-        clear.write("5")  # reset the peak RSS to the current RSS
-    baseline = _status_kib("VmRSS")
+    baseline = reset_peak_memory()
     make = torch_trainer if framework == "torch" else glassnet_trainer
     _, train_step, _ = make(case, dtype)
     for _ in range(int(steps)):
         train_step(x, y)
-    print(json.dumps({"peak_bytes": (_status_kib("VmHWM") - baseline) * 1024}))
+    print(json.dumps({"peak_bytes": peak_since(baseline)}))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from . import measure
 from .report import render_markdown
 from .cases import CASES, batch, glassnet_trainer, torch_trainer, glassnet_optimizer
 from .epoch import epoch_markdown, epoch_report
+from .large import TRAIN_BATCH, model_markdown, model_report
 from .layers import layer_timings, layers_markdown
 from .seed_loops import SeedStyleNet
 
@@ -44,7 +45,26 @@ def build_parser(parser=None):
                              "a MobileNetV2 block), forward and backward, against PyTorch")
     parser.add_argument("--arch", default="simple", choices=sorted(presets.ARCHITECTURES),
                         help="the architecture --epoch trains (e.g. resnet_mini)")
+    parser.add_argument("--model", metavar="NAME_OR_FILE",
+                        help="instead: a large net's inference in glassnet, ONNX Runtime and PyTorch, and one "
+                             "training step: vgg16, resnet50, mobilenet_v2 (random weights) or an .onnx file")
+    parser.add_argument("--batches", type=batch_list, default=(1, 8), metavar="1,8",
+                        help="--model: the inference batch sizes (default 1,8)")
+    parser.add_argument("--image-size", type=int, default=224, help="--model: H and W of a built-in net's input")
+    parser.add_argument("--train-batch", type=int, default=TRAIN_BATCH, help="--model: the training step's batch")
+    parser.add_argument("--no-train", action="store_true", help="--model: inference only")
     return parser
+
+
+def batch_list(text):
+    """'1,8' -> (1, 8): positive batch sizes."""
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected batch sizes such as 1,8. Received: {text!r}")
+    return sizes
 
 
 def environment(threads, torch):
@@ -197,6 +217,29 @@ def run_layers(args):
     return report
 
 
+def run_model(args):
+    """The ``--model`` benchmark as a JSON-ready dict."""
+    if args.image_size < 1 or args.train_batch < 1:
+        raise GlassnetError(f"bench --model: --image-size and --train-batch must be at least 1. "
+                            f"Received: {args.image_size}, {args.train_batch}")
+    torch = frameworks(args)
+    started = time.perf_counter()
+    report = {"environment": environment(args.threads, torch), "dtype": args.dtype, "cpu": cpu_model(),
+              "large": model_report(args, torch)}
+    report["seconds"] = time.perf_counter() - started
+    return report
+
+
+def cpu_model():
+    """lscpu's model name, and whether the CPU has AVX-512 (its figures depend on it), on Linux."""
+    try:
+        info = open("/proc/cpuinfo").read()
+    except OSError:
+        return platform.processor() or "unknown"
+    names = [line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")]
+    return f"{names[0] if names else 'unknown'} ({'AVX-512' if 'avx512f' in info else 'no AVX-512'})"
+
+
 def main(argv=None):
     """Entry point of ``benchmarks/run.py``; ``argv`` is a list of arguments or parsed ``args``."""
     args = argv if isinstance(argv, argparse.Namespace) else build_parser().parse_args(argv)
@@ -204,6 +247,11 @@ def main(argv=None):
     if args.layers:
         report = run_layers(args)
         markdown, stem = "\n".join(layers_markdown(report["layers"])).strip(), "bench-layers"
+    elif args.model:
+        report = run_model(args)
+        markdown = "\n".join([f"CPU: {report['cpu']}; NumPy {report['environment']['numpy']}", ""]
+                             + model_markdown(report["large"]))
+        stem = "bench-model"
     else:
         report = run_epoch(args) if args.epoch else run(args)
         markdown = epoch_markdown(report["epoch"]) if args.epoch else render_markdown(report)
