@@ -7,6 +7,7 @@ from ...errors import GlassnetError
 from ...validation import as_float_array, as_gradient, check_batch, int_pair, make_rng, positive_int
 from .base import Layer
 from .depthwise import depthwise_forward, depthwise_input_grad, depthwise_weight_grad
+from .pointwise import pointwise_forward, pointwise_input_grad, pointwise_weight_grad, strided_input
 from .windows import col2im, crop_padding, im2col, output_size, pad_images, span
 
 
@@ -195,6 +196,13 @@ class Conv2D(Layer):
         xp = namespace(x)
         weight = self.params["weight"]
         same_place(x, weight, "input", "Conv2D")
+        if self.pointwise:
+            x_read = strided_input(x, self.stride)                                  # (N, C, OH, OW)
+            out = pointwise_forward(x_read, weight)
+            if self.use_bias:
+                out += xp.reshape(self.params["bias"], (1, F, 1, 1))
+            self._cache = (x_read, tuple(x.shape), (N, OH, OW))
+            return out
         x_padded = pad_images(x, self.pads)
         if self.depthwise:
             out = depthwise_forward(x_padded, weight, F // self.groups, self.stride, self.dilation, (OH, OW))
@@ -213,6 +221,13 @@ class Conv2D(Layer):
         return contiguous(xp, xp.permute_dims(xp.reshape(out, (F, N, OH, OW)), (1, 0, 2, 3)))  # (N, F, OH, OW)
 
     @property
+    def pointwise(self):
+        """Whether this is a 1x1 convolution without groups or padding, run as a product per sample
+        (``pointwise.py``) when POINTWISE_PRODUCTS is on."""
+        return (POINTWISE_PRODUCTS and self.kernel_size == (1, 1) and self.groups == 1
+                and not any(self.pads))
+
+    @property
     def depthwise(self):
         """Whether this is a depthwise convolution (one input channel per group), run tap by tap
         (``depthwise.py``) when DEPTHWISE_TAPS is on."""
@@ -227,6 +242,8 @@ class Conv2D(Layer):
         """dy: (N, F, OH, OW) -> dL/dx: (N, C, H, W); fills grads["weight"], grads["bias"]."""
         dy_rows = self._parameter_grads(dy)
         _, padded_shape, (N, OH, OW) = self._cache
+        if self.pointwise:
+            return pointwise_input_grad(dy_rows, self.params["weight"], padded_shape, self.stride)
         if self.depthwise:
             dx_padded = depthwise_input_grad(dy_rows, self.params["weight"], self.out_channels // self.groups,
                                              padded_shape, self.stride, self.dilation)
@@ -251,6 +268,11 @@ class Conv2D(Layer):
         dy = as_gradient(dy, self.dtype)
         self._check_grad_shape(dy, (N, F, OH, OW))
         xp = namespace(dy)
+        if self.pointwise:                           # returns dy itself (N, F, OH, OW) for backward
+            self.grads["weight"] = pointwise_weight_grad(self._cache[0], dy)
+            if self.use_bias:
+                self.grads["bias"] = xp.sum(dy, axis=(0, 2, 3))
+            return dy
         if self.depthwise:                           # returns dy itself (N, F, OH, OW) for backward
             self.grads["weight"] = depthwise_weight_grad(self._cache[0], dy, F // self.groups, self.kernel_size,
                                                          self.stride, self.dilation)
@@ -279,6 +301,7 @@ class Conv2D(Layer):
 # 17.8, resnet_mini b64 121 / 158 / 141; peak memory of resnet_mini's step 194 / 106 / 119 MB (PyTorch: 138).
 COLUMN_MEMORY = "auto"
 DEPTHWISE_TAPS = True     # depthwise convolutions tap by tap (depthwise.py) rather than through columns
+POINTWISE_PRODUCTS = True  # 1x1 convolutions as a product per sample (pointwise.py) rather than through columns
 KEPT_COLUMN_BYTES = 8 << 20
 
 
