@@ -129,9 +129,20 @@ class BatchNorm2D(Layer):
             mean, var = self.buffers["running_mean"], self.buffers["running_var"]
         inv_std = 1.0 / xp.sqrt(var + self.eps)                 # (C,)
         per_channel = lambda values: xp.reshape(values, (C, 1, 1))  # noqa: E731  (C,) -> (C, 1, 1)
-        x_hat = (x - per_channel(mean)) * per_channel(inv_std)
-        self._cache = (x_hat, inv_std, self.training, count if self.training else None)
-        return x_hat * per_channel(self.params["weight"]) + per_channel(self.params["bias"])
+        if not self.training:
+            # fixed statistics: y = x * scale + shift, two passes over x (PyTorch's CPU evaluation formula);
+            # x is kept and x_hat made in backward, where only gradients need it
+            scale = self.params["weight"] * inv_std
+            self._cache = (x, inv_std, False, mean)
+            out = x * per_channel(scale)
+            out += per_channel(self.params["bias"] - mean * scale)
+            return out
+        x_hat = x - per_channel(mean)
+        x_hat *= per_channel(inv_std)
+        self._cache = (x_hat, inv_std, True, count)
+        out = x_hat * per_channel(self.params["weight"])
+        out += per_channel(self.params["bias"])
+        return out
 
     def _batch_statistics(self, x):
         """(mean, biased variance, count) per channel over the batch (over every rank's share of it
@@ -149,10 +160,15 @@ class BatchNorm2D(Layer):
     def backward(self, dy):
         """dy: (N, C, H, W) -> dL/dx: (N, C, H, W)."""
         self._require_cache(self._cache)
-        x_hat, inv_std, used_batch_stats, count = self._cache
+        kept, inv_std, used_batch_stats, count_or_mean = self._cache
         dy = as_gradient(dy, self.dtype)
-        self._check_grad_shape(dy, x_hat.shape)
+        self._check_grad_shape(dy, kept.shape)
         xp, C = namespace(dy), self.num_features
+        # training kept x_hat and the values per channel; evaluation kept x and the running mean
+        if used_batch_stats:
+            x_hat, count = kept, count_or_mean
+        else:
+            x_hat = (kept - xp.reshape(count_or_mean, (C, 1, 1))) * xp.reshape(inv_std, (C, 1, 1))
         # y = w * x_hat + b  =>  dw = sum dy * x_hat,  db = sum dy
         self.grads["weight"] = xp.sum(dy * x_hat, axis=(0, 2, 3))
         self.grads["bias"] = xp.sum(dy, axis=(0, 2, 3))
