@@ -115,3 +115,33 @@ def test_what_forward_keeps_changes_memory_not_numbers(monkeypatch, mode):
     np.testing.assert_array_equal(layer.backward(dy), expected[0])
     for key, grad in expected[1].items():
         np.testing.assert_array_equal(layer.grads[key], grad)
+
+
+@pytest.mark.parametrize("budget", [1, 9 * 4 * 8 * 40, 10 ** 9])
+@pytest.mark.parametrize("kernel, stride, padding, dilation, groups", [
+    (3, 1, 1, 1, 1), (3, 2, 1, 1, 1), ((2, 3), (2, 1), (1, 0), 1, 2), (3, 1, 2, 2, 1), (5, 3, 2, 1, 4),
+    (7, 2, 3, 1, 1)])
+def test_large_columns_made_block_by_block_match_torch(monkeypatch, budget, kernel, stride, padding, dilation,
+                                                        groups):
+    """Columns beyond BLOCKED_COLUMN_BYTES are made a block of samples or a band of output rows at a time
+    (conv_blocks.py): budget 1 gives one output row of one sample per block, the middle one a few rows,
+    10**9 one block; forward and every gradient as PyTorch's (float64)."""
+    from glassnet.nn.layers import conv as conv_module
+    monkeypatch.setattr(conv_module, "BLOCKED_COLUMN_BYTES", budget)
+    rng = np.random.default_rng(11)
+    conv = gn.Conv2D(4, 8, kernel, stride=stride, padding=padding, dilation=dilation, groups=groups, rng=rng)
+    weight, bias = conv.params["weight"].copy(), conv.params["bias"].copy()
+    x = rng.standard_normal((3, 4, 13, 11))
+    out = conv.forward(x)
+    dy = rng.standard_normal(out.shape)
+    dx = conv.backward(dy)
+
+    def torch_conv(x_t, w_t, b_t):
+        return F.conv2d(x_t, w_t, b_t, stride=stride, padding=torch_padding(padding), dilation=dilation,
+                        groups=groups)
+
+    ref_out, ref_dx, (ref_dw, ref_db) = torch_forward_backward(torch_conv, x, dy, [weight, bias])
+    assert_matches(out, ref_out)
+    assert_matches(dx, ref_dx)
+    assert_matches(conv.grads["weight"], ref_dw)
+    assert_matches(conv.grads["bias"], ref_db)

@@ -22,6 +22,7 @@ from ...models import imagenet, presets
 from . import measure
 
 TRAIN_BATCH = 8
+PAUSE = 0.5    # seconds of rest before each timed repeat: the last framework's spinning threads fall asleep
 
 
 def load(spec, image_size, dtype):
@@ -120,7 +121,7 @@ def milliseconds(rates, images):
 def model_report(args, torch):
     """Every figure of ``bench --model`` as a JSON-ready dict (see ``model_markdown``)."""
     dtype = np.dtype(args.dtype)
-    repeats, seconds = (1, 0.01) if args.smoke else (args.repeats, args.seconds)
+    repeats, seconds, pause = (1, 0.01, 0.0) if args.smoke else (args.repeats, args.seconds, PAUSE)
     model, shape, onnx_path, label = load(args.model, args.image_size, dtype)
     report = {"model": label, "input_shape": list(shape), "parameters": model.num_params(), "inference": {},
               "threads": args.threads}
@@ -135,7 +136,7 @@ def model_report(args, torch):
             x = rng.standard_normal((batch_size,) + shape).astype(dtype)
             steps = inference_steps(model, session, twin, torch, x)
             report["inference"][str(batch_size)] = milliseconds(
-                measure.side_by_side(steps, batch_size, repeats, seconds, warmup=1), batch_size)
+                measure.side_by_side(steps, batch_size, repeats, seconds, warmup=1, pause=pause), batch_size)
         if not args.no_train:
             x = rng.standard_normal((args.train_batch,) + shape).astype(dtype)
             y = rng.integers(0, class_count(model, x), args.train_batch)
@@ -144,7 +145,8 @@ def model_report(args, torch):
                 twin.train()
             steps = training_steps(model, twin, torch, x, y)
             report["train"] = {"batch_size": args.train_batch, "ms": milliseconds(
-                measure.side_by_side(steps, args.train_batch, repeats, seconds, warmup=1), args.train_batch)}
+                measure.side_by_side(steps, args.train_batch, repeats, seconds, warmup=1, pause=pause),
+                args.train_batch)}
             report["train"]["peak_bytes"] = {
                 framework: train_peak_memory(framework, args, onnx_path) for framework in steps}
     return report

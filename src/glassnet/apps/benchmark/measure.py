@@ -26,10 +26,13 @@ def rate(step, calls, images_per_call):
     return images_per_call * calls / (time.perf_counter() - started)
 
 
-def side_by_side(steps, images_per_call, repeats, target_seconds, warmup=2):
+def side_by_side(steps, images_per_call, repeats, target_seconds, warmup=2, pause=0.0):
     """Median images/s of each named step, the repeats interleaved so machine noise hits all alike.
 
     steps : dict name -> zero-argument function. Returns dict name -> {"median", "all"}.
+    pause : seconds to sleep before each timed repeat, so that the thread pools of the framework timed
+        before (OpenMP's, ONNX Runtime's and OpenBLAS's threads spin a while after their work) are asleep
+        and do not take the cores from the next one.
     """
     calls = {}
     for name, step in steps.items():
@@ -39,6 +42,7 @@ def side_by_side(steps, images_per_call, repeats, target_seconds, warmup=2):
     rates = {name: [] for name in steps}
     for _ in range(repeats):
         for name, step in steps.items():
+            time.sleep(pause)
             rates[name].append(rate(step, calls[name], images_per_call))
     return {name: {"median": statistics.median(values), "all": values} for name, values in rates.items()}
 

@@ -2,10 +2,11 @@
 import numpy as np
 
 from .. import init
-from ...backend import contiguous, namespace, numpy_dtype, same_place
+from ...backend import NUMPY, contiguous, namespace, numpy_dtype, same_place
 from ...errors import GlassnetError
 from ...validation import as_float_array, as_gradient, check_batch, int_pair, make_rng, positive_int
 from .base import Layer
+from .conv_blocks import blocked_backward, blocked_forward
 from .depthwise import depthwise_forward, depthwise_input_grad, depthwise_weight_grad
 from .pointwise import pointwise_forward, pointwise_input_grad, pointwise_weight_grad, strided_input
 from .windows import col2im, crop_padding, im2col, output_size, pad_images, span
@@ -210,6 +211,17 @@ class Conv2D(Layer):
                 out = out + xp.reshape(self.params["bias"], (1, F, 1, 1))
             self._cache = (x_padded, tuple(x_padded.shape), (N, OH, OW))
             return out
+        column_bytes = x_padded.shape[1] * self.kernel_size[0] * self.kernel_size[1] * N * OH * OW * \
+            numpy_dtype(x_padded.dtype).itemsize
+        if xp is NUMPY and COLUMN_MEMORY != "keep" and column_bytes > BLOCKED_COLUMN_BYTES:
+            # columns too large to make at once: made and multiplied block by block (conv_blocks.py)
+            out = blocked_forward(x_padded, xp.reshape(weight, (F, -1)),
+                                  lambda w, c: grouped_matmul(w, c, self.groups), self.kernel_size, self.stride,
+                                  self.dilation, (OH, OW), BLOCKED_COLUMN_BYTES)
+            if self.use_bias:
+                out += xp.reshape(self.params["bias"], (1, F, 1, 1))
+            self._cache = (BlockedInput((x_padded,)), tuple(x_padded.shape), (N, OH, OW))
+            return out
         cols = im2col(x_padded, self.kernel_size, self.stride, (OH, OW), self.dilation)   # (C*kh*kw, N*OH*OW)
         out = grouped_matmul(xp.reshape(weight, (F, -1)), cols, self.groups)   # (F, N*OH*OW): one GEMM per group
         if self.use_bias:
@@ -240,6 +252,8 @@ class Conv2D(Layer):
 
     def backward(self, dy):
         """dy: (N, F, OH, OW) -> dL/dx: (N, C, H, W); fills grads["weight"], grads["bias"]."""
+        if self._cache is not None and isinstance(self._cache[0], BlockedInput):
+            return self._blocked_backward(dy, input_grad=True)
         dy_rows = self._parameter_grads(dy)
         _, padded_shape, (N, OH, OW) = self._cache
         if self.pointwise:
@@ -258,7 +272,26 @@ class Conv2D(Layer):
 
     def backward_parameters(self, dy):
         """Like ``backward`` without dL/dx (the first layer's input needs no gradient)."""
-        self._parameter_grads(dy)
+        if self._cache is not None and isinstance(self._cache[0], BlockedInput):
+            self._blocked_backward(dy, input_grad=False)
+        else:
+            self._parameter_grads(dy)
+
+    def _blocked_backward(self, dy, input_grad):
+        """Backward after a forward made block by block (conv_blocks.py): the columns block by block again."""
+        (x_padded,), _, (N, OH, OW) = self._cache
+        F, Cg, kh, kw = self.params["weight"].shape
+        dy = as_gradient(dy, self.dtype)
+        self._check_grad_shape(dy, (N, F, OH, OW))
+        weight_rows = np.reshape(self.params["weight"], (F, -1))
+        weight_grad, dx_padded = blocked_backward(
+            x_padded, dy, weight_rows, lambda d, c, samples: columns_weight_grad(d, c, samples, self.groups),
+            lambda w, d: grouped_matmul(grouped_transpose(w, self.groups), d, self.groups), self.kernel_size,
+            self.stride, self.dilation, BLOCKED_COLUMN_BYTES, input_grad)
+        self.grads["weight"] = np.reshape(weight_grad, (F, Cg, kh, kw))
+        if self.use_bias:
+            self.grads["bias"] = np.sum(dy, axis=(0, 2, 3))
+        return crop_padding(dx_padded, self.pads) if input_grad else None
 
     def _parameter_grads(self, dy):
         """Fill grads from dy (N, F, OH, OW); returns dy as rows (F, N*OH*OW)."""
@@ -282,16 +315,26 @@ class Conv2D(Layer):
         cols = self._columns()
         dy_rows = xp.reshape(xp.permute_dims(dy, (1, 0, 2, 3)), (F, N * OH * OW))    # (F, N*OH*OW) copy
         # out_g = W_g @ cols_g + b  =>  dW_g = dy_g @ cols_g^T,  db = sum of dy over samples and positions
-        if self.groups == 1:
-            weight_grad = weight_gradient(dy_rows, cols, N)
-        else:
-            G = self.groups
-            weight_grad = (xp.reshape(dy_rows, (G, F // G, -1))
-                           @ xp.matrix_transpose(xp.reshape(cols, (G, Cg * kh * kw, -1))))
+        weight_grad = columns_weight_grad(dy_rows, cols, N, self.groups)
         self.grads["weight"] = xp.reshape(weight_grad, (F, Cg, kh, kw))
         if self.use_bias:
             self.grads["bias"] = xp.sum(dy_rows, axis=1)
         return dy_rows
+
+
+def columns_weight_grad(dy_rows, cols, samples, groups):
+    """dW (F, C/groups*kh*kw) = dy_g @ cols_g^T per group, from dy_rows (F, P) and cols (C*kh*kw, P), P over
+    ``samples`` samples (one GEMM in pieces for groups=1, see ``weight_gradient``; batched over groups)."""
+    if groups == 1:
+        return weight_gradient(dy_rows, cols, samples)
+    xp = namespace(dy_rows)
+    F, K = dy_rows.shape[0], cols.shape[0]
+    return xp.reshape(xp.reshape(dy_rows, (groups, F // groups, -1))
+                      @ xp.matrix_transpose(xp.reshape(cols, (groups, K // groups, -1))), (F, K // groups))
+
+
+class BlockedInput(tuple):
+    """What a forward made block by block keeps (conv_blocks.py): (the padded input,)."""
 
 
 # What forward keeps for backward. The columns cost kh*kw times the input's memory; making them again in
@@ -303,6 +346,10 @@ COLUMN_MEMORY = "auto"
 DEPTHWISE_TAPS = True     # depthwise convolutions tap by tap (depthwise.py) rather than through columns
 POINTWISE_PRODUCTS = True  # 1x1 convolutions as a product per sample (pointwise.py) rather than through columns
 KEPT_COLUMN_BYTES = 8 << 20
+# columns beyond this are made block by block (conv_blocks.py); under glibc's largest mmap threshold (32 MiB),
+# so that each block's arrays come from memory the heap keeps (heap.py). Measured (vgg16 b8 inference, ms,
+# interleaved, median of 5): budget 8 MiB 2,678, 16 MiB 2,836, 30 MiB 2,511, no blocks 4,974.
+BLOCKED_COLUMN_BYTES = 30 << 20
 
 
 def cols_bytes(cols):
