@@ -47,7 +47,8 @@ def build_parser(parser=None):
                         help="the architecture --epoch trains (e.g. resnet_mini)")
     parser.add_argument("--model", metavar="NAME_OR_FILE",
                         help="instead: a large net's inference in glassnet, ONNX Runtime and PyTorch, and one "
-                             "training step: vgg16, resnet50, mobilenet_v2 (random weights) or an .onnx file")
+                             "training step: vgg16, resnet50, mobilenet_v2 (random weights) or an .onnx file "
+                             "(default: the per-step figures)")
     parser.add_argument("--batches", type=batch_list, default=(1, 8), metavar="1,8",
                         help="--model: the inference batch sizes (default 1,8)")
     parser.add_argument("--image-size", type=int, default=224, help="--model: H and W of a built-in net's input")
