@@ -87,3 +87,25 @@ def test_overlapping_maxpool_accumulates_gradient_on_a_shared_maximum():
 def test_stride_defaults_to_kernel():
     assert gn.MaxPool2D(3).stride == (3, 3)
     assert gn.AvgPool2D((2, 3)).stride == (2, 3)
+
+
+@pytest.mark.parametrize("kernel, stride, padding, size", [
+    (2, None, 0, (8, 6)), (2, None, 0, (7, 9)), (2, None, 1, (6, 6)), ((2, 3), None, 1, (7, 8)), (3, 3, 1, (9, 7)),
+    (2, 3, 0, (8, 8))])
+def test_training_and_evaluation_route_max_pool_gradients_alike(kernel, stride, padding, size):
+    """In training, windows that do not overlap are pooled from copies of each tap's view (NumPy); in
+    evaluation from the strided views themselves: the same outputs and gradients bit for bit, ties
+    (few distinct values) and windows that leave pixels out (odd sizes, stride above the kernel) included,
+    and both as PyTorch's."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 3, size=(2, 3) + size).astype(np.float64)
+    training, evaluation = gn.MaxPool2D(kernel, stride=stride, padding=padding), \
+        gn.MaxPool2D(kernel, stride=stride, padding=padding).eval()
+    out = training.forward(x)
+    dy = rng.standard_normal(out.shape)
+    dx = training.backward(dy)
+    np.testing.assert_array_equal(evaluation.forward(x), out)
+    np.testing.assert_array_equal(evaluation.backward(dy), dx)
+    ref_out, ref_dx, _ = torch_forward_backward(torch_pool("max", kernel, stride, padding), x, dy)
+    assert_matches(out, ref_out)
+    assert_matches(dx, ref_dx)
