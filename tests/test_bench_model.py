@@ -145,3 +145,16 @@ def test_bench_model_batches_must_be_positive_numbers(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["bench", "--model", "mobilenet_v2", "--batches", "1,0", "--out", str(tmp_path)])
     assert "expected batch sizes such as 1,8. Received: '1,0'" in capsys.readouterr().err
+
+
+def test_reference_ratios_script_prints_both_speeds_per_setting(capsys):
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "reference_ratios.py"
+    spec = importlib.util.spec_from_file_location("reference_ratios", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.main(["lenet:2", "simple:3"], repeats=1, seconds=0.01)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[:2] for line in lines] == [["lenet", "b2"], ["simple", "b3"]]
+    assert all(line.count("speed") == 2 and "train: glassnet" in line and "infer: glassnet" in line for line in lines)
