@@ -110,3 +110,18 @@ def test_a_graph_model_split_over_threads_computes_what_one_pass_computes(monkey
     np.testing.assert_allclose(dx, whole[1], rtol=1e-12, atol=1e-15)
     for name, grad in model.gradients().items():
         np.testing.assert_allclose(grad, whole[2][name], rtol=1e-12, atol=1e-15, err_msg=name)
+
+
+@pytest.mark.parametrize("batch", [5, 200])            # one pass, and the batch split over both cores
+def test_infer_gives_forwards_outputs_and_keeps_nothing_for_backward(batch, monkeypatch):
+    monkeypatch.setenv("GLASSNET_THREADS", "2")
+    model = network()
+    x = np.random.default_rng(4).standard_normal((batch, 2, 10, 12))
+    expected = model.forward(x)
+    np.testing.assert_array_equal(model.infer(x), expected)
+    assert all(getattr(layer, "_cache", None) is None for layer in model.layers)
+    with pytest.raises(gn.GlassnetError, match="called before forward"):
+        model.backward(np.ones_like(expected))
+    graph = gn.presets.build("resnet_mini", (1, 12, 12), 3, seed=1)
+    images = np.random.default_rng(5).standard_normal((batch, 1, 12, 12))
+    np.testing.assert_array_equal(graph.eval().infer(images), graph.forward(images))

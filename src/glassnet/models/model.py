@@ -99,6 +99,22 @@ class Model:
 
     __call__ = forward
 
+    def infer(self, x):
+        """``forward`` keeping nothing for backward (PyTorch's ``no_grad``): each node's cache is let go as
+        soon as it has run, so one layer's activations are freed for the next to reuse instead of all of
+        them staying alive; the same outputs as ``forward``. ``predict`` and ``evaluate`` use it;
+        ``backward`` after it is refused (call ``forward`` for gradients)."""
+        inputs = self._checked_inputs(x)
+        self._pass = None
+        keep_freed_memory()
+        if len(inputs) == 1:
+            parts = parts_for(self.layers, inputs[0])
+            if parts > 1:
+                return BatchSplit(self.graph, inputs[0], parts, keep=False).output
+        runners = self.graph.runners()
+        outputs = self.graph.forward(inputs, runners, watch=lambda k, _, __: runners[k].clear_cache())
+        return outputs[0] if len(outputs) == 1 else outputs
+
     def backward(self, dy, input_grad=True):
         """dy: dL/d(output) (a list for several outputs) -> dL/dx (a list for several inputs); fills every
         layer's ``grads`` on the way down, summed over the calls of a shared layer.

@@ -501,7 +501,7 @@ def predict(model, x, batch_size=256):
     was_training = model.training
     model.eval()
     try:
-        outputs = np.concatenate([to_numpy(model.forward(to_namespace(x[i:i + batch_size], xp, device)))
+        outputs = np.concatenate([to_numpy(model.infer(to_namespace(x[i:i + batch_size], xp, device)))
                                   for i in range(0, x.shape[0], batch_size)])
     finally:
         model.train(was_training)

@@ -83,7 +83,7 @@ class BatchSplit:
     """One forward pass of a model's graph (``glassnet.models.graph.Graph``, one input and one output) cut
     into parts, kept until its backward pass. Every node of every part runs through its own replica."""
 
-    def __init__(self, graph, x, parts):
+    def __init__(self, graph, x, parts, keep=True):
         n = x.shape[0]
         bounds = [n * k // parts for k in range(parts + 1)]
         self.slices = [slice(bounds[k], bounds[k + 1]) for k in range(parts)]
@@ -92,9 +92,16 @@ class BatchSplit:
         outputs = [None] * parts
 
         def forward(k):
-            outputs[k] = graph.forward([x[self.slices[k]]], self.runners[k])[0]
+            runners = self.runners[k]
+            # keep=False (Model.infer): each node's cache let go once it has run
+            watch = None if keep else (lambda node, _, __: runners[node].clear_cache())
+            outputs[k] = graph.forward([x[self.slices[k]]], runners, watch)[0]
         _run(parts, forward)
         self.output = np.concatenate(outputs)
+        if not keep:                                          # nothing of an earlier pass stays either
+            for layer in graph.layers:
+                layer.clear_cache()
+            return
         for layer, uses in zip(graph.layers, graph.uses):    # what fit reads after a forward pass: ReLU masks
             layer.clear_cache()
             if hasattr(layer, "positive_mask"):

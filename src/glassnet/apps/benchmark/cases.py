@@ -57,7 +57,7 @@ def glassnet_trainer(case, dtype, seed=0):
         optimizer.step()
 
     def infer(x):
-        return model.forward(x)
+        return model.infer(x)
 
     return model, train_step, infer
 

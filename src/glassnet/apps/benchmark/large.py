@@ -70,7 +70,7 @@ def runtime_input(session, x):
 
 def inference_steps(model, session, twin, torch, x):
     """Zero-argument functions running one inference of the batch ``x`` in each framework present."""
-    steps = {"glassnet": lambda: model.forward(x)}
+    steps = {"glassnet": lambda: model.infer(x)}
     if session is not None:
         name, fed = session.get_inputs()[0].name, runtime_input(session, x)
         steps["onnxruntime"] = lambda: session.run(None, {name: fed})
