@@ -147,19 +147,6 @@ def test_bench_model_batches_must_be_positive_numbers(tmp_path, capsys):
     assert "expected batch sizes such as 1,8. Received: '1,0'" in capsys.readouterr().err
 
 
-def test_reference_ratios_script_prints_both_speeds_per_setting(capsys):
-    import importlib.util
-    from pathlib import Path
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "reference_ratios.py"
-    spec = importlib.util.spec_from_file_location("reference_ratios", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    script.main(["lenet:2", "simple:3"], repeats=1, seconds=0.01)
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert [line.split()[:2] for line in lines] == [["lenet", "b2"], ["simple", "b3"]]
-    assert all(line.count("speed") == 2 and "train: glassnet" in line and "infer: glassnet" in line for line in lines)
-
-
 @pytest.mark.parametrize("arch", ["resnet50", "mobilenet_v2"])
 def test_float32_fast_paths_agree_with_float64(monkeypatch, arch):
     """The float32 paths (1x1 products, depthwise blocks and shifted slices, convolutions block by block,

@@ -70,16 +70,28 @@ def test_bench_epoch_trains_both_frameworks_on_the_same_order_and_reports_both(t
     assert "glassnet is" in capsys.readouterr().out
 
 
+def benchmark_script(name):
+    """benchmarks/NAME.py loaded as a module."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
 def test_gemm_floor_script_prints_a_row_per_setting(capsys):
     """benchmarks/floor.py (the matrix products of a step, timed beside PyTorch) runs on glassnet's current API."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "floor.py"
-    spec = importlib.util.spec_from_file_location("gemm_floor", path)
-    floor = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(floor)
-    floor.main(["--repeats", "1", "lenet:8"])
+    benchmark_script("floor").main(["--repeats", "1", "lenet:8"])
     row = capsys.readouterr().out.strip().splitlines()[-1].split()
     assert row[:2] == ["lenet", "8"] and len(row) == 9
     assert all(float(figure) > 0 for figure in row[2:])
+
+
+def test_reference_ratios_script_prints_both_speeds_per_setting(capsys):
+    benchmark_script("reference_ratios").main(["lenet:2", "simple:3"], repeats=1, seconds=0.01)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[:2] for line in lines] == [["lenet", "b2"], ["simple", "b3"]]
+    assert all(line.count("speed") == 2 and "train: glassnet" in line and "infer: glassnet" in line for line in lines)
 
 
 def test_gpu_check_runs_on_the_cpu_and_says_what_it_left_out():

@@ -42,8 +42,8 @@ def load(spec, image_size, dtype):
 
 
 def onnx_runtime(model, onnx_path, threads, folder):
-    """An ONNX Runtime session on ``onnx_path`` (written by ``gn.export_onnx`` when None), or None when
-    onnxruntime is not installed; and its input's name and declared shape."""
+    """An ONNX Runtime session on ``onnx_path`` (written by ``gn.export_onnx`` into ``folder`` when None) with
+    ``threads`` intra-op threads, or None when onnxruntime is not installed."""
     try:
         import onnxruntime
     except ImportError:
