@@ -84,18 +84,7 @@ class Model:
 
         NaN or Inf in an input is refused here, once, rather than propagated silently.
         """
-        inputs = self._checked_inputs(x)
-        self._pass = None
-        keep_freed_memory()                       # once per process: see heap.py
-        if len(inputs) == 1:
-            parts = parts_for(self.layers, inputs[0])
-            if parts > 1:                         # both cores: see replicas.py
-                self._pass = BatchSplit(self.graph, inputs[0], parts)
-                return self._pass.output
-        runners = self.graph.runners()
-        outputs = self.graph.forward(inputs, runners)
-        self._pass = runners
-        return outputs[0] if len(outputs) == 1 else outputs
+        return self._run(x, keep=True)
 
     __call__ = forward
 
@@ -104,15 +93,23 @@ class Model:
         soon as it has run, so one layer's activations are freed for the next to reuse instead of all of
         them staying alive; the same outputs as ``forward``. ``predict`` and ``evaluate`` use it;
         ``backward`` after it is refused (call ``forward`` for gradients)."""
+        return self._run(x, keep=False)
+
+    def _run(self, x, keep):
+        """One forward pass; ``keep``: what backward needs stays in the layers (``forward``) or not (``infer``)."""
         inputs = self._checked_inputs(x)
         self._pass = None
-        keep_freed_memory()
+        keep_freed_memory()                       # once per process: see heap.py
         if len(inputs) == 1:
             parts = parts_for(self.layers, inputs[0])
-            if parts > 1:
-                return BatchSplit(self.graph, inputs[0], parts, keep=False).output
+            if parts > 1:                         # both cores: see replicas.py
+                split = BatchSplit(self.graph, inputs[0], parts, keep)
+                self._pass = split if keep else None
+                return split.output
         runners = self.graph.runners()
-        outputs = self.graph.forward(inputs, runners, watch=lambda k, _, __: runners[k].clear_cache())
+        watch = None if keep else (lambda k, _, __: runners[k].clear_cache())
+        outputs = self.graph.forward(inputs, runners, watch)
+        self._pass = runners if keep else None
         return outputs[0] if len(outputs) == 1 else outputs
 
     def backward(self, dy, input_grad=True):
