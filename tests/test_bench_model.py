@@ -54,8 +54,15 @@ def torch_param(module, key, layer):
     return value.grad.numpy().T if isinstance(layer, gn.Dense) and key == "weight" else value.grad.numpy()
 
 
-@pytest.mark.parametrize("arch", ["resnet50", "mobilenet_v2", "vgg16"])
-def test_forward_and_every_gradient_match_pytorch_in_float64(arch):
+@pytest.mark.parametrize("arch, winograd", [("resnet50", False), ("mobilenet_v2", False), ("vgg16", False),
+                                            ("resnet50", True), ("vgg16", True)])
+def test_forward_and_every_gradient_match_pytorch_in_float64(monkeypatch, arch, winograd):
+    """winograd=True: every 3x3 stride-1 convolution forced through Winograd (winograd.py), whose rule
+    would leave these small ones on columns."""
+    from glassnet.nn.layers import conv as conv_module
+    if winograd:
+        monkeypatch.setattr(conv_module, "WINOGRAD_MIN_CHANNELS", 0)
+        monkeypatch.setattr(conv_module, "WINOGRAD_MIN_WORK", 0)
     model = presets.build(arch, (3, 64, 64), 10, seed=2, dtype=np.float64)
     for layer in model.layers:
         if isinstance(layer, gn.Dropout):
@@ -70,6 +77,9 @@ def test_forward_and_every_gradient_match_pytorch_in_float64(arch):
     logits = model.forward(x)
     value = loss.forward(logits, labels)
     dx = model.backward(loss.backward())
+    by_winograd = [layer for layer in model.layers if isinstance(layer, gn.Conv2D) and layer.winograd]
+    assert not winograd or len(by_winograd) == 13   # both nets have 13 such layers
+    assert all(isinstance(layer._cache[0], conv_module.WinogradInput) == winograd for layer in by_winograd)
     x_t = torch.tensor(x, requires_grad=True)
     logits_t = twin(x_t)
     value_t = torch.nn.functional.cross_entropy(logits_t, torch.tensor(labels))
@@ -147,15 +157,18 @@ def test_bench_model_batches_must_be_positive_numbers(tmp_path, capsys):
     assert "expected batch sizes such as 1,8. Received: '1,0'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("arch", ["resnet50", "mobilenet_v2"])
+@pytest.mark.parametrize("arch", ["resnet50", "mobilenet_v2", "vgg16"])
 def test_float32_fast_paths_agree_with_float64(monkeypatch, arch):
     """The float32 paths (1x1 products, depthwise blocks and shifted slices, convolutions block by block,
-    here forced on with a 64 KiB budget) against the same model in float64: outputs in training and
-    evaluation mode, and dL/dx in evaluation, to float32's precision. (In training, dL/dx runs back through
-    53 BatchNorms on batch statistics of 3 samples of 2x2 pixels at the end: float32's rounding grows to a
-    few percent there whatever the path, so it is not a measure of the paths.)"""
+    here forced on with a 64 KiB budget, Winograd for every 3x3 stride-1 convolution) against the same
+    model in float64: outputs in training and evaluation mode, and dL/dx in evaluation, to float32's
+    precision. (In training, dL/dx runs back through 53 BatchNorms on batch statistics of 3 samples of
+    2x2 pixels at the end: float32's rounding grows to a few percent there whatever the path, so it is
+    not a measure of the paths.)"""
     from glassnet.nn.layers import conv as conv_module
     monkeypatch.setattr(conv_module, "BLOCKED_COLUMN_BYTES", 64 << 10)
+    monkeypatch.setattr(conv_module, "WINOGRAD_MIN_CHANNELS", 0)
+    monkeypatch.setattr(conv_module, "WINOGRAD_MIN_WORK", 0)
     model64 = presets.build(arch, (3, 64, 64), 10, seed=4, dtype=np.float64)
     model32 = presets.build(arch, (3, 64, 64), 10, seed=4, dtype=np.float32)   # the same draws, rounded
     x = np.random.default_rng(5).standard_normal((3, 3, 64, 64))

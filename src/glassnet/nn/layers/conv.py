@@ -10,6 +10,7 @@ from .conv_blocks import blocked_backward, blocked_forward
 from .depthwise import depthwise_forward, depthwise_input_grad, depthwise_weight_grad
 from .pointwise import pointwise_forward, pointwise_input_grad, pointwise_weight_grad, strided_input
 from .windows import col2im, crop_padding, im2col, output_size, pad_images, span
+from .winograd import flipped_weights, winograd_forward, winograd_weights
 
 
 def resolve_padding(padding, kernel, stride, owner, dilation=(1, 1)):
@@ -211,9 +212,14 @@ class Conv2D(Layer):
                 out = out + xp.reshape(self.params["bias"], (1, F, 1, 1))
             self._cache = (x_padded, tuple(x_padded.shape), (N, OH, OW))
             return out
-        column_bytes = x_padded.shape[1] * self.kernel_size[0] * self.kernel_size[1] * N * OH * OW * \
-            numpy_dtype(x_padded.dtype).itemsize
-        if xp is NUMPY and COLUMN_MEMORY != "keep" and column_bytes > BLOCKED_COLUMN_BYTES:
+        if xp is NUMPY and self.winograd and winograd_pays(self.in_channels, self.out_channels, N, OH, OW):
+            # F(2x2, 3x3): 16 products per 2x2 outputs instead of 36 (winograd.py)
+            out = winograd_forward(x_padded, winograd_weights(weight), (OH, OW), BLOCKED_COLUMN_BYTES)
+            if self.use_bias:
+                out += xp.reshape(self.params["bias"], (1, F, 1, 1))
+            self._cache = (WinogradInput((x_padded,)), tuple(x_padded.shape), (N, OH, OW))
+            return out
+        if xp is NUMPY and COLUMN_MEMORY != "keep" and self._column_bytes(x_padded, N * OH * OW) > BLOCKED_COLUMN_BYTES:
             # columns too large to make at once: made and multiplied block by block (conv_blocks.py)
             out = blocked_forward(x_padded, xp.reshape(weight, (F, -1)),
                                   lambda w, c: grouped_matmul(w, c, self.groups), self.kernel_size, self.stride,
@@ -240,6 +246,18 @@ class Conv2D(Layer):
                 and not any(self.pads))
 
     @property
+    def winograd(self):
+        """Whether this is a 3x3 stride-1 convolution without groups or dilation, which Winograd's F(2x2,
+        3x3) can run (``winograd.py``, NumPy arrays, when WINOGRAD is on and ``winograd_pays``)."""
+        return (WINOGRAD and self.kernel_size == (3, 3) and self.stride == (1, 1) and self.dilation == (1, 1)
+                and self.groups == 1)
+
+    def _column_bytes(self, x_padded, positions):
+        """The size of im2col's columns for ``positions`` output positions (N*OH*OW)."""
+        kh, kw = self.kernel_size
+        return x_padded.shape[1] * kh * kw * positions * numpy_dtype(x_padded.dtype).itemsize
+
+    @property
     def depthwise(self):
         """Whether this is a depthwise convolution (one input channel per group), run tap by tap
         (``depthwise.py``) when DEPTHWISE_TAPS is on."""
@@ -252,6 +270,8 @@ class Conv2D(Layer):
 
     def backward(self, dy):
         """dy: (N, F, OH, OW) -> dL/dx: (N, C, H, W); fills grads["weight"], grads["bias"]."""
+        if self._cache is not None and isinstance(self._cache[0], WinogradInput):
+            return self._winograd_backward(dy, input_grad=True)
         if self._cache is not None and isinstance(self._cache[0], BlockedInput):
             return self._blocked_backward(dy, input_grad=True)
         dy_rows = self._parameter_grads(dy)
@@ -272,7 +292,9 @@ class Conv2D(Layer):
 
     def backward_parameters(self, dy):
         """Like ``backward`` without dL/dx (the first layer's input needs no gradient)."""
-        if self._cache is not None and isinstance(self._cache[0], BlockedInput):
+        if self._cache is not None and isinstance(self._cache[0], WinogradInput):
+            self._winograd_backward(dy, input_grad=False)
+        elif self._cache is not None and isinstance(self._cache[0], BlockedInput):
             self._blocked_backward(dy, input_grad=False)
         else:
             self._parameter_grads(dy)
@@ -292,6 +314,33 @@ class Conv2D(Layer):
         if self.use_bias:
             self.grads["bias"] = np.sum(dy, axis=(0, 2, 3))
         return crop_padding(dx_padded, self.pads) if input_grad else None
+
+    def _winograd_backward(self, dy, input_grad):
+        """Backward after a Winograd forward: the weight gradient through columns (in blocks when large),
+        dL/dx by Winograd again (a 3x3 stride-1 correlation of dy)."""
+        (x_padded,), padded_shape, (N, OH, OW) = self._cache
+        weight = self.params["weight"]
+        F, C, kh, kw = weight.shape
+        dy = as_gradient(dy, self.dtype)
+        self._check_grad_shape(dy, (N, F, OH, OW))
+        if self._column_bytes(x_padded, N * OH * OW) > BLOCKED_COLUMN_BYTES:
+            weight_grad, _ = blocked_backward(
+                x_padded, dy, None, lambda d, c, samples: columns_weight_grad(d, c, samples, 1), None,
+                self.kernel_size, self.stride, self.dilation, BLOCKED_COLUMN_BYTES, input_grad=False)
+        else:
+            cols = im2col(x_padded, self.kernel_size, self.stride, (OH, OW), self.dilation)
+            dy_rows = np.reshape(np.transpose(dy, (1, 0, 2, 3)), (F, N * OH * OW))
+            weight_grad = columns_weight_grad(dy_rows, cols, N, 1)       # dW = dy_rows @ cols^T
+        self.grads["weight"] = np.reshape(weight_grad, (F, C, kh, kw))
+        if self.use_bias:
+            self.grads["bias"] = np.sum(dy, axis=(0, 2, 3))
+        if not input_grad:
+            return None
+        # y = x_pad correlated with W  =>  dx_pad = (dy padded by 2) correlated with W turned 180 degrees
+        # (input and output channels swapped); only the rows and columns of x itself are made
+        H, W = padded_shape[2] - self.pads[0] - self.pads[1], padded_shape[3] - self.pads[2] - self.pads[3]
+        return winograd_forward(full_correlation_input(dy, self.pads), winograd_weights(flipped_weights(weight)),
+                                (H, W), BLOCKED_COLUMN_BYTES)
 
     def _parameter_grads(self, dy):
         """Fill grads from dy (N, F, OH, OW); returns dy as rows (F, N*OH*OW)."""
@@ -333,8 +382,39 @@ def columns_weight_grad(dy_rows, cols, samples, groups):
                       @ xp.matrix_transpose(xp.reshape(cols, (groups, K // groups, -1))), (F, K // groups))
 
 
+def winograd_pays(in_channels, out_channels, samples, out_h, out_w):
+    """Whether Winograd beats columns for this layer and batch: at least WINOGRAD_MIN_CHANNELS channels
+    on both sides and ``min(channels) * tiles`` at least WINOGRAD_MIN_WORK (2x2 output tiles over the batch).
+
+    Its transforms cost memory passes in proportion to C + K, the products it saves C * K, and its 16
+    products are small when the tiles are few; the rule follows issue 28's per-layer A/B (float32, ms,
+    Winograd / columns, forward and backward): VGG-16's 128@112, 256@56 and 512@28 at batch 8 0.69-0.87
+    and 0.76-0.95; 64@224 1.25 / 1.12; ResNet-50's 256@14 and 512@7 at batch 8 1.15 / 1.03-1.24, at batch 1
+    1.3-2.5.
+
+    >>> winograd_pays(512, 512, 8, 28, 28), winograd_pays(512, 512, 8, 7, 7), winograd_pays(64, 64, 8, 224, 224)
+    (True, False, False)
+    """
+    tiles = samples * ((out_h + 1) // 2) * ((out_w + 1) // 2)
+    channels = min(in_channels, out_channels)
+    return channels >= WINOGRAD_MIN_CHANNELS and channels * tiles >= WINOGRAD_MIN_WORK
+
+
 class BlockedInput(tuple):
     """What a forward made block by block keeps (conv_blocks.py): (the padded input,)."""
+
+
+class WinogradInput(tuple):
+    """What a Winograd forward keeps (winograd.py): (the padded input,)."""
+
+
+def full_correlation_input(dy, pads):
+    """dy (N, F, OH, OW) padded by 2 - pad on each side (cropped where a pad passes 2): correlated with a
+    3x3 stride-1 layer's turned kernels it gives dL/dx at the input's own size (N, C, H, W)."""
+    top, bottom, left, right = pads
+    OH, OW = dy.shape[2:]
+    inside = dy[:, :, max(0, top - 2):OH - max(0, bottom - 2), max(0, left - 2):OW - max(0, right - 2)]
+    return pad_images(inside, tuple(max(0, 2 - p) for p in pads))
 
 
 # What forward keeps for backward. The columns cost kh*kw times the input's memory; making them again in
@@ -346,6 +426,9 @@ COLUMN_MEMORY = "auto"
 DEPTHWISE_TAPS = True     # depthwise convolutions tap by tap (depthwise.py) rather than through columns
 POINTWISE_PRODUCTS = True  # 1x1 convolutions as a product per sample (pointwise.py) rather than through columns
 KEPT_COLUMN_BYTES = 8 << 20
+WINOGRAD = True           # 3x3 stride-1 convolutions between many channels by Winograd's F(2x2, 3x3) (winograd.py)
+WINOGRAD_MIN_CHANNELS = 128   # see winograd_pays
+WINOGRAD_MIN_WORK = 200_000
 # columns beyond this are made block by block (conv_blocks.py); under glibc's largest mmap threshold (32 MiB),
 # so that each block's arrays come from memory the heap keeps (heap.py). Measured (vgg16 b8 inference, ms,
 # interleaved, median of 5): budget 8 MiB 2,678, 16 MiB 2,836, 30 MiB 2,511, no blocks 4,974.
