@@ -33,10 +33,12 @@ from glassnet.nn.layers.conv import weight_gradient  # noqa: E402
 
 SETTINGS = [("simple", 100), ("lenet", 64), ("simple", 256), ("lenet", 256)]
 TARGETS = {100: 2.0, 64: 2.0, 256: 1.5}          # issue 14's training targets (times PyTorch's speed)
+INFER_TARGETS = {"simple": 2.5, "lenet": 1.5}     # issue 28's inference targets (XLA's speed-ups)
 
 
-def products(model, samples, rng):
-    """The GEMMs of one training step on ``samples`` images, as zero-argument functions."""
+def products(model, samples, rng, train=True):
+    """The GEMMs of one training step (or with ``train=False`` one inference) on ``samples`` images, as
+    zero-argument functions."""
     calls, shape = [], INPUT_SHAPE
     for index, layer in enumerate(model.layers):
         out_shape = layer.output_shape(shape)
@@ -46,26 +48,29 @@ def products(model, samples, rng):
             weight = rng.standard_normal((F, K)).astype(np.float32)
             cols = rng.standard_normal((K, positions)).astype(np.float32)
             dy_rows = rng.standard_normal((F, positions)).astype(np.float32)
-            calls += [lambda w=weight, c=cols: w @ c,
-                      lambda d=dy_rows, c=cols: weight_gradient(d, c, samples)]
-            if index > 0:
+            calls.append(lambda w=weight, c=cols: w @ c)
+            if train:
+                calls.append(lambda d=dy_rows, c=cols: weight_gradient(d, c, samples))
+            if train and index > 0:
                 calls.append(lambda w=weight, d=dy_rows: w.T @ d)
         elif isinstance(layer, Dense):
             weight = rng.standard_normal((layer.in_features, layer.out_features)).astype(np.float32)
             x = rng.standard_normal((samples, layer.in_features)).astype(np.float32)
             dy = rng.standard_normal((samples, layer.out_features)).astype(np.float32)
-            calls += [lambda x=x, w=weight: x @ w, lambda x=x, d=dy: x.T @ d]
-            if index > 0:
+            calls.append(lambda x=x, w=weight: x @ w)
+            if train:
+                calls.append(lambda x=x, d=dy: x.T @ d)
+            if train and index > 0:
                 calls.append(lambda d=dy, w=weight: d @ w.T)
         shape = out_shape
     return calls
 
 
-def floor_steps(model, samples, controller):
+def floor_steps(model, samples, controller, train=True):
     """(whole-batch GEMM step, split-batch GEMM step) as zero-argument functions."""
     rng = np.random.default_rng(0)
-    whole = products(model, samples, rng)
-    halves = [products(model, samples // 2, rng), products(model, samples - samples // 2, rng)]
+    whole = products(model, samples, rng, train)
+    halves = [products(model, samples // 2, rng, train), products(model, samples - samples // 2, rng, train)]
     pool = ThreadPoolExecutor(max_workers=1)
 
     def whole_step():
@@ -85,6 +90,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("settings", nargs="*", help="net:batch, e.g. lenet:64 (default: the four of issue 14)")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--infer", action="store_true",
+                        help="inference: the forward products only, against PyTorch's inference (issue 28's "
+                             "targets: 2.5x on simple, 1.5x on lenet)")
     args = parser.parse_args(argv)
     import torch
     from threadpoolctl import ThreadpoolController, threadpool_info
@@ -101,16 +109,19 @@ def main(argv=None):
     for name, size in settings:
         case = dataclasses.replace(CASES[name], batch_size=size)
         x, y = batch(case, np.float32)
-        model, glass_train, _ = glassnet_trainer(case, np.float32)
-        _, torch_train, _ = torch_trainer(case, np.float32)
+        model, glass_train, glass_infer = glassnet_trainer(case, np.float32)
+        _, torch_train, torch_infer = torch_trainer(case, np.float32)
         tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-        whole, split = floor_steps(model, size, controller)
-        steps = {"pytorch": lambda: torch_train(tx, ty), "glassnet": lambda: glass_train(x, y),
-                 "whole": whole, "split": split}
+        whole, split = floor_steps(model, size, controller, train=not args.infer)
+        if args.infer:
+            steps = {"pytorch": lambda: torch_infer(tx), "glassnet": lambda: glass_infer(x)}
+        else:
+            steps = {"pytorch": lambda: torch_train(tx, ty), "glassnet": lambda: glass_train(x, y)}
+        steps.update(whole=whole, split=split)
         rates = measure.side_by_side(steps, 1, args.repeats, 0.3)        # calls per second, interleaved
         ms = {label: 1e3 / figures["median"] for label, figures in rates.items()}
         floor = min(ms["whole"], ms["split"])
-        target = ms["pytorch"] / TARGETS.get(size, 2.0)
+        target = ms["pytorch"] / (INFER_TARGETS[name] if args.infer else TARGETS.get(size, 2.0))
         print(f"{name:7} {size:>5} {ms['pytorch']:>11.2f} {target:>10.2f} {ms['glassnet']:>12.2f} "
               f"{ms['whole']:>12.2f} {ms['split']:>12.2f} {floor:>9.2f} {ms['pytorch'] / floor:>14.2f}", flush=True)
 

@@ -107,8 +107,7 @@ class Model:
                 self._pass = split if keep else None
                 return split.output
         runners = self.graph.runners()
-        watch = None if keep else (lambda k, _, __: runners[k].clear_cache())
-        outputs = self.graph.forward(inputs, runners, watch)
+        outputs = self.graph.forward(inputs, runners) if keep else self.graph.infer(inputs, runners)
         self._pass = runners if keep else None
         return outputs[0] if len(outputs) == 1 else outputs
 

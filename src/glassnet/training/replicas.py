@@ -93,9 +93,9 @@ class BatchSplit:
 
         def forward(k):
             runners = self.runners[k]
-            # keep=False (Model.infer): each node's cache let go once it has run
-            watch = None if keep else (lambda node, _, __: runners[node].clear_cache())
-            outputs[k] = graph.forward([x[self.slices[k]]], runners, watch)[0]
+            part = [x[self.slices[k]]]
+            # keep=False (Model.infer): nothing kept for backward (Graph.infer)
+            outputs[k] = (graph.forward(part, runners) if keep else graph.infer(part, runners))[0]
         _run(parts, forward)
         self.output = np.concatenate(outputs)
         if not keep:                                          # nothing of an earlier pass stays either

@@ -1,7 +1,7 @@
 """Element-wise activations and softmax. Each works on any input shape, in any Array API namespace."""
 import numpy as np
 
-from ...backend import namespace
+from ...backend import NUMPY, namespace
 from ...validation import as_float_array, as_gradient, check_nonempty, non_negative_number
 from .base import Layer
 
@@ -27,6 +27,21 @@ class _Activation(Layer):
         self._check_grad_shape(dy, self._cache.shape)
         return self._input_grad(dy, self._cache)
 
+    # y never decreases as x grows: then the activation commutes with a max pool, max(f(a), f(b)) =
+    # f(max(a, b)), and inference may run it after the pool (Graph.infer)
+    monotone = False
+
+    def infer(self, x, in_place=False):
+        """The activation of x without what backward needs; ``in_place``: x may be overwritten (NumPy;
+        Graph.infer passes it for a max pool's fresh output)."""
+        x = as_float_array(x, type(self).__name__, self.dtype)
+        check_nonempty(x, type(self).__name__, self.min_ndim, self.expected_shape)
+        self._cache = None
+        return self._value(x, in_place and namespace(x) is NUMPY)
+
+    def _value(self, x, in_place):
+        return self._apply(x)[0]
+
 
 class ReLU(_Activation):
     """``y = max(x, 0)``; the derivative at 0 is taken as 0 (as PyTorch)."""
@@ -34,6 +49,11 @@ class ReLU(_Activation):
     def _apply(self, x):
         positive = x > 0
         return namespace(x).maximum(x, 0.0), positive
+
+    monotone = True
+
+    def _value(self, x, in_place):
+        return np.maximum(x, 0.0, out=x) if in_place else namespace(x).maximum(x, 0.0)
 
     def _input_grad(self, dy, positive):
         # dy/dx = 1 where x > 0, else 0: a multiply by the mask as 0/1 (much faster in NumPy than ``where``)
@@ -54,6 +74,8 @@ class LeakyReLU(_Activation):
 
     def get_config(self):
         return {"alpha": self.alpha}
+
+    monotone = True           # alpha >= 0
 
     def _apply(self, x):
         return namespace(x).where(x > 0, x, x * self.alpha), x

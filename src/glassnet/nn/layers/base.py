@@ -45,6 +45,13 @@ class Layer:
 
     merges = False     # True for layers that take a list of inputs (Add, Concatenate, Multiply)
 
+    def infer(self, x):
+        """``forward`` keeping nothing for backward (``Model.infer``, inference): the same output; a layer
+        may do less work here (an activation makes no mask, a max pool no copies for backward)."""
+        y = self.forward(x)
+        self.clear_cache()
+        return y
+
     def __call__(self, x):
         """On an array: ``forward(x)``. On a symbolic value (``gn.Input`` and what follows): record this
         layer's call in a graph and return its symbolic output (see ``glassnet.nn.symbolic``)."""

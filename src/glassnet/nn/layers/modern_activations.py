@@ -20,8 +20,13 @@ SELU_SCALE = 1.0507009873554804934193349852946
 class ReLU6(_Activation):
     """``y = min(max(x, 0), 6)`` (MobileNet); derivative 1 on 0 < x < 6, else 0 (as PyTorch)."""
 
+    monotone = True
+
     def _apply(self, x):
         return namespace(x).clip(x, 0.0, 6.0), x
+
+    def _value(self, x, in_place):
+        return np.clip(x, 0.0, 6.0, out=x) if in_place else namespace(x).clip(x, 0.0, 6.0)
 
     def _input_grad(self, dy, x):
         xp = namespace(dy)

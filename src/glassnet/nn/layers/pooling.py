@@ -135,13 +135,29 @@ class MaxPool2D(_Pool2D):
         taps = self._taps()
         if xp is NUMPY and TAP_COPIES and self.training and not self._windows_overlap():
             return self._forward_by_tap_copies(x_padded, taps, out_hw, pads)
+        out = self._maximum_over_views(x_padded, taps, out_hw)
+        self._cache = (x_padded, out, out_hw, pads)
+        return out
+
+    takes_maximum = True      # a monotone activation before it may run after it (Graph.infer)
+
+    def infer(self, x):
+        """The pooled x without what backward needs, always a new array (never a view of x)."""
+        x = self._input(x)
+        out_hw = self._spatial_output(*x.shape[2:])
+        x_padded = pad_images(x, self._window_pads(*x.shape[2:], out_hw), value=-float("inf"))
+        self._cache = None
+        return self._maximum_over_views(x_padded, self._taps(), out_hw)
+
+    def _maximum_over_views(self, x_padded, taps, out_hw):
+        """The maximum over the taps' strided views: (N, C, Hp, Wp) -> (N, C, OH, OW), a new array."""
+        xp = namespace(x_padded)
         out = xp.asarray(offset_view(x_padded, *taps[0][1:], self.stride, out_hw), copy=True)  # (N, C, OH, OW)
         for _, i, j in taps[1:]:
             if xp is NUMPY:
                 np.maximum(out, offset_view(x_padded, i, j, self.stride, out_hw), out=out)   # in place, no temporary
             else:
                 out = xp.maximum(out, offset_view(x_padded, i, j, self.stride, out_hw))
-        self._cache = (x_padded, out, out_hw, pads)
         return out
 
     def backward(self, dy):
