@@ -60,6 +60,34 @@ def test_conv2d_matches_torch(backend, kernel, stride, padding, cin, cout, batch
     assert run.out.shape[1:] == conv.output_shape(x.shape[1:])
 
 
+@pytest.mark.parametrize("kernel, stride, padding, cin, cout, batch, height, width", GRID[::3])
+@pytest.mark.parametrize("rows", [0, 1000])
+def test_whole_batch_and_by_sample_columns_both_match_torch(monkeypatch, rows, kernel, stride, padding, cin, cout,
+                                                            batch, height, width):
+    """NumPy runs a convolution with at most SAMPLE_COLUMN_ROWS rows of columns sample by sample
+    (``im2col_by_sample``), the rest through the whole batch's columns: here every case both ways."""
+    from glassnet.nn.layers import conv as conv_module
+    monkeypatch.setattr(conv_module, "SAMPLE_COLUMN_ROWS", rows)
+    rng = np.random.default_rng(zlib.crc32(repr((kernel, stride, padding, cin, batch, rows)).encode()))
+    conv = gn.Conv2D(cin, cout, kernel, stride=stride, padding=padding, rng=rng)
+    weight, bias = conv.params["weight"].copy(), conv.params["bias"].copy()
+    x = rng.standard_normal((batch, cin, height, width))
+    out = conv.forward(x)
+    assert isinstance(conv._cache[0], conv_module.SampleColumns) == (rows > 0 and not conv.pointwise)
+    dy = rng.standard_normal(out.shape)
+    dx = conv.backward(dy)
+    ref_out, ref_dx, (ref_dw, ref_db) = torch_forward_backward(
+        lambda x_t, w_t, b_t: F.conv2d(x_t, w_t, b_t, stride=stride, padding=torch_padding(padding)), x, dy,
+        [weight, bias])
+    assert_matches(out, ref_out)
+    assert_matches(dx, ref_dx)
+    assert_matches(conv.grads["weight"], ref_dw)
+    assert_matches(conv.grads["bias"], ref_db)
+    conv.forward(x)
+    conv.backward_parameters(dy)
+    assert_matches(conv.grads["weight"], ref_dw)
+
+
 @pytest.mark.parametrize("kernel, stride, padding, cin, cout, batch, height, width", GRID[::7])
 def test_conv2d_matches_plain_loops(kernel, stride, padding, cin, cout, batch, height, width):
     rng = np.random.default_rng(7)
@@ -95,6 +123,7 @@ def test_what_forward_keeps_changes_memory_not_numbers(monkeypatch, mode):
     """Columns kept or made again in backward: the same gradients bit for bit; "auto" keeps a layer's
     columns only up to KEPT_COLUMN_BYTES (here lowered so that the first case keeps, the second not)."""
     from glassnet.nn.layers import conv as conv_module
+    monkeypatch.setattr(conv_module, "SAMPLE_COLUMN_ROWS", 0)     # columns of the whole batch, not sample by sample
     rng = np.random.default_rng(3)
     x, dy = rng.standard_normal((4, 3, 9, 9)), rng.standard_normal((4, 5, 9, 9))
     reference = gn.Conv2D(3, 5, 3, padding=1, rng=0)

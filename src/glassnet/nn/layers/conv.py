@@ -9,7 +9,7 @@ from .base import Layer
 from .conv_blocks import blocked_backward, blocked_forward
 from .depthwise import depthwise_forward, depthwise_input_grad, depthwise_weight_grad
 from .pointwise import pointwise_forward, pointwise_input_grad, pointwise_weight_grad, strided_input
-from .windows import col2im, crop_padding, im2col, output_size, pad_images, span
+from .windows import col2im, col2im_by_sample, crop_padding, im2col, im2col_by_sample, output_size, pad_images, span
 from .winograd import flipped_weights, winograd_forward, winograd_weights
 
 
@@ -219,6 +219,14 @@ class Conv2D(Layer):
                 out += xp.reshape(self.params["bias"], (1, F, 1, 1))
             self._cache = (WinogradInput((x_padded,)), tuple(x_padded.shape), (N, OH, OW))
             return out
+        if self._by_sample(xp, x_padded, N * OH * OW):
+            # a few column rows (a first layer): one product per sample, already in (N, F, OH*OW) order
+            cols = im2col_by_sample(x_padded, self.kernel_size, self.stride, (OH, OW), self.dilation)
+            out = np.matmul(np.reshape(weight, (F, -1)), cols)                      # (N, F, OH*OW)
+            if self.use_bias:
+                out += np.reshape(self.params["bias"], (1, F, 1))
+            self._cache = (SampleColumns((cols,)), tuple(x_padded.shape), (N, OH, OW))
+            return np.reshape(out, (N, F, OH, OW))
         if xp is NUMPY and COLUMN_MEMORY != "keep" and self._column_bytes(x_padded, N * OH * OW) > BLOCKED_COLUMN_BYTES:
             # columns too large to make at once: made and multiplied block by block (conv_blocks.py)
             out = blocked_forward(x_padded, xp.reshape(weight, (F, -1)),
@@ -252,6 +260,14 @@ class Conv2D(Layer):
         return (WINOGRAD and self.kernel_size == (3, 3) and self.stride == (1, 1) and self.dilation == (1, 1)
                 and self.groups == 1)
 
+    def _by_sample(self, xp, x_padded, positions):
+        """Whether to run through columns sample by sample (``im2col_by_sample``): NumPy, no groups, at most
+        SAMPLE_COLUMN_ROWS rows of columns (C*kh*kw), and columns that fit in KEPT_COLUMN_BYTES."""
+        kh, kw = self.kernel_size
+        return (xp is NUMPY and self.groups == 1 and COLUMN_MEMORY == "auto"
+                and x_padded.shape[1] * kh * kw <= SAMPLE_COLUMN_ROWS
+                and self._column_bytes(x_padded, positions) <= KEPT_COLUMN_BYTES)
+
     def _column_bytes(self, x_padded, positions):
         """The size of im2col's columns for ``positions`` output positions (N*OH*OW)."""
         kh, kw = self.kernel_size
@@ -274,6 +290,8 @@ class Conv2D(Layer):
             return self._winograd_backward(dy, input_grad=True)
         if self._cache is not None and isinstance(self._cache[0], BlockedInput):
             return self._blocked_backward(dy, input_grad=True)
+        if self._cache is not None and isinstance(self._cache[0], SampleColumns):
+            return self._by_sample_backward(dy, input_grad=True)
         dy_rows = self._parameter_grads(dy)
         _, padded_shape, (N, OH, OW) = self._cache
         if self.pointwise:
@@ -296,6 +314,8 @@ class Conv2D(Layer):
             self._winograd_backward(dy, input_grad=False)
         elif self._cache is not None and isinstance(self._cache[0], BlockedInput):
             self._blocked_backward(dy, input_grad=False)
+        elif self._cache is not None and isinstance(self._cache[0], SampleColumns):
+            self._by_sample_backward(dy, input_grad=False)
         else:
             self._parameter_grads(dy)
 
@@ -314,6 +334,26 @@ class Conv2D(Layer):
         if self.use_bias:
             self.grads["bias"] = np.sum(dy, axis=(0, 2, 3))
         return crop_padding(dx_padded, self.pads) if input_grad else None
+
+    def _by_sample_backward(self, dy, input_grad):
+        """Backward after a forward through columns sample by sample."""
+        (cols,), padded_shape, (N, OH, OW) = self._cache
+        weight = self.params["weight"]
+        F, C, kh, kw = weight.shape
+        dy = as_gradient(dy, self.dtype)
+        self._check_grad_shape(dy, (N, F, OH, OW))
+        dy_rows = np.reshape(dy, (N, F, OH * OW))
+        # y[n] = W @ cols[n] + b  =>  dW = sum over n of dy[n] @ cols[n]^T, db = sum of dy
+        self.grads["weight"] = np.reshape(np.sum(np.matmul(dy_rows, np.transpose(cols, (0, 2, 1))), axis=0),
+                                          (F, C, kh, kw))
+        if self.use_bias:
+            self.grads["bias"] = np.sum(dy, axis=(0, 2, 3))
+        if not input_grad:
+            return None
+        # dcols[n] = W^T @ dy[n], each entry back onto the pixel it was read from
+        dcols = np.matmul(np.reshape(weight, (F, -1)).T, dy_rows)                     # (N, C*kh*kw, OH*OW)
+        dx_padded = col2im_by_sample(dcols, padded_shape, self.kernel_size, self.stride, (OH, OW), self.dilation)
+        return crop_padding(dx_padded, self.pads)
 
     def _winograd_backward(self, dy, input_grad):
         """Backward after a Winograd forward: the weight gradient through columns (in blocks when large),
@@ -404,6 +444,10 @@ class BlockedInput(tuple):
     """What a forward made block by block keeps (conv_blocks.py): (the padded input,)."""
 
 
+class SampleColumns(tuple):
+    """What a forward through columns sample by sample keeps: (the columns (N, C*kh*kw, OH*OW),)."""
+
+
 class WinogradInput(tuple):
     """What a Winograd forward keeps (winograd.py): (the padded input,)."""
 
@@ -426,6 +470,7 @@ COLUMN_MEMORY = "auto"
 DEPTHWISE_TAPS = True     # depthwise convolutions tap by tap (depthwise.py) rather than through columns
 POINTWISE_PRODUCTS = True  # 1x1 convolutions as a product per sample (pointwise.py) rather than through columns
 KEPT_COLUMN_BYTES = 8 << 20
+SAMPLE_COLUMN_ROWS = 32   # convolutions with at most this many rows of columns (C*kh*kw) run sample by sample
 WINOGRAD = True           # 3x3 stride-1 convolutions between many channels by Winograd's F(2x2, 3x3) (winograd.py)
 WINOGRAD_MIN_CHANNELS = 128   # see winograd_pays
 WINOGRAD_MIN_WORK = 200_000

@@ -93,3 +93,30 @@ def col2im(dcols, padded_shape, kernel, stride, out_hw, dilation=(1, 1)):
     for k, i, j in kernel_offsets(kernel, dilation):
         add_into(dx_by_channel, offset_key(i, j, stride, out_hw), dcols[:, k, ...])
     return contiguous(xp, xp.permute_dims(dx_by_channel, (1, 0, 2, 3)))          # (N, C, Hp, Wp)
+
+
+def im2col_by_sample(x_padded, kernel, stride, out_hw, dilation=(1, 1)):
+    """Every window as a column, sample by sample: (N, C, Hp, Wp) -> (N, C*KH*KW, OH*OW), one copy.
+
+    ``cols[n]`` is sample n's columns (rows as in ``im2col``), so ``weight.reshape(F, -1) @ cols`` (a
+    matmul broadcast over the samples) is the convolution already in (N, F, OH*OW) order.
+    """
+    xp = namespace(x_padded)
+    N, C = x_padded.shape[:2]
+    (kh, kw), (OH, OW) = kernel, out_hw
+    cols = xp.empty((N, C, kh * kw, OH, OW), dtype=x_padded.dtype, device=device_of(x_padded))
+    for k, i, j in kernel_offsets(kernel, dilation):
+        cols[:, :, k, ...] = offset_view(x_padded, i, j, stride, out_hw)
+    return xp.reshape(cols, (N, C * kh * kw, OH * OW))
+
+
+def col2im_by_sample(dcols, padded_shape, kernel, stride, out_hw, dilation=(1, 1)):
+    """Adjoint of ``im2col_by_sample``: (N, C*KH*KW, OH*OW) -> (N, C, Hp, Wp)."""
+    xp = namespace(dcols)
+    N, C, Hp, Wp = padded_shape
+    (kh, kw), (OH, OW) = kernel, out_hw
+    dcols = xp.reshape(dcols, (N, C, kh * kw, OH, OW))
+    dx = xp.zeros((N, C, Hp, Wp), dtype=dcols.dtype, device=device_of(dcols))
+    for k, i, j in kernel_offsets(kernel, dilation):
+        add_into(dx, offset_key(i, j, stride, out_hw), dcols[:, :, k, ...])
+    return dx
