@@ -135,7 +135,7 @@ class MaxPool2D(_Pool2D):
         taps = self._taps()
         if xp is NUMPY and TAP_COPIES and self.training and not self._windows_overlap():
             return self._forward_by_tap_copies(x_padded, taps, out_hw, pads)
-        out = self._maximum_over_views(x_padded, taps, out_hw)
+        out = self._maximum_over_views(x_padded, out_hw)
         self._cache = (x_padded, out, out_hw, pads)
         return out
 
@@ -147,18 +147,20 @@ class MaxPool2D(_Pool2D):
         out_hw = self._spatial_output(*x.shape[2:])
         x_padded = pad_images(x, self._window_pads(*x.shape[2:], out_hw), value=-float("inf"))
         self._cache = None
-        return self._maximum_over_views(x_padded, self._taps(), out_hw)
+        return self._maximum_over_views(x_padded, out_hw)
 
-    def _maximum_over_views(self, x_padded, taps, out_hw):
-        """The maximum over the taps' strided views: (N, C, Hp, Wp) -> (N, C, OH, OW), a new array."""
+    def _maximum_over_views(self, x_padded, out_hw):
+        """Each window's maximum: (N, C, Hp, Wp) -> (N, C, OH, OW), a new array.
+
+        A window's maximum is the maximum over its columns of the maximum over its rows, so the kernel's
+        rows are taken first (strided views of whole rows, (N, C, OH, Wp)) and then its columns:
+        (kh - 1) + (kw - 1) passes instead of kh * kw - 1, over contiguous rows in the first.
+        """
         xp = namespace(x_padded)
-        out = xp.asarray(offset_view(x_padded, *taps[0][1:], self.stride, out_hw), copy=True)  # (N, C, OH, OW)
-        for _, i, j in taps[1:]:
-            if xp is NUMPY:
-                np.maximum(out, offset_view(x_padded, i, j, self.stride, out_hw), out=out)   # in place, no temporary
-            else:
-                out = xp.maximum(out, offset_view(x_padded, i, j, self.stride, out_hw))
-        return out
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
+        OH, OW = out_hw
+        band = _running_maximum(xp, [x_padded[:, :, u * dh:u * dh + sh * (OH - 1) + 1:sh, :] for u in range(kh)])
+        return _running_maximum(xp, [band[..., v * dw:v * dw + sw * (OW - 1) + 1:sw] for v in range(kw)], new=True)
 
     def backward(self, dy):
         """dy: (N, C, OH, OW) -> dL/dx: (N, C, H, W).
@@ -395,3 +397,17 @@ class GlobalMaxPool2D(_GlobalPool2D):
         positions = xp.arange(H * W, device=device_of(dy))
         wins = xp.astype(xp.reshape(positions, (1, 1, H * W)) == xp.reshape(winner, (N, C, 1)), dy.dtype)
         return xp.reshape(wins * xp.reshape(dy, (N, C, 1)), (N, C, H, W))
+
+
+def _running_maximum(xp, views, new=False):
+    """The elementwise maximum of ``views`` (in place into the first result on NumPy); the one view itself
+    when there is one, unless ``new`` asks for a new array."""
+    if len(views) == 1:
+        return xp.asarray(views[0], copy=True) if new else views[0]
+    out = xp.maximum(views[0], views[1])
+    for view in views[2:]:
+        if xp is NUMPY:
+            np.maximum(out, view, out=out)
+        else:
+            out = xp.maximum(out, view)
+    return out
