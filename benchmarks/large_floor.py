@@ -107,6 +107,7 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=0.3, help="length of one timed repeat")
     args = parser.parse_args(argv)
     from threadpoolctl import threadpool_info, threadpool_limits
     threadpool_limits(2)
@@ -125,7 +126,7 @@ def main(argv=None):
             steps = large.inference_steps(model, session, None, None, x)
             steps.update({kind: (lambda calls=calls: [call() for call in calls]) for kind, calls in kinds.items()
                           if calls})
-            rates = measure.side_by_side(steps, 1, args.repeats, 0.3, warmup=1, pause=large.PAUSE)
+            rates = measure.side_by_side(steps, 1, args.repeats, args.seconds, warmup=1, pause=large.PAUSE)
         ms = {name: 1e3 / figures["median"] for name, figures in rates.items()}
         floor = sum(ms[kind] for kind in kinds if kinds[kind])
         by_kind = ", ".join(f"{kind} {ms[kind]:.1f}" for kind in kinds if kinds[kind])

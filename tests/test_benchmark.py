@@ -87,6 +87,23 @@ def test_gemm_floor_script_prints_a_row_per_setting(capsys):
     assert all(float(figure) > 0 for figure in row[2:])
 
 
+def test_gemm_floor_script_times_the_forward_products_for_inference(capsys):
+    benchmark_script("floor").main(["--repeats", "1", "--infer", "simple:4"])
+    row = capsys.readouterr().out.strip().splitlines()[-1].split()
+    assert row[:2] == ["simple", "4"] and all(float(figure) > 0 for figure in row[2:])
+
+
+def test_large_floor_script_prints_each_kind_of_arithmetic(capsys):
+    """benchmarks/large_floor.py: a large net's products (and depthwise taps) beside ONNX Runtime, small here."""
+    benchmark_script("large_floor").main(["--batch", "1", "--image-size", "32", "--repeats", "1", "--seconds",
+                                          "0.01", "mobilenet_v2", "vgg16"])
+    rows = capsys.readouterr().out.strip().splitlines()[-2:]
+    mobilenet, vgg = (row.split() for row in rows)
+    assert mobilenet[0] == "mobilenet_v2" and vgg[0] == "vgg16"
+    assert all(float(figure) > 0 for figure in mobilenet[1:5] + vgg[1:5])
+    assert "pointwise" in rows[0] and "depthwise" in rows[0] and "columns" in rows[1] and "dense" in rows[1]
+
+
 def test_reference_ratios_script_prints_both_speeds_per_setting(capsys):
     benchmark_script("reference_ratios").main(["lenet:2", "simple:3"], repeats=1, seconds=0.01)
     lines = capsys.readouterr().out.strip().splitlines()
