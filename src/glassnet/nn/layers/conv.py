@@ -430,7 +430,7 @@ def winograd_pays(in_channels, out_channels, samples, out_h, out_w):
     products are small when the tiles are few; the rule follows issue 28's per-layer A/B (float32, ms,
     Winograd / columns, forward and backward): VGG-16's 128@112, 256@56 and 512@28 at batch 8 0.69-0.87
     and 0.76-0.95; 64@224 1.25 / 1.12; ResNet-50's 256@14 and 512@7 at batch 8 1.15 / 1.03-1.24, at batch 1
-    1.3-2.5.
+    1.04-2.5.
 
     >>> winograd_pays(512, 512, 8, 28, 28), winograd_pays(512, 512, 8, 7, 7), winograd_pays(64, 64, 8, 224, 224)
     (True, False, False)
