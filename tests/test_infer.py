@@ -85,3 +85,36 @@ def test_layer_infer_keeps_nothing():
     assert layer._cache is None
     with pytest.raises(gn.GlassnetError, match="backward called before forward"):
         layer.backward(np.ones((2, 3)))
+
+
+def in_place_calls(monkeypatch):
+    """Record the ``in_place`` flag of every ReLU.infer call."""
+    calls = []
+    original = gn.ReLU._value
+
+    def spy(self, x, in_place):
+        calls.append(in_place)
+        return original(self, x, in_place)
+    monkeypatch.setattr(gn.ReLU, "_value", spy)
+    return calls
+
+
+def test_an_activation_works_in_place_only_on_a_new_array_nothing_else_reads(monkeypatch):
+    calls = in_place_calls(monkeypatch)
+    x = np.random.default_rng(6).standard_normal((3, 2, 6, 6))
+    kept = x.copy()
+    chain = gn.Sequential([gn.Conv2D(2, 3, 3, padding=1, rng=0), gn.ReLU(), gn.Flatten(), gn.ReLU(),
+                           gn.Dense(108, 4, rng=1), gn.ReLU()])
+    np.testing.assert_array_equal(chain.infer(x), chain.forward(x))
+    assert calls[:3] == [True, False, True]       # after Conv2D; after Flatten (a view); after Dense
+    calls.clear()
+    inputs = gn.Input((2, 6, 6))
+    h = gn.Conv2D(2, 2, 3, padding=1, rng=0)(inputs)
+    residual = gn.Model(inputs, gn.Add()([gn.ReLU()(h), h]))            # h is read twice
+    np.testing.assert_array_equal(residual.infer(x), residual.forward(x))
+    assert calls[0] is False
+    calls.clear()
+    on_input = gn.Sequential([gn.ReLU(), gn.Flatten()])
+    np.testing.assert_array_equal(on_input.infer(x), np.maximum(x, 0).reshape(3, -1))
+    assert calls[0] is False
+    np.testing.assert_array_equal(x, kept)

@@ -148,7 +148,9 @@ class Graph:
         """``forward`` for inference (``Model.infer``): every node through its layer's ``infer``, which keeps
         nothing for backward. A monotone activation (ReLU, ReLU6, LeakyReLU) whose one reader is a max pool
         runs after the pool instead, in place on the pool's new output: max(f(a), f(b)) = f(max(a, b)) for
-        a non-decreasing f, so the numbers are the same, on a quarter of the values behind a 2x2 pool."""
+        a non-decreasing f, so the numbers are the same, on a quarter of the values behind a 2x2 pool. An
+        activation whose input is a new array that nothing else reads (the output of a layer marked
+        ``fresh_output``: a convolution, BatchNorm, Dense) also works in place: no new array to fill."""
         values = list(inputs) + [None] * len(self.nodes)
         remaining = list(self.consumers)
         first = self.input_count
@@ -160,6 +162,8 @@ class Graph:
                 output = arguments[0]                    # passed on as it is: applied after the pool, next node
             elif k - 1 in before_pools:
                 output = runners[k - 1].infer(runner.infer(arguments[0]), in_place=True)
+            elif getattr(runner, "takes_in_place", False) and self._owned(sources[0], remaining):
+                output = runner.infer(arguments[0], in_place=True)
             else:
                 output = runner.infer(arguments if runner.merges else arguments[0])
             values[first + k] = output
@@ -168,6 +172,13 @@ class Graph:
                 if remaining[source] == 0:
                     values[source] = None
         return [values[v] for v in self.outputs]
+
+    def _owned(self, value, remaining):
+        """Whether ``value`` is a node's new array (its layer is marked ``fresh_output``) that only the node
+        about to run still reads (not a model input, not a model output)."""
+        if value < self.input_count or remaining[value] != 1:
+            return False
+        return getattr(self.layers[self.nodes[value - self.input_count][0]], "fresh_output", False)
 
     def activations_before_max_pools(self):
         """The nodes k of monotone activations whose value only node k + 1, a max pool, reads."""

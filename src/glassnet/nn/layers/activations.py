@@ -30,6 +30,7 @@ class _Activation(Layer):
     # y never decreases as x grows: then the activation commutes with a max pool, max(f(a), f(b)) =
     # f(max(a, b)), and inference may run it after the pool (Graph.infer)
     monotone = False
+    takes_in_place = True     # infer(x, in_place=True) may overwrite x (Graph.infer)
 
     def infer(self, x, in_place=False):
         """The activation of x without what backward needs; ``in_place``: x may be overwritten (NumPy;

@@ -131,6 +131,8 @@ class Conv2D(Layer):
     (16, 1, 3, 3)
     """
 
+    fresh_output = True       # forward returns a new array, never a view of its input (Graph.infer)
+
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True, weight_init="torch", rng=None, dtype=np.float64):
         super().__init__(dtype)

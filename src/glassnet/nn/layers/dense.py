@@ -32,6 +32,8 @@ class Dense(Layer):
     (3, 2)
     """
 
+    fresh_output = True       # forward returns a new array, never a view of its input (Graph.infer)
+
     def __init__(self, in_features, out_features, bias=True, weight_init="torch", rng=None, dtype=np.float64):
         super().__init__(dtype)
         self.in_features = positive_int(in_features, "in_features", "Dense")

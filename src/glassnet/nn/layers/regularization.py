@@ -93,6 +93,8 @@ class BatchNorm2D(Layer):
     Input (N, C, H, W); output (N, C, H, W). weight, bias, running_mean, running_var: (C,).
     """
 
+    fresh_output = True       # forward returns a new array, never a view of its input (Graph.infer)
+
     def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype=np.float64):
         super().__init__(dtype)
         self.num_features = positive_int(num_features, "num_features", "BatchNorm2D")
