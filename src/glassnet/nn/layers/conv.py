@@ -231,8 +231,8 @@ class Conv2D(Layer):
             return np.reshape(out, (N, F, OH, OW))
         if xp is NUMPY and COLUMN_MEMORY != "keep" and self._column_bytes(x_padded, N * OH * OW) > BLOCKED_COLUMN_BYTES:
             # columns too large to make at once: made and multiplied block by block (conv_blocks.py)
-            out = blocked_forward(x_padded, xp.reshape(weight, (F, -1)),
-                                  lambda w, c: grouped_matmul(w, c, self.groups), self.kernel_size, self.stride,
+            multiply = None if self.groups == 1 else (lambda w, c: grouped_matmul(w, c, self.groups))
+            out = blocked_forward(x_padded, xp.reshape(weight, (F, -1)), multiply, self.kernel_size, self.stride,
                                   self.dilation, (OH, OW), BLOCKED_COLUMN_BYTES)
             if self.use_bias:
                 out += xp.reshape(self.params["bias"], (1, F, 1, 1))

@@ -33,7 +33,10 @@ def block_plan(samples, out_rows, row_bytes, budget):
 def blocked_forward(x_padded, weight_rows, multiply, kernel, stride, dilation, out_hw, budget):
     """x_padded (N, C, Hp, Wp), weight_rows (F, C/groups*kh*kw) -> (N, F, OH, OW), without the bias.
 
-    ``multiply(weight_rows, cols)`` is the (grouped) product of the weights with a block's columns.
+    ``multiply(weight_rows, cols)`` is the (grouped) product of the weights with a block's columns; None
+    for a plain product (groups = 1), which each sample of a block then writes straight into its place in
+    the output (``matmul(..., out=)`` into a view whose rows are the output's channels): no product to
+    copy over.
     """
     N, C = x_padded.shape[:2]
     (kh, kw), sh, dh = kernel, stride[0], dilation[0]
@@ -41,10 +44,17 @@ def blocked_forward(x_padded, weight_rows, multiply, kernel, stride, dilation, o
     F = weight_rows.shape[0]
     plan = block_plan(N, OH, C * kh * kw * OW * x_padded.dtype.itemsize, budget)
     out = np.empty((N, F, OH, OW), dtype=x_padded.dtype)
+    by_sample = np.reshape(out, (N, F, OH * OW))                                  # a view of out
     for first, last, top, bottom in _blocks(N, OH, plan):
         # output rows top..bottom-1 read input rows top*sh .. (bottom-1)*sh + span - 1
         band = x_padded[first:last, :, top * sh:(bottom - 1) * sh + span(kh, dh), :]
         cols = im2col(band, kernel, stride, (bottom - top, OW), dilation)         # (C*kh*kw, n*rows*OW)
+        if multiply is None:
+            width = (bottom - top) * OW
+            for n in range(last - first):
+                np.matmul(weight_rows, cols[:, n * width:(n + 1) * width],
+                          out=by_sample[first + n, :, top * OW:bottom * OW])        # (F, rows*OW) in place
+            continue
         product = multiply(weight_rows, cols)                                      # (F, n*rows*OW)
         out[first:last, :, top:bottom, :] = np.reshape(product, (F, last - first, bottom - top, OW)).transpose(
             1, 0, 2, 3)
