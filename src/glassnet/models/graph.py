@@ -128,21 +128,13 @@ class Graph:
 
         ``watch(k, node inputs, output)`` is called after each node (``glassnet.see.trace``).
         """
-        values = list(inputs) + [None] * len(self.nodes)
-        remaining = list(self.consumers)
-        first = self.input_count
-        for k, (_, sources) in enumerate(self.nodes):
+        def run(k, sources, arguments, remaining):
             runner = runners[k]
-            arguments = [values[s] for s in sources]
             output = runner.forward(arguments if runner.merges else arguments[0])
-            values[first + k] = output
             if watch is not None:
                 watch(k, arguments, output)
-            for source in sources:                # a value no later node reads is let go
-                remaining[source] -= 1
-                if remaining[source] == 0:
-                    values[source] = None
-        return [values[v] for v in self.outputs]
+            return output
+        return self._evaluate(inputs, run)
 
     def infer(self, inputs, runners):
         """``forward`` for inference (``Model.infer``): every node through its layer's ``infer``, which keeps
@@ -151,22 +143,28 @@ class Graph:
         a non-decreasing f, so the numbers are the same, on a quarter of the values behind a 2x2 pool. An
         activation whose input is a new array that nothing else reads (the output of a layer marked
         ``fresh_output``: a convolution, BatchNorm, Dense) also works in place: no new array to fill."""
+        before_pools = self.activations_before_max_pools()
+
+        def run(k, sources, arguments, remaining):
+            runner = runners[k]
+            if k in before_pools:
+                return arguments[0]                      # passed on as it is: applied after the pool, next node
+            if k - 1 in before_pools:
+                return runners[k - 1].infer(runner.infer(arguments[0]), in_place=True)
+            if getattr(runner, "takes_in_place", False) and self._owned(sources[0], remaining):
+                return runner.infer(arguments[0], in_place=True)
+            return runner.infer(arguments if runner.merges else arguments[0])
+        return self._evaluate(inputs, run)
+
+    def _evaluate(self, inputs, run):
+        """The nodes in order, ``run(k, sources, arguments, remaining)`` giving node k's output; a value no
+        later node reads is let go at once. ``remaining[v]``: the readers of value v yet to run, this one
+        included."""
         values = list(inputs) + [None] * len(self.nodes)
         remaining = list(self.consumers)
         first = self.input_count
-        before_pools = self.activations_before_max_pools()
         for k, (_, sources) in enumerate(self.nodes):
-            runner = runners[k]
-            arguments = [values[s] for s in sources]
-            if k in before_pools:
-                output = arguments[0]                    # passed on as it is: applied after the pool, next node
-            elif k - 1 in before_pools:
-                output = runners[k - 1].infer(runner.infer(arguments[0]), in_place=True)
-            elif getattr(runner, "takes_in_place", False) and self._owned(sources[0], remaining):
-                output = runner.infer(arguments[0], in_place=True)
-            else:
-                output = runner.infer(arguments if runner.merges else arguments[0])
-            values[first + k] = output
+            values[first + k] = run(k, sources, [values[s] for s in sources], remaining)
             for source in sources:
                 remaining[source] -= 1
                 if remaining[source] == 0:

@@ -202,9 +202,7 @@ class Conv2D(Layer):
         same_place(x, weight, "input", "Conv2D")
         if self.pointwise:
             x_read = strided_input(x, self.stride)                                  # (N, C, OH, OW)
-            out = pointwise_forward(x_read, weight)
-            if self.use_bias:
-                out += xp.reshape(self.params["bias"], (1, F, 1, 1))
+            out = self._add_bias(pointwise_forward(x_read, weight))
             self._cache = (x_read, tuple(x.shape), (N, OH, OW))
             return out
         x_padded = pad_images(x, self.pads)
@@ -216,26 +214,20 @@ class Conv2D(Layer):
             return out
         if xp is NUMPY and self.winograd and winograd_pays(self.in_channels, self.out_channels, N, OH, OW):
             # F(2x2, 3x3): 16 products per 2x2 outputs instead of 36 (winograd.py)
-            out = winograd_forward(x_padded, winograd_weights(weight), (OH, OW), BLOCKED_COLUMN_BYTES)
-            if self.use_bias:
-                out += xp.reshape(self.params["bias"], (1, F, 1, 1))
+            out = self._add_bias(winograd_forward(x_padded, winograd_weights(weight), (OH, OW), BLOCKED_COLUMN_BYTES))
             self._cache = (WinogradInput((x_padded,)), tuple(x_padded.shape), (N, OH, OW))
             return out
         if self._by_sample(xp, x_padded, N * OH * OW):
             # a few column rows (a first layer): one product per sample, already in (N, F, OH*OW) order
             cols = im2col_by_sample(x_padded, self.kernel_size, self.stride, (OH, OW), self.dilation)
             out = np.matmul(np.reshape(weight, (F, -1)), cols)                      # (N, F, OH*OW)
-            if self.use_bias:
-                out += np.reshape(self.params["bias"], (1, F, 1))
             self._cache = (SampleColumns((cols,)), tuple(x_padded.shape), (N, OH, OW))
-            return np.reshape(out, (N, F, OH, OW))
+            return self._add_bias(np.reshape(out, (N, F, OH, OW)))
         if xp is NUMPY and COLUMN_MEMORY != "keep" and self._column_bytes(x_padded, N * OH * OW) > BLOCKED_COLUMN_BYTES:
             # columns too large to make at once: made and multiplied block by block (conv_blocks.py)
             multiply = None if self.groups == 1 else (lambda w, c: grouped_matmul(w, c, self.groups))
-            out = blocked_forward(x_padded, xp.reshape(weight, (F, -1)), multiply, self.kernel_size, self.stride,
-                                  self.dilation, (OH, OW), BLOCKED_COLUMN_BYTES)
-            if self.use_bias:
-                out += xp.reshape(self.params["bias"], (1, F, 1, 1))
+            out = self._add_bias(blocked_forward(x_padded, xp.reshape(weight, (F, -1)), multiply, self.kernel_size,
+                                                 self.stride, self.dilation, (OH, OW), BLOCKED_COLUMN_BYTES))
             self._cache = (BlockedInput((x_padded,)), tuple(x_padded.shape), (N, OH, OW))
             return out
         cols = im2col(x_padded, self.kernel_size, self.stride, (OH, OW), self.dilation)   # (C*kh*kw, N*OH*OW)
@@ -254,6 +246,12 @@ class Conv2D(Layer):
         (``pointwise.py``) when POINTWISE_PRODUCTS is on."""
         return (POINTWISE_PRODUCTS and self.kernel_size == (1, 1) and self.groups == 1
                 and not any(self.pads))
+
+    def _add_bias(self, out):
+        """out (N, F, OH, OW), a new array: the bias added in place (when the layer has one)."""
+        if self.use_bias:
+            out += namespace(out).reshape(self.params["bias"], (1, self.out_channels, 1, 1))
+        return out
 
     @property
     def winograd(self):
@@ -284,16 +282,15 @@ class Conv2D(Layer):
     def _columns(self):
         """The columns of the last forward pass: kept (2-D), or made again from the kept padded input (4-D)."""
         kept, _, (N, OH, OW) = self._cache
+        if isinstance(kept, WinogradInput):          # (the padded input,): the columns made from it
+            kept = kept[0]
         return im2col(kept, self.kernel_size, self.stride, (OH, OW), self.dilation) if kept.ndim == 4 else kept
 
     def backward(self, dy):
         """dy: (N, F, OH, OW) -> dL/dx: (N, C, H, W); fills grads["weight"], grads["bias"]."""
-        if self._cache is not None and isinstance(self._cache[0], WinogradInput):
-            return self._winograd_backward(dy, input_grad=True)
-        if self._cache is not None and isinstance(self._cache[0], BlockedInput):
-            return self._blocked_backward(dy, input_grad=True)
-        if self._cache is not None and isinstance(self._cache[0], SampleColumns):
-            return self._by_sample_backward(dy, input_grad=True)
+        marked = self._marked_backward()
+        if marked is not None:
+            return marked(dy, input_grad=True)
         dy_rows = self._parameter_grads(dy)
         _, padded_shape, (N, OH, OW) = self._cache
         if self.pointwise:
@@ -312,14 +309,19 @@ class Conv2D(Layer):
 
     def backward_parameters(self, dy):
         """Like ``backward`` without dL/dx (the first layer's input needs no gradient)."""
-        if self._cache is not None and isinstance(self._cache[0], WinogradInput):
-            self._winograd_backward(dy, input_grad=False)
-        elif self._cache is not None and isinstance(self._cache[0], BlockedInput):
-            self._blocked_backward(dy, input_grad=False)
-        elif self._cache is not None and isinstance(self._cache[0], SampleColumns):
-            self._by_sample_backward(dy, input_grad=False)
+        marked = self._marked_backward()
+        if marked is not None:
+            marked(dy, input_grad=False)
         else:
             self._parameter_grads(dy)
+
+    def _marked_backward(self):
+        """The backward of the path the last forward took when it left a marker (a Winograd, block-by-block
+        or sample-by-sample forward), else None: ``method(dy, input_grad)``."""
+        kept = None if self._cache is None else self._cache[0]
+        paths = {WinogradInput: self._winograd_backward, BlockedInput: self._blocked_backward,
+                 SampleColumns: self._by_sample_backward}
+        return paths.get(type(kept))
 
     def _blocked_backward(self, dy, input_grad):
         """Backward after a forward made block by block (conv_blocks.py): the columns block by block again."""
@@ -361,23 +363,14 @@ class Conv2D(Layer):
         """Backward after a Winograd forward: the weight gradient through columns (in blocks when large),
         dL/dx by Winograd again (a 3x3 stride-1 correlation of dy)."""
         (x_padded,), padded_shape, (N, OH, OW) = self._cache
-        weight = self.params["weight"]
-        F, C, kh, kw = weight.shape
         dy = as_gradient(dy, self.dtype)
-        self._check_grad_shape(dy, (N, F, OH, OW))
         if self._column_bytes(x_padded, N * OH * OW) > BLOCKED_COLUMN_BYTES:
-            weight_grad, _ = blocked_backward(
-                x_padded, dy, None, lambda d, c, samples: columns_weight_grad(d, c, samples, 1), None,
-                self.kernel_size, self.stride, self.dilation, BLOCKED_COLUMN_BYTES, input_grad=False)
+            self._blocked_backward(dy, input_grad=False)
         else:
-            cols = im2col(x_padded, self.kernel_size, self.stride, (OH, OW), self.dilation)
-            dy_rows = np.reshape(np.transpose(dy, (1, 0, 2, 3)), (F, N * OH * OW))
-            weight_grad = columns_weight_grad(dy_rows, cols, N, 1)       # dW = dy_rows @ cols^T
-        self.grads["weight"] = np.reshape(weight_grad, (F, C, kh, kw))
-        if self.use_bias:
-            self.grads["bias"] = np.sum(dy, axis=(0, 2, 3))
+            self._parameter_grads(dy)
         if not input_grad:
             return None
+        weight = self.params["weight"]
         # y = x_pad correlated with W  =>  dx_pad = (dy padded by 2) correlated with W turned 180 degrees
         # (input and output channels swapped); only the rows and columns of x itself are made
         H, W = padded_shape[2] - self.pads[0] - self.pads[1], padded_shape[3] - self.pads[2] - self.pads[3]

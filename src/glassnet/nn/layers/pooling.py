@@ -127,11 +127,8 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, x):
         """x: (N, C, H, W) -> (N, C, OH, OW)."""
-        x = self._input(x)
-        xp = namespace(x)
-        out_hw = self._spatial_output(*x.shape[2:])
-        pads = self._window_pads(*x.shape[2:], out_hw)
-        x_padded = pad_images(x, pads, value=-float("inf"))
+        x_padded, out_hw, pads = self._padded_input(x)
+        xp = namespace(x_padded)
         taps = self._taps()
         if xp is NUMPY and TAP_COPIES and self.training and not self._windows_overlap():
             return self._forward_by_tap_copies(x_padded, taps, out_hw, pads)
@@ -143,11 +140,16 @@ class MaxPool2D(_Pool2D):
 
     def infer(self, x):
         """The pooled x without what backward needs, always a new array (never a view of x)."""
-        x = self._input(x)
-        out_hw = self._spatial_output(*x.shape[2:])
-        x_padded = pad_images(x, self._window_pads(*x.shape[2:], out_hw), value=-float("inf"))
+        x_padded, out_hw, _ = self._padded_input(x)
         self._cache = None
         return self._maximum_over_views(x_padded, out_hw)
+
+    def _padded_input(self, x):
+        """(x checked and padded with -inf, (OH, OW), the pads (top, bottom, left, right))."""
+        x = self._input(x)
+        out_hw = self._spatial_output(*x.shape[2:])
+        pads = self._window_pads(*x.shape[2:], out_hw)
+        return pad_images(x, pads, value=-float("inf")), out_hw, pads
 
     def _maximum_over_views(self, x_padded, out_hw):
         """Each window's maximum: (N, C, Hp, Wp) -> (N, C, OH, OW), a new array.
