@@ -76,10 +76,11 @@ def test_forward_and_every_gradient_match_pytorch_in_float64(monkeypatch, arch, 
     loss = gn.SoftmaxCrossEntropy()
     logits = model.forward(x)
     value = loss.forward(logits, labels)
-    dx = model.backward(loss.backward())
     by_winograd = [layer for layer in model.layers if isinstance(layer, gn.Conv2D) and layer.winograd]
     assert not winograd or len(by_winograd) == 13   # both nets have 13 such layers
+    # what each forward kept says which path its backward takes (backward lets it go)
     assert all(isinstance(layer._cache[0], conv_module.WinogradInput) == winograd for layer in by_winograd)
+    dx = model.backward(loss.backward())
     x_t = torch.tensor(x, requires_grad=True)
     logits_t = twin(x_t)
     value_t = torch.nn.functional.cross_entropy(logits_t, torch.tensor(labels))

@@ -240,6 +240,39 @@ def test_the_fan_out_copies_nothing():
     np.testing.assert_array_equal(buffer, 3 * dy)
 
 
+CACHE_NAMES = ("_cache", "_x", "_input_shape", "_scaled_mask")
+
+
+def keeps_something(layer):
+    return any(getattr(layer, name, None) is not None for name in CACHE_NAMES)
+
+
+def test_backward_lets_each_nodes_cache_go_as_soon_as_its_own_backward_has_run():
+    """As PyTorch frees a node's saved tensors: when node k's backward is done, nodes k.. keep nothing (a
+    ReLU keeps its mask, which fit reads after the step), nodes before k keep what they need; the gradients
+    are the ones test_forward_loss_and_every_gradient_match_pytorch checks. A second backward of the same
+    forward is refused by name."""
+    model = residual_classifier()
+    graph, runners = model.graph, model.graph.runners()
+    x = rng.normal(size=(2, 1, 8, 8))
+    graph.forward([x], runners)
+    kept = [k for k, runner in enumerate(runners) if keeps_something(runner)]
+    assert len(kept) >= 6                     # the convolutions, BatchNorm, ReLUs, max pool, pooling, Dense
+
+    def watch(k, grad, input_grads, parts):
+        for j in kept:
+            still = keeps_something(runners[j])
+            assert still == (j < k or isinstance(runners[j], gn.ReLU)), (k, j, runners[j])
+    graph.backward([np.ones((2, 3))], runners, watch=watch)
+
+    model.forward(x)
+    model.backward(np.ones((2, 3)))
+    relus = [layer for layer in model.layers if isinstance(layer, gn.ReLU)]
+    assert all(layer.positive_mask().dtype == bool for layer in relus)
+    with pytest.raises(gn.GlassnetError, match="allows one backward"):
+        model.backward(np.ones((2, 3)))
+
+
 def residual_classifier():
     """A small residual net with BatchNorm and a shared ReLU-free shortcut, for the file and fit tests."""
     x = gn.Input((1, 8, 8))

@@ -193,6 +193,11 @@ class Graph:
         """output_grads: dL/d(each model output) -> dL/d(each model input) (None when ``input_grad`` is
         False: a node that reads only model inputs then fills its parameter gradients only).
 
+        Each node lets go of what its forward kept as soon as its own backward has run (as PyTorch frees a
+        node's saved tensors), so the early layers' caches and the late layers' gradients are never all
+        alive together; a backward pass runs once per forward. A layer marked ``cache_read_after_backward``
+        (a ReLU: ``fit`` reads its mask for the dead-unit figures) keeps its cache.
+
         ``watch(k, dL/d(output), [dL/d(each input)], parts)`` is called after each node; ``parts`` is the
         list of gradients that were summed into the node's output gradient (one when it has one reader).
         """
@@ -212,6 +217,8 @@ class Graph:
                 input_grads = list(input_grads) if runner.merges else [input_grads]
                 for source, source_grad in zip(sources, input_grads):
                     sums.add(source, source_grad)
+            if not getattr(runner, "cache_read_after_backward", False):
+                runner.clear_cache()
             if watch is not None:
                 watch(k, grad, input_grads, parts)
         if not input_grad:

@@ -116,10 +116,13 @@ class Model:
         layer's ``grads`` on the way down, summed over the calls of a shared layer.
 
         With ``input_grad=False`` (training) the nodes that read the input skip dL/dx and None is returned.
+        Each layer lets go of what its forward kept as its backward runs (``Graph.backward``), so a forward
+        pass allows one backward.
         """
         last = self._pass
         if last is None:
-            raise GlassnetError(f"{type(self).__name__}.backward: called before forward")
+            raise GlassnetError(f"{type(self).__name__}.backward: called before forward (each forward pass "
+                                f"allows one backward)")
         if isinstance(last, BatchSplit):          # the last forward ran in parts: its replicas go with it
             self._pass = None
             return last.backward(dy, input_grad)
@@ -127,6 +130,7 @@ class Model:
         if len(grads) != len(self.graph.outputs):
             raise GlassnetError(f"{type(self).__name__}.backward: expected {len(self.graph.outputs)} output "
                                 f"gradients. Received: {len(grads)}")
+        self._pass = None                         # the layers let their caches go on the way down
         input_grads = self.graph.backward(grads, last, input_grad)
         self.graph.gather_shared_gradients(last)
         if input_grads is None:

@@ -52,6 +52,7 @@ class ReLU(_Activation):
         return namespace(x).maximum(x, 0.0), positive
 
     monotone = True
+    cache_read_after_backward = True      # fit's dead-unit figures read positive_mask after the step
 
     def _value(self, x, in_place):
         return np.maximum(x, 0.0, out=x) if in_place else namespace(x).maximum(x, 0.0)
