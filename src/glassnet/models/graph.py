@@ -19,6 +19,7 @@ that array. A layer called by several nodes shares its parameters; each extra ca
 gradients are summed into the layer's ``grads``: one optimizer step updates the weights once.
 """
 from ..errors import GlassnetError
+from ..nn.layers.conv_pool import conv_then_max_pool
 from ..training.replicas import replica
 
 MAX_NODES = 10_000
@@ -138,19 +139,30 @@ class Graph:
 
     def infer(self, inputs, runners):
         """``forward`` for inference (``Model.infer``): every node through its layer's ``infer``, which keeps
-        nothing for backward. A monotone activation (ReLU, ReLU6, LeakyReLU) whose one reader is a max pool
-        runs after the pool instead, in place on the pool's new output: max(f(a), f(b)) = f(max(a, b)) for
-        a non-decreasing f, so the numbers are the same, on a quarter of the values behind a 2x2 pool. An
-        activation whose input is a new array that nothing else reads (the output of a layer marked
-        ``fresh_output``: a convolution, BatchNorm, Dense) also works in place: no new array to fill."""
-        before_pools = self.activations_before_max_pools()
+        nothing for backward, with the same numbers as ``forward`` (bit for bit but for the second point):
+
+        - a monotone activation (ReLU, ReLU6, LeakyReLU) whose one reader is a max pool runs after the pool
+          instead, in place on the pool's new output: max(f(a), f(b)) = f(max(a, b)) for a non-decreasing
+          f, so the numbers are the same, on a quarter of the values behind a 2x2 pool;
+        - a convolution whose one reader is that max pool (or that activation) runs with the pool in one
+          step where it can (``conv_then_max_pool``: first layers, windows that tile): the same products,
+          which the BLAS may sum in another order, so equal up to the last bit or two;
+        - an activation whose input is a new array that nothing else reads (the output of a layer marked
+          ``fresh_output``: a convolution, BatchNorm, Dense) works in place: no new array to fill.
+        """
+        plans = self.max_pool_plans()
+        deferred = {k for plan in plans.values() for k in plan if k is not None}
 
         def run(k, sources, arguments, remaining):
             runner = runners[k]
-            if k in before_pools:
-                return arguments[0]                      # passed on as it is: applied after the pool, next node
-            if k - 1 in before_pools:
-                return runners[k - 1].infer(runner.infer(arguments[0]), in_place=True)
+            if k in deferred:
+                return arguments[0]                      # passed on as it is: run by the max pool after it
+            if k in plans:
+                conv, activation = plans[k]
+                pooled = None if conv is None else conv_then_max_pool(runners[conv], runner, arguments[0])
+                if pooled is None:
+                    pooled = runner.infer(arguments[0] if conv is None else runners[conv].infer(arguments[0]))
+                return pooled if activation is None else runners[activation].infer(pooled, in_place=True)
             if getattr(runner, "takes_in_place", False) and self._owned(sources[0], remaining):
                 return runner.infer(arguments[0], in_place=True)
             return runner.infer(arguments if runner.merges else arguments[0])
@@ -178,16 +190,30 @@ class Graph:
             return False
         return getattr(self.layers[self.nodes[value - self.input_count][0]], "fresh_output", False)
 
-    def activations_before_max_pools(self):
-        """The nodes k of monotone activations whose value only node k + 1, a max pool, reads."""
-        found = set()
-        first = self.input_count
-        for k in range(len(self.nodes) - 1):
-            activation, pool = self.layers[self.nodes[k][0]], self.layers[self.nodes[k + 1][0]]
-            if (getattr(activation, "monotone", False) and getattr(pool, "takes_maximum", False)
-                    and self.nodes[k + 1][1] == (first + k,) and self.consumers[first + k] == 1):
-                found.add(k)
-        return found
+    def max_pool_plans(self):
+        """{max pool node p: (convolution node or None, activation node or None)} for what ``infer`` runs
+        with the pool: a monotone activation at p - 1 whose value only p reads, and a convolution just
+        before (p - 2, or p - 1 without the activation) whose value only its next node reads."""
+        plans = {}
+        for p in range(len(self.nodes)):
+            if not getattr(self._layer(p), "takes_maximum", False):
+                continue
+            activation = p - 1 if (self._read_only_by(p - 1, p)
+                                   and getattr(self._layer(p - 1), "monotone", False)) else None
+            reader = p if activation is None else activation
+            conv = reader - 1 if (self._read_only_by(reader - 1, reader)
+                                  and getattr(self._layer(reader - 1), "pools_with_max", False)) else None
+            if (conv, activation) != (None, None):
+                plans[p] = (conv, activation)
+        return plans
+
+    def _layer(self, k):
+        return self.layers[self.nodes[k][0]]
+
+    def _read_only_by(self, k, reader):
+        """Whether node k's value is read by node ``reader`` alone (not by the model's output either)."""
+        value = self.input_count + k
+        return k >= 0 and self.nodes[reader][1] == (value,) and self.consumers[value] == 1
 
     def backward(self, output_grads, runners, input_grad=True, watch=None):
         """output_grads: dL/d(each model output) -> dL/d(each model input) (None when ``input_grad`` is

@@ -132,6 +132,7 @@ class Conv2D(Layer):
     """
 
     fresh_output = True       # forward returns a new array, never a view of its input (Graph.infer)
+    pools_with_max = True     # runs with a max pool after it in one step (conv_pool.py, Graph.infer)
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True, weight_init="torch", rng=None, dtype=np.float64):
@@ -192,14 +193,12 @@ class Conv2D(Layer):
 
     def forward(self, x):
         """x: (N, C, H, W) -> (N, F, OH, OW)."""
-        x = as_float_array(x, "Conv2D", self.dtype)
-        check_batch(x, "Conv2D", f"(N, {self.in_channels}, H, W)", channels_axis=1, channels=self.in_channels)
+        x = self.checked_input(x)
         N = x.shape[0]
         OH, OW = self._spatial_output(*x.shape[2:])
         F = self.out_channels
         xp = namespace(x)
         weight = self.params["weight"]
-        same_place(x, weight, "input", "Conv2D")
         if self.pointwise:
             x_read = strided_input(x, self.stride)                                  # (N, C, OH, OW)
             out = self._add_bias(pointwise_forward(x_read, weight))
@@ -239,6 +238,13 @@ class Conv2D(Layer):
         keep = COLUMN_MEMORY == "keep" or (COLUMN_MEMORY == "auto" and cols_bytes(cols) <= KEPT_COLUMN_BYTES)
         self._cache = (cols if keep else x_padded, tuple(x_padded.shape), (N, OH, OW))
         return contiguous(xp, xp.permute_dims(xp.reshape(out, (F, N, OH, OW)), (1, 0, 2, 3)))  # (N, F, OH, OW)
+
+    def checked_input(self, x):
+        """x as an array of this layer's dtype, checked to be (N, C, H, W) where the weights are."""
+        x = as_float_array(x, "Conv2D", self.dtype)
+        check_batch(x, "Conv2D", f"(N, {self.in_channels}, H, W)", channels_axis=1, channels=self.in_channels)
+        same_place(x, self.params["weight"], "input", "Conv2D")
+        return x
 
     @property
     def pointwise(self):
