@@ -198,9 +198,34 @@ def test_a_convolution_and_its_max_pool_in_one_step_give_forwards_bits(monkeypat
     assert calls == [tiles]
 
 
-def test_a_convolution_read_twice_or_with_many_columns_runs_by_itself(monkeypatch):
+COLUMN_CONVS = [lambda: gn.Conv2D(8, 4, 3, padding=1, rng=0), lambda: gn.Conv2D(6, 5, (3, 2), stride=2, rng=1),
+                lambda: gn.Conv2D(8, 6, 3, padding=2, dilation=2, groups=2, bias=False, rng=2)]
+ANY_POOLS = [lambda: gn.MaxPool2D(2), lambda: gn.MaxPool2D(3, stride=2, padding=1),
+             lambda: gn.MaxPool2D(2, ceil_mode=True), lambda: gn.MaxPool2D((2, 3), stride=1, dilation=(2, 1))]
+
+
+@pytest.mark.parametrize("conv", COLUMN_CONVS)
+@pytest.mark.parametrize("pool", ANY_POOLS)
+@pytest.mark.parametrize("activation", [None, ReLU6])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_convolution_through_columns_pools_its_product_as_it_lies_with_forwards_bits(monkeypatch, conv, pool,
+                                                                                       activation, dtype):
+    """More than 32 rows of columns (C*kh*kw): one product (F, N*OH*OW), pooled before it is reordered;
+    any max pool (padding, overlap, dilation, ceil mode). The product is forward's, so the same bits."""
+    calls = fused_calls(monkeypatch)
+    model = gn.Sequential([conv()] + ([activation()] if activation else []) + [pool()]).astype(dtype)
+    x = (np.random.default_rng(9).standard_normal((3, model.layers[0].in_channels, 11, 12)) * 4).astype(dtype)
+    kept = x.copy()
+    np.testing.assert_array_equal(model.infer(x), model.forward(x))
+    np.testing.assert_array_equal(x, kept)
+    assert calls == [True]
+
+
+def test_a_convolution_read_twice_or_too_large_for_columns_runs_by_itself(monkeypatch):
+    from glassnet.nn.layers import conv as conv_module
     calls = fused_calls(monkeypatch)
     x = np.random.default_rng(9).standard_normal((2, 8, 8, 8))
+    monkeypatch.setattr(conv_module, "BLOCKED_COLUMN_BYTES", 1024)           # the columns made in blocks
     wide = gn.Sequential([gn.Conv2D(8, 4, 3, padding=1, rng=0), gn.ReLU(), gn.MaxPool2D(2)])   # 72 rows
     np.testing.assert_array_equal(wide.infer(x), wide.forward(x))
     assert calls == [False]

@@ -211,18 +211,19 @@ class Conv2D(Layer):
                 out = out + xp.reshape(self.params["bias"], (1, F, 1, 1))
             self._cache = (x_padded, tuple(x_padded.shape), (N, OH, OW))
             return out
-        if xp is NUMPY and self.winograd and winograd_pays(self.in_channels, self.out_channels, N, OH, OW):
+        route = self._route(xp, x_padded, (OH, OW))
+        if route == "winograd":
             # F(2x2, 3x3): 16 products per 2x2 outputs instead of 36 (winograd.py)
             out = self._add_bias(winograd_forward(x_padded, winograd_weights(weight), (OH, OW), BLOCKED_COLUMN_BYTES))
             self._cache = (WinogradInput((x_padded,)), tuple(x_padded.shape), (N, OH, OW))
             return out
-        if self._by_sample(xp, x_padded, N * OH * OW):
+        if route == "by_sample":
             # a few column rows (a first layer): one product per sample, already in (N, F, OH*OW) order
             cols = im2col_by_sample(x_padded, self.kernel_size, self.stride, (OH, OW), self.dilation)
             out = np.matmul(np.reshape(weight, (F, -1)), cols)                      # (N, F, OH*OW)
             self._cache = (SampleColumns((cols,)), tuple(x_padded.shape), (N, OH, OW))
             return self._add_bias(np.reshape(out, (N, F, OH, OW)))
-        if xp is NUMPY and COLUMN_MEMORY != "keep" and self._column_bytes(x_padded, N * OH * OW) > BLOCKED_COLUMN_BYTES:
+        if route == "blocked":
             # columns too large to make at once: made and multiplied block by block (conv_blocks.py)
             multiply = None if self.groups == 1 else (lambda w, c: grouped_matmul(w, c, self.groups))
             out = self._add_bias(blocked_forward(x_padded, xp.reshape(weight, (F, -1)), multiply, self.kernel_size,
@@ -265,6 +266,18 @@ class Conv2D(Layer):
         3x3) can run (``winograd.py``, NumPy arrays, when WINOGRAD is on and ``winograd_pays``)."""
         return (WINOGRAD and self.kernel_size == (3, 3) and self.stride == (1, 1) and self.dilation == (1, 1)
                 and self.groups == 1)
+
+    def _route(self, xp, x_padded, out_hw):
+        """How ``forward`` runs a convolution that is neither pointwise nor depthwise: "winograd",
+        "by_sample", "blocked" or "columns" (one im2col, one product per group)."""
+        N, (OH, OW) = x_padded.shape[0], out_hw
+        if xp is NUMPY and self.winograd and winograd_pays(self.in_channels, self.out_channels, N, OH, OW):
+            return "winograd"
+        if self._by_sample(xp, x_padded, N * OH * OW):
+            return "by_sample"
+        if xp is NUMPY and COLUMN_MEMORY != "keep" and self._column_bytes(x_padded, N * OH * OW) > BLOCKED_COLUMN_BYTES:
+            return "blocked"
+        return "columns"
 
     def _by_sample(self, xp, x_padded, positions):
         """Whether to run through columns sample by sample (``im2col_by_sample``): NumPy, no groups, at most

@@ -1,28 +1,29 @@
-"""A first-layer convolution and the max pool after it in one step, for inference (``Graph.infer``).
+"""A convolution and the max pool after it in one step, for inference (``Graph.infer``).
 
-A max pool whose windows tile the image (kernel = stride, no padding, no dilation) reads each of the
-convolution's outputs once, at one place (a, b) of one window. If the convolution's output positions are
-put in the order (a, b, pooled row, pooled column), the pool is a running maximum over ph*pw contiguous
-slabs instead of strided views, and what the pool drops at the image's edge is never computed.
+The bias is the same number over a pool's window (one per channel) and rounding is monotone, so
+max(a + b, c + b) = max(a, c) + b exactly: the bias is added after the pool, to kh*kw times fewer values
+behind a pool of kh x kw windows that tile the image (a monotone activation moves there too, as
+``Graph.infer`` already does). Beyond that, each of the convolution's own ways gains its own step:
 
-Two more steps move behind the pool, on ph*pw times fewer values, with the same bits:
+- through columns (``Conv2D._route`` "columns": one im2col, one product (F, N*OH*OW)): the product is
+  pooled as it lies, (F, N, OH, OW), and only the pooled values are put in (N, F, PH, PW) order, not the
+  whole output. The same product as ``forward``'s, so the same bits.
+- sample by sample (first layers, a few rows of columns), where the pool's windows tile the image
+  (kernel = stride, no padding, no dilation): the output positions are put in the order (a, b, pooled
+  row, pooled column), (a, b) the place in the window, so the pool is a running maximum over kh*kw
+  contiguous slabs instead of strided views, and what the pool drops at the image's edge is never
+  computed. The products are the same, but the BLAS may sum a dot product's terms in another order when a
+  column sits elsewhere in the matrix: the numbers are ``forward``'s up to the last bit or two (float64
+  differs by ~1e-16 relative where it does; tests/test_infer.py).
 
-- the bias: it is the same number over a window (one per channel), and rounding is monotone, so
-  max(a + b, c + b) = max(a, c) + b exactly;
-- a monotone activation (ReLU, ReLU6, LeakyReLU), as ``Graph.infer`` already does.
-
-The numbers are forward's up to the last bit or two: the products are the same, but the BLAS may sum a
-dot product's terms in another order when the columns sit elsewhere in the matrix (float64 differs by
-~1e-16 relative where it does; tests/test_infer.py). The columns are ``im2col_by_sample``'s (one product per sample, already in (N, F, ...) order), so this
-runs where the convolution itself runs sample by sample (``Conv2D._by_sample``: a few rows of columns, a
-first layer): there the convolution's output is the largest array of the net and the pool reads it whole.
-NumPy arrays only (``as_strided``).
+Other convolutions (Winograd, blocked, pointwise, depthwise, other array libraries) run by themselves.
 """
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ...backend import NUMPY, namespace
-from .windows import pad_images
+from .conv import grouped_matmul
+from .windows import im2col, pad_images
 
 
 def conv_then_max_pool(conv, pool, x):
@@ -31,22 +32,37 @@ def conv_then_max_pool(conv, pool, x):
     if namespace(x) is not NUMPY or conv.pointwise or conv.depthwise:
         return None
     x = conv.checked_input(x)
-    N = x.shape[0]
-    OH, OW = conv._spatial_output(*x.shape[2:])
+    conv_hw = conv._spatial_output(*x.shape[2:])
     x_padded = pad_images(x, conv.pads)
-    window = tiling_window(pool, (OH, OW))
-    if window is None or not conv._by_sample(NUMPY, x_padded, N * OH * OW):
-        return None
-    (ph, pw), F = window, conv.out_channels
-    PH, PW = OH // ph, OW // pw
+    route = conv._route(NUMPY, x_padded, conv_hw)
+    if route == "columns":
+        return _through_columns(conv, pool, x_padded, conv_hw)
+    window = tiling_window(pool, conv_hw)
+    if route == "by_sample" and window is not None:
+        return _by_window_place(conv, window, x_padded, conv_hw)
+    return None
+
+
+def _through_columns(conv, pool, x_padded, conv_hw):
+    """The column way: (F, N*OH*OW) pooled as (F, N, OH, OW), then (N, F, PH, PW) and the bias."""
+    N, F = x_padded.shape[0], conv.out_channels
+    cols = im2col(x_padded, conv.kernel_size, conv.stride, conv_hw, conv.dilation)       # (C*kh*kw, N*OH*OW)
+    out = grouped_matmul(np.reshape(conv.params["weight"], (F, -1)), cols, conv.groups)   # (F, N*OH*OW)
+    pooled = pool.infer(np.reshape(out, (F, N) + tuple(conv_hw)))                         # (F, N, PH, PW)
+    return conv._add_bias(np.ascontiguousarray(np.transpose(pooled, (1, 0, 2, 3))))
+
+
+def _by_window_place(conv, window, x_padded, conv_hw):
+    """The sample-by-sample way, the output positions in pool order: (N, F, PH, PW)."""
+    (ph, pw), N, F = window, x_padded.shape[0], conv.out_channels
+    PH, PW = conv_hw[0] // ph, conv_hw[1] // pw
     cols = columns_by_window_place(x_padded, conv.kernel_size, conv.stride, conv.dilation, window, (PH, PW))
     out = np.matmul(np.reshape(conv.params["weight"], (F, -1)), cols)           # (N, F, ph*pw*PH*PW)
     slabs = np.reshape(out, (N, F, ph * pw, PH * PW))
     pooled = np.maximum(slabs[:, :, 0], slabs[:, :, 1]) if ph * pw > 1 else slabs[:, :, 0].copy()
     for place in range(2, ph * pw):
         np.maximum(pooled, slabs[:, :, place], out=pooled)
-    pooled = np.reshape(pooled, (N, F, PH, PW))
-    return conv._add_bias(pooled)
+    return conv._add_bias(np.reshape(pooled, (N, F, PH, PW)))
 
 
 def tiling_window(pool, conv_hw):
