@@ -4,16 +4,24 @@
     python benchmarks/ab.py --old HEAD~1 --repeats 9 --dtype float64
     python benchmarks/ab.py --old HEAD~1 lenet:64 simple:100   # only these NET:BATCH settings
     python benchmarks/ab.py --old HEAD~1 --repeats 3 resnet50:8   # a large net (models/imagenet.py), 224x224
+    python benchmarks/ab.py --old HEAD~1 --processes lenet:64     # each version alone in its own processes
 
 The old revision's ``src/glassnet`` is exported with ``git archive`` into a temporary folder and
 imported as the package ``glassnet_old`` (glassnet imports itself relatively, so the copy is
 self-contained). Both versions build the same network from the same seed and train on the same
 batch; old and new steps alternate, repeat after repeat, so machine noise hits both alike.
 Prints the median milliseconds per training step and per inference of each, and new / old.
+
+Two versions in one process meet each other: OpenBLAS's threads spin a while after one version's work,
+and a change to how the batch is cut over threads (``training/replicas.py``) changes the threads' state
+for the other version too. Measured on lenet b64 with batch parts of 32: in one process the result
+depended on which version ran first; in separate processes it was clear. ``--processes`` runs each
+repeat as a fresh process per version, old then new, each timing every setting once.
 """
 import argparse
 import dataclasses
 import importlib
+import json
 import statistics
 import subprocess
 import sys
@@ -35,11 +43,20 @@ SETTINGS = [("simple", 1), ("simple", 64), ("simple", 100), ("simple", 256),
 
 def import_revision(revision, folder):
     """``src/glassnet`` at ``revision`` as the package ``glassnet_old``."""
+    export_revision(revision, folder)
+    return import_exported(folder)
+
+
+def export_revision(revision, folder):
+    """``src/glassnet`` at ``revision`` written to ``folder/glassnet_old``."""
     archive = Path(folder) / "old.tar"
     subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), revision, "src/glassnet"], check=True)
     with tarfile.open(archive) as tar:
         tar.extractall(folder, filter="data")
     (Path(folder) / "src" / "glassnet").rename(Path(folder) / "glassnet_old")
+
+
+def import_exported(folder):
     sys.path.insert(0, str(folder))
     return importlib.import_module("glassnet_old")
 
@@ -96,18 +113,20 @@ def large_net(package, arch, batch_size, dtype, image_size):
     return train_step, infer
 
 
+def steps(package, arch, batch_size, dtype, image_size):
+    """(training step, inference) of ``package`` on one batch of the net ``arch``, each without arguments."""
+    cases = benchmark_cases(package)
+    if arch not in cases.CASES:
+        return large_net(package, arch, batch_size, dtype, image_size)
+    case = dataclasses.replace(cases.CASES[arch], batch_size=batch_size)
+    x, y = cases.batch(case, dtype)
+    _, train_step, infer = cases.glassnet_trainer(case, dtype)
+    return lambda: train_step(x, y), lambda: infer(x)
+
+
 def compare(packages, arch, batch_size, dtype, repeats, image_size=224):
     """Median seconds per training step and per inference for each package, interleaved."""
-    functions = {}
-    for label, package in packages.items():
-        cases = benchmark_cases(package)
-        if arch not in cases.CASES:
-            functions[label] = large_net(package, arch, batch_size, dtype, image_size)
-            continue
-        case = dataclasses.replace(cases.CASES[arch], batch_size=batch_size)
-        x, y = cases.batch(case, dtype)
-        _, train_step, infer = cases.glassnet_trainer(case, dtype)
-        functions[label] = (lambda step=train_step: step(x, y), lambda run=infer: run(x))
+    functions = {label: steps(package, arch, batch_size, dtype, image_size) for label, package in packages.items()}
     times = {label: ([], []) for label in packages}
     for kind in (0, 1):
         for label in packages:                      # warm-up, old first (it starts its threads first)
@@ -117,6 +136,34 @@ def compare(packages, arch, batch_size, dtype, repeats, image_size=224):
             for label in packages:
                 times[label][kind].append(per_call_seconds(functions[label][kind], calls))
     return {label: (statistics.median(train), statistics.median(infer)) for label, (train, infer) in times.items()}
+
+
+def child(label, folder, settings, dtype, image_size):
+    """``--processes``' child: one package alone in this process; prints [train s, infer s] per setting."""
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(2)
+    package = import_exported(folder) if label == "old" else glassnet
+    figures = []
+    for arch, batch_size in settings:
+        train_step, infer = steps(package, arch, batch_size, dtype, image_size)
+        for function in (train_step, infer):
+            per_call_seconds(function, 3)                # warm-up: the heap's pages, the threads
+        figures.append([per_call_seconds(function, calls_for(function)) for function in (train_step, infer)])
+    print(json.dumps(figures))
+
+
+def compare_in_processes(folder, settings, args):
+    """Median seconds per training step and per inference: each repeat a fresh process for old, then one for
+    new, so neither version's threads or heap meet the other's."""
+    times = {label: [] for label in ("old", "new")}
+    for _ in range(args.repeats):
+        for label in times:
+            command = [sys.executable, __file__, "--child", label, "--old", folder, "--dtype", args.dtype,
+                       "--image-size", str(args.image_size)] + [f"{arch}:{size}" for arch, size in settings]
+            done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=1800)
+            times[label].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return [{label: tuple(statistics.median(run[index][kind] for run in runs) for kind in (0, 1))
+             for label, runs in times.items()} for index in range(len(settings))]
 
 
 def threads_line():
@@ -134,17 +181,29 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--image-size", type=int, default=224, help="H and W of a large net's input")
+    parser.add_argument("--processes", action="store_true",
+                        help="each repeat a fresh process per version, old then new, instead of both in one "
+                             "process (their BLAS threads and heaps then never meet)")
+    parser.add_argument("--child", choices=["old", "new"], help=argparse.SUPPRESS)
     parser.add_argument("settings", nargs="*", type=setting, help="NET:BATCH pairs (default: every reference setting)")
     args = parser.parse_args(argv)
+    settings = args.settings or SETTINGS
+    if args.child:
+        return child(args.child, args.old, settings, np.dtype(args.dtype), args.image_size)
     with tempfile.TemporaryDirectory() as folder:
-        packages = {"old": import_revision(args.old, folder), "new": glassnet}
-        print(f"old: {args.old}   new: working tree   dtype {args.dtype}   "
-              f"median of {args.repeats} interleaved repeats")
+        if args.processes:
+            export_revision(args.old, folder)
+            results = compare_in_processes(folder, settings, args)
+        else:
+            packages = {"old": import_revision(args.old, folder), "new": glassnet}
+            results = (compare(packages, arch, batch_size, np.dtype(args.dtype), args.repeats, args.image_size)
+                       for arch, batch_size in settings)
+        how = "processes, old then new, per repeat" if args.processes else "interleaved repeats in one process"
+        print(f"old: {args.old}   new: working tree   dtype {args.dtype}   median of {args.repeats} ({how})")
         print(f"NumPy {np.__version__}; {threads_line()}")
         print(f"{'net':8} {'batch':>5} {'train old ms':>13} {'train new ms':>13} {'new/old':>8} "
               f"{'infer old ms':>13} {'infer new ms':>13} {'new/old':>8}")
-        for arch, batch_size in args.settings or SETTINGS:
-            result = compare(packages, arch, batch_size, np.dtype(args.dtype), args.repeats, args.image_size)
+        for (arch, batch_size), result in zip(settings, results):
             (old_train, old_infer), (new_train, new_infer) = result["old"], result["new"]
             print(f"{arch:8} {batch_size:>5} {old_train * 1e3:>13.3f} {new_train * 1e3:>13.3f} "
                   f"{new_train / old_train:>8.3f} {old_infer * 1e3:>13.3f} {new_infer * 1e3:>13.3f} "
