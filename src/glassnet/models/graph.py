@@ -159,7 +159,11 @@ class Graph:
                 return arguments[0]                      # passed on as it is: run by the max pool after it
             if k in plans:
                 conv, activation = plans[k]
-                pooled = None if conv is None else conv_then_max_pool(runners[conv], runner, arguments[0])
+                pooled = None
+                if conv is not None:
+                    runners[conv].clear_cache()          # nothing of an earlier forward stays (as infer)
+                    runner.clear_cache()
+                    pooled = conv_then_max_pool(runners[conv], runner, arguments[0])
                 if pooled is None:
                     pooled = runner.infer(arguments[0] if conv is None else runners[conv].infer(arguments[0]))
                 return pooled if activation is None else runners[activation].infer(pooled, in_place=True)
