@@ -35,7 +35,8 @@ def test_the_batch_is_cut_when_it_is_large_and_every_layer_is_per_sample(monkeyp
     monkeypatch.setenv("GLASSNET_THREADS", "2")
     x, _ = batch
     assert parts_for(network().layers, x) == 2
-    assert parts_for(network().layers, x[:60]) == 1                      # under 48 samples per part
+    assert parts_for(network().layers, x[:47]) == 1                      # under 24 samples per part
+    assert parts_for(network().layers, x[:48]) == 2
     with_bn = gn.Sequential([gn.Conv2D(2, 2, 3, rng=0), gn.BatchNorm2D(2)])
     assert parts_for(with_bn.layers, x) == 1                             # batch statistics couple samples
     monkeypatch.setenv("GLASSNET_THREADS", "1")

@@ -24,7 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-MIN_PART = 48          # samples per part at least: below, thread hand-offs and the GIL eat the gain
+MIN_PART = 24          # samples per part at least: below, thread hand-offs and the GIL eat the gain (A/B in
+                       # separate processes, docs/accuracy-and-speed.md: lenet b64 0.71-0.88 of 48's time)
 # glassnet's layers that treat every sample on its own and keep their state in attributes
 PER_SAMPLE = {"Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
               "Identity", "Softmax", "Add", "Concatenate", "Multiply", "GlobalAvgPool2D", "GlobalMaxPool2D"}
