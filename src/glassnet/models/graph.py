@@ -18,7 +18,10 @@ that array. A layer called by several nodes shares its parameters; each extra ca
 *replica* (a shallow copy with its own cache and gradients, as in the batch split) and the calls'
 gradients are summed into the layer's ``grads``: one optimizer step updates the weights once.
 """
+import numpy as np
+
 from ..errors import GlassnetError
+from ..nn.layers.activations import PreActivation
 from ..nn.layers.conv_pool import conv_then_max_pool
 from ..training.replicas import replica
 
@@ -49,6 +52,7 @@ class Graph:
         for output in self.outputs:
             self.consumers[output] += 1
         self._check_every_part_used()
+        self._rectified = None                       # rectified_max_pools(), found when first asked
         self.uses = [[] for _ in self.layers]        # the nodes that call each layer
         for k, (layer_index, _) in enumerate(self.nodes):
             self.uses[layer_index].append(k)
@@ -127,10 +131,21 @@ class Graph:
     def forward(self, inputs, runners, watch=None):
         """inputs: one array per model input -> one array per model output.
 
-        ``watch(k, node inputs, output)`` is called after each node (``glassnet.see.trace``).
+        ``watch(k, node inputs, output)`` is called after each node (``glassnet.see.trace``). Without a
+        watch, a ReLU whose one reader is a max pool is applied by the pool, after the maximum
+        (``MaxPool2D.forward_rectified``: the same numbers and gradients on a quarter of the values behind a
+        2x2 pool); the ReLU's node passes its input on, and keeps it for ``positive_mask``.
         """
+        rectified = {} if watch is not None else self.rectified_max_pools()
+
         def run(k, sources, arguments, remaining):
             runner = runners[k]
+            if k in rectified and type(arguments[0]) is np.ndarray:
+                relu = rectified[k]
+                if relu is None:
+                    return runner.pass_to_max_pool(arguments[0])
+                return runner.forward_rectified(arguments[0]) if isinstance(
+                    runners[relu]._cache, PreActivation) else runner.forward(arguments[0])
             output = runner.forward(arguments if runner.merges else arguments[0])
             if watch is not None:
                 watch(k, arguments, output)
@@ -210,6 +225,17 @@ class Graph:
             if (conv, activation) != (None, None):
                 plans[p] = (conv, activation)
         return plans
+
+    def rectified_max_pools(self):
+        """{max pool node p: its ReLU node, ReLU node: None} for each ReLU whose value only a max pool reads
+        (``forward`` runs the ReLU inside the pool); found once per graph."""
+        if self._rectified is None:
+            self._rectified = {}
+            for p in range(1, len(self.nodes)):
+                if (hasattr(self._layer(p), "forward_rectified") and self._read_only_by(p - 1, p)
+                        and getattr(self._layer(p - 1), "applied_by_max_pool", False)):
+                    self._rectified.update({p: p - 1, p - 1: None})
+        return self._rectified
 
     def _layer(self, k):
         return self.layers[self.nodes[k][0]]

@@ -24,6 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ..nn.layers.activations import PartCaches
+
 MIN_PART = 24          # samples per part at least: below, thread hand-offs and the GIL eat the gain (A/B in
                        # separate processes, docs/accuracy-and-speed.md: lenet b64 0.71-0.88 of 48's time)
 # glassnet's layers that treat every sample on its own and keep their state in attributes
@@ -105,8 +107,8 @@ class BatchSplit:
             return
         for layer, uses in zip(graph.layers, graph.uses):    # what fit reads after a forward pass: ReLU masks
             layer.clear_cache()
-            if hasattr(layer, "positive_mask"):
-                layer._cache = np.concatenate([runners[uses[0]]._cache for runners in self.runners])
+            if hasattr(layer, "positive_mask"):     # joined when read (positive_mask): fit reads them, a step not
+                layer._cache = PartCaches(runners[uses[0]]._cache for runners in self.runners)
 
     def backward(self, dy, input_grad):
         """dy: dL/d(output) of the whole batch -> dL/dx (or None); the layers' grads summed over the parts."""

@@ -53,9 +53,21 @@ class ReLU(_Activation):
 
     monotone = True
     cache_read_after_backward = True      # fit's dead-unit figures read positive_mask after the step
+    applied_by_max_pool = True            # Graph.forward may run it inside the max pool it feeds
 
     def _value(self, x, in_place):
         return np.maximum(x, 0.0, out=x) if in_place else namespace(x).maximum(x, 0.0)
+
+    def pass_to_max_pool(self, x):
+        """The forward of a ReLU that the max pool reading it applies (``MaxPool2D.forward_rectified``):
+        x (N, C, H, W) passed on as it is, and kept for ``positive_mask``; backward then passes dL/dy on."""
+        self._cache = PreActivation((x,))
+        return x
+
+    def backward(self, dy):
+        if isinstance(self._cache, PreActivation):
+            return dy               # the max pool that applied this ReLU returned dL/dx, relu' included
+        return super().backward(dy)
 
     def _input_grad(self, dy, positive):
         # dy/dx = 1 where x > 0, else 0: a multiply by the mask as 0/1 (much faster in NumPy than ``where``)
@@ -64,7 +76,24 @@ class ReLU(_Activation):
     def positive_mask(self):
         """Where the latest forward's input was > 0 (bool, input shape)."""
         self._require_cache(self._cache)
-        return self._cache
+        return positive_mask(self._cache)
+
+
+class PreActivation(tuple):
+    """What a ReLU applied by a max pool keeps: (its input,), read only by ``positive_mask``."""
+
+
+class PartCaches(list):
+    """The ReLU caches of a batch split's parts, in batch order (``replicas.BatchSplit``)."""
+
+
+def positive_mask(cache):
+    """A ReLU's cache (its mask, a PreActivation, or PartCaches) -> where its input was > 0 (bool)."""
+    if isinstance(cache, PreActivation):
+        return cache[0] > 0
+    if isinstance(cache, PartCaches):
+        return np.concatenate([positive_mask(part) for part in cache])
+    return cache
 
 
 class LeakyReLU(_Activation):

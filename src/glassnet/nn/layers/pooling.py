@@ -118,6 +118,7 @@ class MaxPool2D(_Pool2D):
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, dtype=np.float64):
         super().__init__(kernel_size, stride, padding, ceil_mode, dilation, dtype)
+        self._rectified = False      # the last forward applied a ReLU after the maximum (forward_rectified)
 
     def get_config(self):
         config = super().get_config()
@@ -127,6 +128,7 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, x):
         """x: (N, C, H, W) -> (N, C, OH, OW)."""
+        self._rectified = False
         x_padded, out_hw, pads = self._padded_input(x)
         xp = namespace(x_padded)
         taps = self._taps()
@@ -136,12 +138,27 @@ class MaxPool2D(_Pool2D):
         self._cache = (x_padded, out, out_hw, pads)
         return out
 
+    def forward_rectified(self, x):
+        """``forward(relu(x))`` computed as ``relu(forward(x))`` (NumPy), for a ReLU whose one reader is this
+        pool (``Graph.forward``): the same numbers, the ReLU's passes on a quarter of the values behind a
+        2x2 pool. x: (N, C, H, W), the ReLU's input -> (N, C, OH, OW).
+
+        Exact, gradients included: where a window's maximum m is > 0, relu(x) peaks at the same taps as
+        x, so the first of them takes the gradient, and relu' = 1 there; where m <= 0, relu(x) is 0 over
+        the whole window and relu' = 0 at every tap, so the window sends nothing back. ``backward`` then
+        returns dL/dx itself (the ReLU's derivative included); the ReLU passes it on.
+        """
+        out = self.forward(x)
+        np.maximum(out, 0.0, out=out)        # out is the cached maximum: backward compares the taps to it
+        self._rectified = True
+        return out
+
     takes_maximum = True      # a monotone activation before it may run after it (Graph.infer)
 
     def infer(self, x):
         """The pooled x without what backward needs, always a new array (never a view of x)."""
         x_padded, out_hw, _ = self._padded_input(x)
-        self._cache = None
+        self._cache, self._rectified = None, False
         return self._maximum_over_views(x_padded, out_hw)
 
     def _padded_input(self, x):
@@ -174,6 +191,10 @@ class MaxPool2D(_Pool2D):
         x_padded, out, out_hw, pads = self._cache
         dy = as_gradient(dy, self.dtype)
         self._check_grad_shape(dy, out.shape)
+        if self._rectified:
+            # relu(m) with m the window's maximum: d relu / d m = 1 where m > 0 (out > 0), else 0; the
+            # windows sent nothing then route dy * 0 to their first zero tap, which adds nothing
+            dy = dy * (out > 0)
         if isinstance(x_padded, TapCopies):
             return crop_padding(self._backward_from_tap_copies(dy), pads)
         if namespace(dy) is NUMPY:
