@@ -174,3 +174,28 @@ def test_large_columns_made_block_by_block_match_torch(monkeypatch, budget, kern
     assert_matches(dx, ref_dx)
     assert_matches(conv.grads["weight"], ref_dw)
     assert_matches(conv.grads["bias"], ref_db)
+
+
+@pytest.mark.parametrize("kernel, padding, dilation", [(3, 1, 1), (5, 2, 1), ((1, 3), (0, 1), 1), ((3, 1), (1, 0), 1),
+                                                       (3, 2, 2), (2, "same", 1), (3, (2, 1), 1), (4, "same", 1),
+                                                       (1, 0, 1)])
+@pytest.mark.parametrize("shape", [(2, 3, 6, 7), (3, 2, 1, 5), (1, 4, 9, 2)])
+def test_col2im_as_flat_shifts_adds_the_same_values_in_the_same_order(kernel, padding, dilation, shape):
+    # stride 1 with the output as wide as the input: each tap one flat shift of the (N, OH*OW) blocks
+    from glassnet.nn.layers.windows import col2im, col2im_same_width, crop_padding
+    conv = gn.Conv2D(shape[1], 2, kernel, padding=padding, dilation=dilation, rng=0)
+    N, C, H, W = shape
+    top, bottom, left, right = conv.pads
+    OH, OW = conv.output_shape(shape[1:])[1:]
+    assert OW == W
+    padded = (N, C, H + top + bottom, W + left + right)
+    dcols = np.random.default_rng(1).standard_normal((C * conv.kernel_size[0] * conv.kernel_size[1], N * OH * OW))
+    expected = crop_padding(col2im(dcols, padded, conv.kernel_size, (1, 1), (OH, OW), conv.dilation), conv.pads)
+    ours = col2im_same_width(dcols.copy(), shape, conv.kernel_size, conv.pads, (OH, OW), conv.dilation)
+    np.testing.assert_array_equal(ours, expected)
+    assert ours.flags.c_contiguous
+    loop = np.zeros(padded)                                      # every column entry back onto its pixel
+    cols = dcols.reshape(C, conv.kernel_size[0], conv.kernel_size[1], N, OH, OW)
+    for c, r, s, n, y, x in itertools.product(*map(range, cols.shape)):
+        loop[n, c, y + r * conv.dilation[0], x + s * conv.dilation[1]] += cols[c, r, s, n, y, x]
+    np.testing.assert_allclose(ours, crop_padding(loop, conv.pads), rtol=1e-12, atol=1e-12)

@@ -9,6 +9,8 @@ pixels read by every window form one strided view of the image,
 NumPy's inner loops long and contiguous, with no Python work per window or sample.
 Written against the Array API standard (``xp`` is the arrays' namespace, see ``backend.py``).
 """
+import numpy as np
+
 from ...backend import add_into, contiguous, device_of, namespace, pad_spatial
 
 
@@ -93,6 +95,40 @@ def col2im(dcols, padded_shape, kernel, stride, out_hw, dilation=(1, 1)):
     for k, i, j in kernel_offsets(kernel, dilation):
         add_into(dx_by_channel, offset_key(i, j, stride, out_hw), dcols[:, k, ...])
     return contiguous(xp, xp.permute_dims(dx_by_channel, (1, 0, 2, 3)))          # (N, C, Hp, Wp)
+
+
+def col2im_same_width(dcols, input_shape, kernel, pads, out_hw, dilation=(1, 1)):
+    """``crop_padding(col2im(...))`` for stride 1 when the output is as wide as the input (OW = W, as in
+    a "same" convolution), NumPy: (C*KH*KW, N*OH*OW) -> dL/dx (N, C, H, W), contiguous. The same sums in
+    the same order (bit for bit); **dcols is overwritten** (entries no pixel reads are set to 0).
+
+    With OW = W an output row and an input row have the same length, so in each (N, OH*OW) block of the
+    columns a tap's whole gradient is one flat shift of the image: pixel p = y*W + x collects column entry
+    p - s, with s = (i - top) * W + (j - left) for tap offset (i, j). One add over long contiguous rows per
+    tap, straight into dL/dx (no padded buffer to crop, no transpose). A shift by j - left columns carries
+    a row's last (or first) entries into the next (or previous) row; those are exactly the entries that
+    lie in the padding, so they are set to 0 first and add nothing.
+    """
+    N, C, H, W = input_shape
+    (kh, kw), (OH, OW) = kernel, out_hw
+    top, _, left, _ = pads
+    dcols_by_tap = dcols.reshape(C, kh * kw, N, OH, OW)
+    dcols_flat = dcols.reshape(C, kh * kw, N, OH * OW)
+    dx = np.zeros((N, C, H * W), dtype=dcols.dtype)
+    dx_by_channel = dx.transpose(1, 0, 2)                                     # (C, N, H*W) view
+    for k, i, j in kernel_offsets(kernel, dilation):
+        column_shift = j - left
+        if column_shift < 0:                      # columns ox < left - j read the left padding
+            dcols_by_tap[:, k, :, :, :-column_shift] = 0
+        elif column_shift > 0:                    # columns ox >= W - (j - left) read the right padding
+            dcols_by_tap[:, k, :, :, OW - column_shift:] = 0
+        shift = (i - top) * W + column_shift
+        first, end = max(0, -shift), min(OH * OW, H * W - shift)
+        if end > first:
+            # dx[p] += dcols[p - shift]: rows that leave the image top or bottom fall outside [0, H*W)
+            target = dx_by_channel[:, :, first + shift:end + shift]
+            np.add(target, dcols_flat[:, k, :, first:end], out=target)
+    return dx.reshape(N, C, H, W)
 
 
 def im2col_by_sample(x_padded, kernel, stride, out_hw, dilation=(1, 1)):
