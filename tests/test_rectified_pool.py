@@ -13,7 +13,7 @@ import torch
 
 import glassnet as gn
 from glassnet.models import presets
-from glassnet.nn.layers.activations import PreActivation
+from glassnet.nn.layers.activations import PartCaches, PreActivation
 from reference import assert_matches
 
 
@@ -24,36 +24,42 @@ def test_relu_then_max_equals_max_then_relu_and_its_gradient_by_hand():
     assert np.argmax(np.maximum(window, 0)) == np.argmax(window) == 1
 
 
-def conv_relu_pool(pool):
-    inputs = gn.Input((2, 9, 9))
-    h = gn.ReLU()(gn.Conv2D(2, 3, 3, padding=1, rng=0)(inputs))
-    return gn.Model(inputs, gn.Dense(3 * pool.output_shape((3, 9, 9))[1] * pool.output_shape((3, 9, 9))[2], 4,
-                                     rng=1)(gn.Flatten()(pool(h))))
+def conv_relu_pool(pool, size, conv):
+    inputs = gn.Input((2, size, size))
+    h = gn.ReLU()(gn.Conv2D(2, 3, rng=0, **conv)(inputs))
+    pooled = pool(h)
+    return gn.Model(inputs, gn.Dense(int(np.prod(pooled.shape)), 4, rng=1)(gn.Flatten()(pooled)))
 
 
-def awkward_batch(rng, n):
+def awkward_batch(rng, n, size):
     """Inputs whose convolution gives ties, exact zeros and windows with no positive value."""
-    x = np.round(rng.standard_normal((n, 2, 9, 9)) * 2) / 2
+    x = np.round(rng.standard_normal((n, 2, size, size)) * 2) / 2
     x[0] = 0.0                                        # every pre-activation of sample 0 equals the bias
     x[1, :, :4, :4] = -5.0
     return x
 
 
-@pytest.mark.parametrize("pool", [lambda: gn.MaxPool2D(2), lambda: gn.MaxPool2D(3, stride=2, padding=1),
-                                  lambda: gn.MaxPool2D(2, ceil_mode=True), lambda: gn.MaxPool2D(3, stride=1),
-                                  lambda: gn.MaxPool2D(2, dilation=2)],
-                         ids=["2x2", "3x3-s2-p1", "ceil", "3x3-s1", "dilated"])
+POOLS = {"2x2": lambda: gn.MaxPool2D(2), "3x3-s2-p1": lambda: gn.MaxPool2D(3, stride=2, padding=1),
+         "ceil": lambda: gn.MaxPool2D(2, ceil_mode=True), "3x3-s1": lambda: gn.MaxPool2D(3, stride=1),
+         "dilated": lambda: gn.MaxPool2D(2, dilation=2), "2x3": lambda: gn.MaxPool2D((2, 3))}
+CONVS = {"3x3-p1": {"kernel_size": 3, "padding": 1}, "3x3-s2": {"kernel_size": 3, "stride": 2, "padding": 1},
+         "3x3-d2": {"kernel_size": 3, "dilation": 2, "padding": 2}}
+
+
+@pytest.mark.parametrize("pool", POOLS, ids=list(POOLS))
+@pytest.mark.parametrize("size", [9, 12])
+@pytest.mark.parametrize("conv", CONVS, ids=list(CONVS))
 @pytest.mark.parametrize("mode", ["train", "eval"])
-def test_a_pool_applying_the_relu_matches_pytorch(pool, mode):
-    model = conv_relu_pool(pool())
+def test_a_pool_applying_the_relu_matches_pytorch(pool, size, conv, mode):
+    model = conv_relu_pool(POOLS[pool](), size, CONVS[conv])
     getattr(model, mode)()
     assert model.graph.rectified_max_pools() == {2: 1, 1: None}
     torch_model = gn.to_torch(model)
     getattr(torch_model, mode)()
     rng = np.random.default_rng(4)
-    x, dy = awkward_batch(rng, 5), rng.standard_normal((5, 4))
+    x, dy = awkward_batch(rng, 5, size), rng.standard_normal((5, 4))
     out = model.forward(x)
-    assert isinstance(model.layers[1]._cache, PreActivation)       # the pool applied the ReLU
+    assert isinstance(model.layers[1]._cache, PreActivation)        # the pool applied the ReLU
     dx = model.backward(dy)
     x_t = torch.tensor(x, requires_grad=True)
     out_t = torch_model(x_t)
@@ -83,7 +89,7 @@ def run_step(model, x, dy):
 
 @pytest.mark.parametrize("arch, batch", [("lenet", 7), ("lenet", 64), ("simple", 100), ("colour", 50)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_the_same_bits_as_the_relu_on_its_own(monkeypatch, arch, batch, dtype):
+def test_the_same_bits_as_the_layers_one_by_one(monkeypatch, arch, batch, dtype):
     monkeypatch.setenv("GLASSNET_THREADS", "2")         # b64 and up: the batch split, its masks joined
     shape = (3, 32, 32) if arch == "colour" else (1, 28, 28)
     x = np.random.default_rng(5).standard_normal((batch,) + shape).astype(dtype)
@@ -92,9 +98,13 @@ def test_the_same_bits_as_the_relu_on_its_own(monkeypatch, arch, batch, dtype):
     plain = presets.build(arch, shape, 10, seed=2, dtype=dtype)
     monkeypatch.setattr(plain.graph, "rectified_max_pools", lambda: {})
     assert len(fused.graph.rectified_max_pools()) == {"lenet": 4, "simple": 2, "colour": 6}[arch]
+    first_relu = fused.layers[1]
     for _ in range(2):                                  # a second step after the first: nothing stale
-        for ours, theirs in zip(run_step(fused, x, dy), run_step(plain, x, dy)):
-            np.testing.assert_array_equal(ours, theirs)
+        ours, theirs = run_step(fused, x, dy), run_step(plain, x, dy)
+        kept = first_relu._cache                        # its input (in parts when the batch was split)
+        assert all(isinstance(part, PreActivation) for part in (kept if isinstance(kept, PartCaches) else [kept]))
+        for a, b in zip(ours, theirs):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_a_relu_read_by_another_node_or_traced_runs_on_its_own():
