@@ -180,9 +180,11 @@ def test_large_columns_made_block_by_block_match_torch(monkeypatch, budget, kern
                                                        (3, 2, 2), (2, "same", 1), (3, (2, 1), 1), (4, "same", 1),
                                                        (1, 0, 1)])
 @pytest.mark.parametrize("shape", [(2, 3, 6, 7), (3, 2, 1, 5), (1, 4, 9, 2)])
-def test_col2im_as_flat_shifts_adds_the_same_values_in_the_same_order(kernel, padding, dilation, shape):
-    # stride 1 with the output as wide as the input: each tap one flat shift of the (N, OH*OW) blocks
-    from glassnet.nn.layers.windows import col2im, col2im_same_width, crop_padding
+def test_im2col_and_col2im_as_flat_shifts_give_the_same_values(kernel, padding, dilation, shape):
+    # stride 1 with the output as wide as the input: each tap one flat shift of the (N, OH*OW) blocks;
+    # col2im adds the same values in the same order
+    from glassnet.nn.layers.windows import (col2im, col2im_same_width, crop_padding, im2col, im2col_same_width,
+                                            pad_images)
     conv = gn.Conv2D(shape[1], 2, kernel, padding=padding, dilation=dilation, rng=0)
     N, C, H, W = shape
     top, bottom, left, right = conv.pads
@@ -191,6 +193,9 @@ def test_col2im_as_flat_shifts_adds_the_same_values_in_the_same_order(kernel, pa
     padded = (N, C, H + top + bottom, W + left + right)
     dcols = np.random.default_rng(1).standard_normal((C * conv.kernel_size[0] * conv.kernel_size[1], N * OH * OW))
     expected = crop_padding(col2im(dcols, padded, conv.kernel_size, (1, 1), (OH, OW), conv.dilation), conv.pads)
+    x = np.random.default_rng(2).standard_normal(shape)
+    np.testing.assert_array_equal(im2col_same_width(x, conv.kernel_size, conv.pads, (OH, OW), conv.dilation),
+                                  im2col(pad_images(x, conv.pads), conv.kernel_size, (1, 1), (OH, OW), conv.dilation))
     ours = col2im_same_width(dcols.copy(), shape, conv.kernel_size, conv.pads, (OH, OW), conv.dilation)
     np.testing.assert_array_equal(ours, expected)
     assert ours.flags.c_contiguous

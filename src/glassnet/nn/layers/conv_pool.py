@@ -23,7 +23,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ...backend import NUMPY, namespace
 from .conv import grouped_matmul
-from .windows import im2col, pad_images
+from .windows import pad_images
 
 
 def conv_then_max_pool(conv, pool, x):
@@ -36,17 +36,17 @@ def conv_then_max_pool(conv, pool, x):
     x_padded = pad_images(x, conv.pads)
     route = conv._route(NUMPY, x_padded, conv_hw)
     if route == "columns":
-        return _through_columns(conv, pool, x_padded, conv_hw)
+        return _through_columns(conv, pool, x, x_padded, conv_hw)
     window = tiling_window(pool, conv_hw)
     if route == "by_sample" and window is not None:
         return _by_window_place(conv, window, x_padded, conv_hw)
     return None
 
 
-def _through_columns(conv, pool, x_padded, conv_hw):
+def _through_columns(conv, pool, x, x_padded, conv_hw):
     """The column way: (F, N*OH*OW) pooled as (F, N, OH, OW), then (N, F, PH, PW) and the bias."""
     N, F = x_padded.shape[0], conv.out_channels
-    cols = im2col(x_padded, conv.kernel_size, conv.stride, conv_hw, conv.dilation)       # (C*kh*kw, N*OH*OW)
+    cols = conv.columns(x, x_padded, conv_hw)                                           # (C*kh*kw, N*OH*OW)
     out = grouped_matmul(np.reshape(conv.params["weight"], (F, -1)), cols, conv.groups)   # (F, N*OH*OW)
     pooled = pool.infer(np.reshape(out, (F, N) + tuple(conv_hw)))                         # (F, N, PH, PW)
     return conv._add_bias(np.ascontiguousarray(np.transpose(pooled, (1, 0, 2, 3))))

@@ -97,6 +97,36 @@ def col2im(dcols, padded_shape, kernel, stride, out_hw, dilation=(1, 1)):
     return contiguous(xp, xp.permute_dims(dx_by_channel, (1, 0, 2, 3)))          # (N, C, Hp, Wp)
 
 
+def im2col_same_width(x, kernel, pads, out_hw, dilation=(1, 1)):
+    """``im2col(pad_images(x, pads), ...)`` for stride 1 when the output is as wide as the input (OW = W),
+    NumPy: (N, C, H, W) -> (C*KH*KW, N*OH*OW), the same values, without padding x first.
+
+    The adjoint of ``col2im_same_width``: with OW = W, tap (i, j)'s columns are x's rows shifted by
+    s = (i - top) * W + (j - left) as one flat run per (channel, sample), so each tap is one copy of long
+    contiguous rows. The entries that read the padding are set to 0: those before or after the image
+    (rows above or below it) and the first or last columns of each row that a shift carries across an
+    edge.
+    """
+    N, C, H, W = x.shape
+    (kh, kw), (OH, OW) = kernel, out_hw
+    top, _, left, _ = pads
+    cols = np.empty((C, kh * kw, N, OH * OW), dtype=x.dtype)
+    cols_by_tap = cols.reshape(C, kh * kw, N, OH, OW)
+    x_by_channel = x.reshape(N, C, H * W).transpose(1, 0, 2)                   # (C, N, H*W) view
+    for k, i, j in kernel_offsets(kernel, dilation):
+        column_shift = j - left
+        shift = (i - top) * W + column_shift
+        first, end = max(0, -shift), max(max(0, -shift), min(OH * OW, H * W - shift))
+        cols[:, k, :, :first] = 0                    # rows above the image
+        cols[:, k, :, end:] = 0                      # rows below it
+        cols[:, k, :, first:end] = x_by_channel[:, :, first + shift:end + shift]
+        if column_shift < 0:                         # columns ox < left - j read the left padding
+            cols_by_tap[:, k, :, :, :-column_shift] = 0
+        elif column_shift > 0:                       # columns ox >= W - (j - left) read the right padding
+            cols_by_tap[:, k, :, :, OW - column_shift:] = 0
+    return cols.reshape(C * kh * kw, N * OH * OW)
+
+
 def col2im_same_width(dcols, input_shape, kernel, pads, out_hw, dilation=(1, 1)):
     """``crop_padding(col2im(...))`` for stride 1 when the output is as wide as the input (OW = W, as in
     a "same" convolution), NumPy: (C*KH*KW, N*OH*OW) -> dL/dx (N, C, H, W), contiguous. The same sums in
