@@ -205,14 +205,15 @@ class Conv2D(Layer):
             out = self._add_bias(pointwise_forward(x_read, weight))
             self._cache = (x_read, tuple(x.shape), (N, OH, OW))
             return out
-        x_padded = pad_images(x, self.pads)
-        if self.depthwise:
+        route = "depthwise" if self.depthwise else self._route(xp, x, (OH, OW))   # (x's N, C and dtype: the
+        # padded input's); the columns as flat shifts of x need no padded copy
+        x_padded = None if route == "columns" and self._flat_columns(x, (OH, OW)) else pad_images(x, self.pads)
+        if route == "depthwise":
             out = depthwise_forward(x_padded, weight, F // self.groups, self.stride, self.dilation, (OH, OW))
             if self.use_bias:
                 out = out + xp.reshape(self.params["bias"], (1, F, 1, 1))
             self._cache = (x_padded, tuple(x_padded.shape), (N, OH, OW))
             return out
-        route = self._route(xp, x_padded, (OH, OW))
         if route == "winograd":
             # F(2x2, 3x3): 16 products per 2x2 outputs instead of 36 (winograd.py)
             out = self._add_bias(winograd_forward(x_padded, winograd_weights(weight), (OH, OW), BLOCKED_COLUMN_BYTES))
@@ -238,16 +239,23 @@ class Conv2D(Layer):
         # backward needs the columns again; kept, they cost kh*kw times the input's memory, so only the
         # (padded) input is kept and the columns are made again there (see COLUMN_MEMORY)
         keep = COLUMN_MEMORY == "keep" or (COLUMN_MEMORY == "auto" and cols_bytes(cols) <= KEPT_COLUMN_BYTES)
-        self._cache = (cols if keep else x_padded, tuple(x_padded.shape), (N, OH, OW))
+        if not keep and x_padded is None:
+            x_padded = pad_images(x, self.pads)
+        top, bottom, left, right = self.pads
+        padded_shape = (N, x.shape[1], x.shape[2] + top + bottom, x.shape[3] + left + right)
+        self._cache = (cols if keep else x_padded, padded_shape, (N, OH, OW))
         return contiguous(xp, xp.permute_dims(xp.reshape(out, (F, N, OH, OW)), (1, 0, 2, 3)))  # (N, F, OH, OW)
 
     def columns(self, x, x_padded, out_hw):
         """im2col's columns (C*kh*kw, N*OH*OW) of x; NumPy with stride 1 and an output as wide as the
         input: as flat shifts of x itself (``im2col_same_width``, the same values; lenet's second
         convolution b32 0.72 -> 0.28 ms)."""
-        if namespace(x) is NUMPY and self.stride == (1, 1) and out_hw[1] == x.shape[3]:
+        if self._flat_columns(x, out_hw):
             return im2col_same_width(x, self.kernel_size, self.pads, out_hw, self.dilation)
         return im2col(x_padded, self.kernel_size, self.stride, out_hw, self.dilation)
+
+    def _flat_columns(self, x, out_hw):
+        return namespace(x) is NUMPY and self.stride == (1, 1) and out_hw[1] == x.shape[3]
 
     def checked_input(self, x):
         """x as an array of this layer's dtype, checked to be (N, C, H, W) where the weights are."""
