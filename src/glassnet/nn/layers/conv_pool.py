@@ -33,10 +33,11 @@ def conv_then_max_pool(conv, pool, x):
         return None
     x = conv.checked_input(x)
     conv_hw = conv._spatial_output(*x.shape[2:])
-    x_padded = pad_images(x, conv.pads)
-    route = conv._route(NUMPY, x_padded, conv_hw)
+    route = conv._route(NUMPY, x, conv_hw)                # (x's N, C and dtype: the padded input's)
     if route == "columns":
+        x_padded = None if conv._flat_columns(x, conv_hw) else pad_images(x, conv.pads)
         return _through_columns(conv, pool, x, x_padded, conv_hw)
+    x_padded = pad_images(x, conv.pads)
     window = tiling_window(pool, conv_hw)
     if route == "by_sample" and window is not None:
         return _by_window_place(conv, window, x_padded, conv_hw)
@@ -45,7 +46,7 @@ def conv_then_max_pool(conv, pool, x):
 
 def _through_columns(conv, pool, x, x_padded, conv_hw):
     """The column way: (F, N*OH*OW) pooled as (F, N, OH, OW), then (N, F, PH, PW) and the bias."""
-    N, F = x_padded.shape[0], conv.out_channels
+    N, F = x.shape[0], conv.out_channels
     cols = conv.columns(x, x_padded, conv_hw)                                           # (C*kh*kw, N*OH*OW)
     out = grouped_matmul(np.reshape(conv.params["weight"], (F, -1)), cols, conv.groups)   # (F, N*OH*OW)
     pooled = pool.infer(np.reshape(out, (F, N) + tuple(conv_hw)))                         # (F, N, PH, PW)
