@@ -146,7 +146,13 @@ class SGD(Optimizer):
         if self.momentum == 0:
             return self.lr * g
         buf = self.state.get(name)
-        buf = namespace(g).asarray(g, copy=True) if buf is None else self.momentum * buf + (1 - self.dampening) * g
+        if type(buf) is np.ndarray and type(g) is np.ndarray and buf.dtype == g.dtype:
+            # in place, the same arithmetic: buf = momentum * buf + (1 - dampening) * g (the factor skipped
+            # when it is 1: g * 1.0 is g)
+            buf *= self.momentum
+            buf += (1 - self.dampening) * g if self.dampening else g
+        else:
+            buf = namespace(g).asarray(g, copy=True) if buf is None else self.momentum * buf + (1 - self.dampening) * g
         self.state[name] = buf
         direction = g + self.momentum * buf if self.nesterov else buf
         return self.lr * direction
