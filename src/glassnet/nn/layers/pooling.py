@@ -191,12 +191,12 @@ class MaxPool2D(_Pool2D):
         x_padded, out, out_hw, pads = self._cache
         dy = as_gradient(dy, self.dtype)
         self._check_grad_shape(dy, out.shape)
+        if isinstance(x_padded, TapCopies):
+            return crop_padding(self._backward_from_tap_copies(dy), pads)
         if self._rectified:
             # relu(m) with m the window's maximum: d relu / d m = 1 where m > 0 (out > 0), else 0; the
             # windows sent nothing then route dy * 0 to their first zero tap, which adds nothing
             dy = dy * (out > 0)
-        if isinstance(x_padded, TapCopies):
-            return crop_padding(self._backward_from_tap_copies(dy), pads)
         if namespace(dy) is NUMPY:
             return crop_padding(self._numpy_backward(dy), pads)
         xp = namespace(dy)
@@ -240,7 +240,10 @@ class MaxPool2D(_Pool2D):
         tiled = self.dilation == (1, 1) and all(o * s == size and s == k for o, s, size, k in zip(
             out_hw, self.stride, padded_shape[2:], self.kernel_size))
         dx_padded = (np.empty if tiled else np.zeros)(padded_shape, dtype=self.dtype)
-        wins, taken, routed = np.empty(out.shape, dtype=bool), None, np.empty(out.shape, dtype=self.dtype)
+        wins = np.empty(out.shape, dtype=bool)
+        # windows already routed; after a ReLU applied here (forward_rectified), the windows whose maximum is
+        # <= 0 count as routed from the start: relu' = 0 there, so every tap of theirs gets 0
+        taken = out <= 0 if self._rectified else None
         for k, i, j in self._taps():
             np.equal(copies[k], out, out=wins)
             if taken is None:
@@ -249,8 +252,7 @@ class MaxPool2D(_Pool2D):
                 np.greater(wins, taken, out=wins)                          # wins and not taken
                 taken |= wins
             # d max / d x = 1 at the window's first maximum, 0 elsewhere
-            np.multiply(dy, wins, out=routed)
-            offset_view(dx_padded, i, j, self.stride, out_hw)[...] = routed
+            np.multiply(dy, wins, out=offset_view(dx_padded, i, j, self.stride, out_hw))
         return dx_padded
 
     def _numpy_backward(self, dy):
