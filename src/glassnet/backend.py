@@ -127,8 +127,13 @@ def float_dtype(xp, dtype):
     return getattr(xp, np.dtype(dtype).name)
 
 
+FLOAT32, FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
 def numpy_dtype(dtype):
     """The NumPy float dtype with the precision of any library's ``dtype`` (float32 or float64)."""
+    if dtype is FLOAT32 or dtype is FLOAT64:                 # NumPy's own (its dtypes are single objects)
+        return dtype
     text = str(dtype)
     if "float32" in text:
         return np.dtype(np.float32)
@@ -156,10 +161,11 @@ def add_into(array, key, value):
 def pad_spatial(xp, x, pads, value=0.0):
     """Pad the last two axes of (N, C, H, W) by (top, bottom, left, right) with ``value``."""
     top, bottom, left, right = pads
-    if xp is NUMPY:
-        return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=value)
     N, C, H, W = x.shape
-    padded = xp.full((N, C, H + top + bottom, W + left + right), value, dtype=x.dtype, device=device_of(x))
+    if xp is NUMPY:           # (np.pad does the same in many more steps: 59 against 11 us for lenet's input)
+        padded = np.full((N, C, H + top + bottom, W + left + right), value, dtype=x.dtype)
+    else:
+        padded = xp.full((N, C, H + top + bottom, W + left + right), value, dtype=x.dtype, device=device_of(x))
     padded[:, :, top:top + H, left:left + W] = x
     return padded
 
