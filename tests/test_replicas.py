@@ -34,9 +34,11 @@ def batch():
 def test_the_batch_is_cut_when_it_is_large_and_every_layer_is_per_sample(monkeypatch, batch):
     monkeypatch.setenv("GLASSNET_THREADS", "2")
     x, _ = batch
-    assert parts_for(network().layers, x) == 2
+    assert parts_for(network().layers, x[:128]) == 2
     assert parts_for(network().layers, x[:47]) == 1                      # under 24 samples per part
     assert parts_for(network().layers, x[:48]) == 2
+    assert parts_for(network().layers, x) == 3                           # over 64 a part: more parts than
+    assert parts_for(network().layers, np.concatenate([x, x])) == 5      # threads, each thread takes the next
     with_bn = gn.Sequential([gn.Conv2D(2, 2, 3, rng=0), gn.BatchNorm2D(2)])
     assert parts_for(with_bn.layers, x) == 1                             # batch statistics couple samples
     monkeypatch.setenv("GLASSNET_THREADS", "1")
@@ -102,7 +104,7 @@ def test_a_graph_model_split_over_threads_computes_what_one_pass_computes(monkey
     whole = one_step(graph_network(), x, y)
     monkeypatch.setenv("GLASSNET_THREADS", "2")
     model = graph_network()
-    assert parts_for(model.layers, x) == 2
+    assert parts_for(model.layers, x) == 3            # 150 samples: three parts of 50 over the two threads
     loss = gn.SoftmaxCrossEntropy()
     value = loss.forward(model.forward(x), y)
     assert isinstance(model._pass, BatchSplit)

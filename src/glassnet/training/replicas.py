@@ -13,12 +13,17 @@ Measured on this 2-core machine (float32, interleaved A/B against one pass, ms p
 simple, batch 100: 18.2 -> 15.0; lenet, batch 256: 70.2 -> 59.3. Batches under 96 stay whole:
 split in two, lenet at batch 64 did not gain.
 
+A thread's share of more than ``MAX_PART`` samples is cut again: the parts outnumber the threads, and
+each thread takes the next part left until none is (lenet b512 training 0.73-0.91 of the time, simple
+b512 0.75-0.79).
+
 Used for NumPy models in which every layer treats samples independently (no BatchNorm2D, whose
 statistics couple the batch, and no Dropout, whose masks come from one generator), on batches of at
 least ``MIN_PART`` samples per part, when threadpoolctl is installed and more than one CPU is usable.
 ``GLASSNET_THREADS=1`` turns it off.
 """
 import copy
+import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -28,6 +33,8 @@ from ..nn.layers.activations import PartCaches
 
 MIN_PART = 24          # samples per part at least: below, thread hand-offs and the GIL eat the gain (A/B in
                        # separate processes, docs/accuracy-and-speed.md: lenet b64 0.71-0.88 of 48's time)
+MAX_PART = 64          # samples per part at most: a lenet step costs 257 us a sample at 64, 294 at 128 (one
+                       # thread, interleaved): a part's arrays stay nearer the caches
 # glassnet's layers that treat every sample on its own and keep their state in attributes
 PER_SAMPLE = {"Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
               "Identity", "Softmax", "Add", "Concatenate", "Multiply", "GlobalAvgPool2D", "GlobalMaxPool2D"}
@@ -71,13 +78,22 @@ def _blas_controller():
 
 
 def _run(parts, work):
-    """``work(k)`` for k in range(parts), the first on this thread, the others on the pool; BLAS at 1 thread."""
+    """``work(k)`` for k in range(parts) on this thread and ``thread_count() - 1`` of the pool's, each taking
+    the next part not yet taken until none is left; BLAS at 1 thread."""
     global _pool
-    if _pool is None or _pool._max_workers < parts - 1:
-        _pool = ThreadPoolExecutor(max_workers=parts - 1, thread_name_prefix="glassnet")
+    helpers = min(parts, thread_count()) - 1
+    if _pool is None or _pool._max_workers < helpers:
+        _pool = ThreadPoolExecutor(max_workers=helpers, thread_name_prefix="glassnet")
+    next_part = itertools.count()                # next() on it is atomic under the GIL: no part runs twice
+
+    def take_parts():
+        for k in iter(lambda: next(next_part), None):
+            if k >= parts:
+                return
+            work(k)
     with _blas_controller().limit(limits=1, user_api="blas"):
-        pending = [_pool.submit(work, k) for k in range(1, parts)]
-        work(0)
+        pending = [_pool.submit(take_parts) for _ in range(helpers)]
+        take_parts()
         for future in pending:
             future.result()                     # a thread's exception is raised here
 
@@ -131,12 +147,14 @@ def replica(layer):
 
 
 def parts_for(layers, x):
-    """How many parts to cut the batch ``x`` into (1: run as usual)."""
+    """How many parts to cut the batch ``x`` into (1: run as usual): one per thread, and more where a
+    thread's share passes ``MAX_PART`` samples (each thread then runs several parts one after the other)."""
     if type(x) is not np.ndarray or x.shape[0] < 2 * MIN_PART:     # checked first: runs on every forward
         return 1
-    parts = min(thread_count(), x.shape[0] // MIN_PART)
-    if parts < 2 or _blas_controller() is None:
+    threads = min(thread_count(), x.shape[0] // MIN_PART)
+    if threads < 2 or _blas_controller() is None:
         return 1
+    parts = max(threads, -(-x.shape[0] // MAX_PART))
     if any(type(layer).__name__ not in PER_SAMPLE for layer in layers):
         return 1
     if any(type(value) is not np.ndarray for layer in layers for value in layer.params.values()):
