@@ -10,8 +10,9 @@ GEMM over the whole batch, written as a sum of two GEMMs over its halves (the sa
 the order of floating-point sums).
 
 Measured on this 2-core machine (float32, interleaved A/B against one pass, ms per training step):
-simple, batch 100: 18.2 -> 15.0; lenet, batch 256: 70.2 -> 59.3. Batches under 96 stay whole:
-split in two, lenet at batch 64 did not gain.
+simple, batch 100: 18.2 -> 15.0; lenet, batch 256: 70.2 -> 59.3. Batches under ``2 * MIN_PART`` stay
+whole (lenet at batch 64 runs as two parts of 32: 0.71-0.88 of the time of one pass, A/B in separate
+processes; docs/accuracy-and-speed.md).
 
 A thread's share of more than ``MAX_PART`` samples is cut again: the parts outnumber the threads, and
 each thread takes the next part left until none is (lenet b512 training 0.73-0.91 of the time, simple
