@@ -99,6 +99,11 @@ class Model:
         """One forward pass; ``keep``: what backward needs stays in the layers (``forward``) or not (``infer``)."""
         inputs = self._checked_inputs(x)
         self._pass = None
+        # what fit read after the last step (a ReLU's mask, or its input when a max pool applied it) goes
+        # before this pass makes its own arrays
+        for layer in self.layers:
+            if getattr(layer, "cache_read_after_backward", False):
+                layer.clear_cache()
         keep_freed_memory()                       # once per process: see heap.py
         if len(inputs) == 1:
             parts = parts_for(self.layers, inputs[0])
