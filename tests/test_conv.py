@@ -178,7 +178,7 @@ def test_large_columns_made_block_by_block_match_torch(monkeypatch, budget, kern
 
 @pytest.mark.parametrize("kernel, padding, dilation", [(3, 1, 1), (5, 2, 1), ((1, 3), (0, 1), 1), ((3, 1), (1, 0), 1),
                                                        (3, 2, 2), (2, "same", 1), (3, (2, 1), 1), (4, "same", 1),
-                                                       (1, 0, 1)])
+                                                       (1, 0, 1), (7, 3, 1)])     # 7: shifts wider than W = 2
 @pytest.mark.parametrize("shape", [(2, 3, 6, 7), (3, 2, 1, 5), (1, 4, 9, 2)])
 def test_im2col_and_col2im_as_flat_shifts_give_the_same_values(kernel, padding, dilation, shape):
     # stride 1 with the output as wide as the input: each tap one flat shift of the (N, OH*OW) blocks;

@@ -97,33 +97,45 @@ def col2im(dcols, padded_shape, kernel, stride, out_hw, dilation=(1, 1)):
     return contiguous(xp, xp.permute_dims(dx_by_channel, (1, 0, 2, 3)))          # (N, C, Hp, Wp)
 
 
+def flat_shifts(input_hw, kernel, pads, out_hw, dilation=(1, 1)):
+    """The taps of a stride-1 convolution whose output is as wide as its input (OW = W), as flat shifts:
+    [(k, shift, first, end, padding_columns)], output position q in [first, end) of an (OH*OW) block reading
+    input pixel q + shift, shift = (i - top) * W + (j - left) for tap offset (i, j).
+
+    A shift by j - left columns carries a row's last (or first) positions across the row's edge into the
+    next (or previous) row: exactly the output columns ``padding_columns`` (a slice, or None), whose tap
+    reads the left or right padding. With those entries 0, one flat copy or add over a whole (N, OH*OW)
+    block is right; positions whose pixel lies above or below the image fall outside [first, end).
+    """
+    (H, W), (OH, OW) = input_hw, out_hw
+    top, _, left, _ = pads
+    taps = []
+    for k, i, j in kernel_offsets(kernel, dilation):
+        column_shift = j - left
+        padding_columns = (slice(None, -column_shift) if column_shift < 0 else
+                           slice(max(0, OW - column_shift), None) if column_shift > 0 else None)
+        shift = (i - top) * W + column_shift
+        first = max(0, -shift)
+        taps.append((k, shift, first, max(first, min(OH * OW, H * W - shift)), padding_columns))
+    return taps
+
+
 def im2col_same_width(x, kernel, pads, out_hw, dilation=(1, 1)):
     """``im2col(pad_images(x, pads), ...)`` for stride 1 when the output is as wide as the input (OW = W),
-    NumPy: (N, C, H, W) -> (C*KH*KW, N*OH*OW), the same values, without padding x first.
-
-    The adjoint of ``col2im_same_width``: with OW = W, tap (i, j)'s columns are x's rows shifted by
-    s = (i - top) * W + (j - left) as one flat run per (channel, sample), so each tap is one copy of long
-    contiguous rows. The entries that read the padding are set to 0: those before or after the image
-    (rows above or below it) and the first or last columns of each row that a shift carries across an
-    edge.
+    NumPy: (N, C, H, W) -> (C*KH*KW, N*OH*OW), the same values, without padding x first: each tap one copy
+    of long contiguous rows (``flat_shifts``), then the entries that read the padding set to 0.
     """
     N, C, H, W = x.shape
     (kh, kw), (OH, OW) = kernel, out_hw
-    top, _, left, _ = pads
     cols = np.empty((C, kh * kw, N, OH * OW), dtype=x.dtype)
     cols_by_tap = cols.reshape(C, kh * kw, N, OH, OW)
     x_by_channel = x.reshape(N, C, H * W).transpose(1, 0, 2)                   # (C, N, H*W) view
-    for k, i, j in kernel_offsets(kernel, dilation):
-        column_shift = j - left
-        shift = (i - top) * W + column_shift
-        first, end = max(0, -shift), max(max(0, -shift), min(OH * OW, H * W - shift))
+    for k, shift, first, end, padding_columns in flat_shifts((H, W), kernel, pads, out_hw, dilation):
         cols[:, k, :, :first] = 0                    # rows above the image
         cols[:, k, :, end:] = 0                      # rows below it
         cols[:, k, :, first:end] = x_by_channel[:, :, first + shift:end + shift]
-        if column_shift < 0:                         # columns ox < left - j read the left padding
-            cols_by_tap[:, k, :, :, :-column_shift] = 0
-        elif column_shift > 0:                       # columns ox >= W - (j - left) read the right padding
-            cols_by_tap[:, k, :, :, OW - column_shift:] = 0
+        if padding_columns is not None:
+            cols_by_tap[:, k, :, :, padding_columns] = 0
     return cols.reshape(C * kh * kw, N * OH * OW)
 
 
@@ -132,32 +144,21 @@ def col2im_same_width(dcols, input_shape, kernel, pads, out_hw, dilation=(1, 1))
     a "same" convolution), NumPy: (C*KH*KW, N*OH*OW) -> dL/dx (N, C, H, W), contiguous. The same sums in
     the same order (bit for bit); **dcols is overwritten** (entries no pixel reads are set to 0).
 
-    With OW = W an output row and an input row have the same length, so in each (N, OH*OW) block of the
-    columns a tap's whole gradient is one flat shift of the image: pixel p = y*W + x collects column entry
-    p - s, with s = (i - top) * W + (j - left) for tap offset (i, j). One add over long contiguous rows per
-    tap, straight into dL/dx (no padded buffer to crop, no transpose). A shift by j - left columns carries
-    a row's last (or first) entries into the next (or previous) row; those are exactly the entries that
-    lie in the padding, so they are set to 0 first and add nothing.
+    The adjoint of ``im2col_same_width``: pixel p collects column entry p - shift of each tap
+    (``flat_shifts``), one add over long contiguous rows per tap, straight into dL/dx (no padded buffer to
+    crop, no transpose).
     """
     N, C, H, W = input_shape
     (kh, kw), (OH, OW) = kernel, out_hw
-    top, _, left, _ = pads
     dcols_by_tap = dcols.reshape(C, kh * kw, N, OH, OW)
-    dcols_flat = dcols.reshape(C, kh * kw, N, OH * OW)
+    dcols = dcols.reshape(C, kh * kw, N, OH * OW)
     dx = np.zeros((N, C, H * W), dtype=dcols.dtype)
     dx_by_channel = dx.transpose(1, 0, 2)                                     # (C, N, H*W) view
-    for k, i, j in kernel_offsets(kernel, dilation):
-        column_shift = j - left
-        if column_shift < 0:                      # columns ox < left - j read the left padding
-            dcols_by_tap[:, k, :, :, :-column_shift] = 0
-        elif column_shift > 0:                    # columns ox >= W - (j - left) read the right padding
-            dcols_by_tap[:, k, :, :, OW - column_shift:] = 0
-        shift = (i - top) * W + column_shift
-        first, end = max(0, -shift), min(OH * OW, H * W - shift)
-        if end > first:
-            # dx[p] += dcols[p - shift]: rows that leave the image top or bottom fall outside [0, H*W)
-            target = dx_by_channel[:, :, first + shift:end + shift]
-            np.add(target, dcols_flat[:, k, :, first:end], out=target)
+    for k, shift, first, end, padding_columns in flat_shifts((H, W), kernel, pads, out_hw, dilation):
+        if padding_columns is not None:
+            dcols_by_tap[:, k, :, :, padding_columns] = 0
+        target = dx_by_channel[:, :, first + shift:end + shift]              # dx[p] += dcols[p - shift]
+        np.add(target, dcols[:, k, :, first:end], out=target)
     return dx.reshape(N, C, H, W)
 
 
