@@ -21,7 +21,6 @@ gradients are summed into the layer's ``grads``: one optimizer step updates the 
 import numpy as np
 
 from ..errors import GlassnetError
-from ..nn.layers.activations import PreActivation
 from ..nn.layers.conv_pool import conv_then_max_pool
 from ..training.replicas import replica
 
@@ -140,12 +139,9 @@ class Graph:
 
         def run(k, sources, arguments, remaining):
             runner = runners[k]
-            if k in rectified and type(arguments[0]) is np.ndarray:
-                relu = rectified[k]
-                if relu is None:
-                    return runner.pass_to_max_pool(arguments[0])
-                return runner.forward_rectified(arguments[0]) if isinstance(
-                    runners[relu]._cache, PreActivation) else runner.forward(arguments[0])
+            if k in rectified and type(arguments[0]) is np.ndarray:     # (the ReLU's and the pool's: one array)
+                relu_node = rectified[k] is None
+                return runner.pass_to_max_pool(arguments[0]) if relu_node else runner.forward_rectified(arguments[0])
             output = runner.forward(arguments if runner.merges else arguments[0])
             if watch is not None:
                 watch(k, arguments, output)

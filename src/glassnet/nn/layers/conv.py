@@ -254,8 +254,11 @@ class Conv2D(Layer):
             return im2col_same_width(x, self.kernel_size, self.pads, out_hw, self.dilation)
         return im2col(x_padded, self.kernel_size, self.stride, out_hw, self.dilation)
 
-    def _flat_columns(self, x, out_hw):
-        return namespace(x) is NUMPY and self.stride == (1, 1) and out_hw[1] == x.shape[3]
+    def _flat_columns(self, array, out_hw, width=None):
+        """Whether im2col and col2im run as flat shifts (windows.flat_shifts): NumPy ``array``, stride 1, and
+        OW = W (W: ``width``, else the array's, an input (N, C, H, W))."""
+        return (namespace(array) is NUMPY and self.stride == (1, 1)
+                and out_hw[1] == (array.shape[3] if width is None else width))
 
     def checked_input(self, x):
         """x as an array of this layer's dtype, checked to be (N, C, H, W) where the weights are."""
@@ -342,7 +345,7 @@ class Conv2D(Layer):
         dcols = grouped_matmul(grouped_transpose(weight_rows, self.groups), dy_rows, self.groups)  # (C*kh*kw, N*OH*OW)
         top, bottom, left, right = self.pads
         input_shape = (N, self.in_channels, padded_shape[2] - top - bottom, padded_shape[3] - left - right)
-        if xp is NUMPY and self.stride == (1, 1) and OW == input_shape[3]:
+        if self._flat_columns(dcols, (OH, OW), input_shape[3]):
             # each tap one flat shift (windows.py): lenet's second convolution b32 col2im 0.98 -> 0.53 ms
             return col2im_same_width(dcols, input_shape, self.kernel_size, self.pads, (OH, OW), self.dilation)
         dx_padded = col2im(dcols, padded_shape, self.kernel_size, self.stride, (OH, OW), self.dilation)

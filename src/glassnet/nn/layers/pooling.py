@@ -193,15 +193,13 @@ class MaxPool2D(_Pool2D):
         self._check_grad_shape(dy, out.shape)
         if isinstance(x_padded, TapCopies):
             return crop_padding(self._backward_from_tap_copies(dy), pads)
-        if self._rectified:
-            # relu(m) with m the window's maximum: d relu / d m = 1 where m > 0 (out > 0), else 0; the
-            # windows sent nothing then route dy * 0 to their first zero tap, which adds nothing
-            dy = dy * (out > 0)
         if namespace(dy) is NUMPY:
             return crop_padding(self._numpy_backward(dy), pads)
         xp = namespace(dy)
         dx_padded = xp.zeros(x_padded.shape, dtype=dy.dtype, device=device_of(dy))
-        taken = xp.zeros(out.shape, dtype=xp.bool, device=device_of(dy))        # window already routed
+        taken = self._routed_from_the_start(out)                               # window already routed
+        if taken is None:
+            taken = xp.zeros(out.shape, dtype=xp.bool, device=device_of(dy))
         for _, i, j in self._taps():
             wins = xp.logical_and(offset_view(x_padded, i, j, self.stride, out_hw) == out, xp.logical_not(taken))
             taken = xp.logical_or(taken, wins)
@@ -240,10 +238,7 @@ class MaxPool2D(_Pool2D):
         tiled = self.dilation == (1, 1) and all(o * s == size and s == k for o, s, size, k in zip(
             out_hw, self.stride, padded_shape[2:], self.kernel_size))
         dx_padded = (np.empty if tiled else np.zeros)(padded_shape, dtype=self.dtype)
-        wins = np.empty(out.shape, dtype=bool)
-        # windows already routed; after a ReLU applied here (forward_rectified), the windows whose maximum is
-        # <= 0 count as routed from the start: relu' = 0 there, so every tap of theirs gets 0
-        taken = out <= 0 if self._rectified else None
+        wins, taken = np.empty(out.shape, dtype=bool), self._routed_from_the_start(out)   # windows already routed
         for k, i, j in self._taps():
             np.equal(copies[k], out, out=wins)
             if taken is None:
@@ -255,6 +250,11 @@ class MaxPool2D(_Pool2D):
             np.multiply(dy, wins, out=offset_view(dx_padded, i, j, self.stride, out_hw))
         return dx_padded
 
+    def _routed_from_the_start(self, out):
+        """None, or after a ReLU applied here (``forward_rectified``) the windows whose maximum is <= 0:
+        relu' = 0 there, so they count as routed before any tap and every tap of theirs gets 0."""
+        return out <= 0 if self._rectified else None
+
     def _numpy_backward(self, dy):
         """``backward``'s routing with NumPy's ``out=`` arguments: no temporary per kernel tap."""
         x_padded, out, out_hw, _ = self._cache
@@ -262,7 +262,7 @@ class MaxPool2D(_Pool2D):
         windows_overlap = self._windows_overlap()
         dx_padded = np.zeros(x_padded.shape, dtype=self.dtype)
         taps = self._taps()
-        taken = None                                                           # window already routed
+        taken = self._routed_from_the_start(out)                               # window already routed
         for k, i, j in taps:
             wins = offset_view(x_padded, i, j, self.stride, out_hw) == out
             if taken is not None:
