@@ -10,6 +10,7 @@ NumPy's inner loops long and contiguous, with no Python work per window or sampl
 Written against the Array API standard (``xp`` is the arrays' namespace, see ``backend.py``).
 """
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from ...backend import add_into, contiguous, device_of, namespace, pad_spatial
 
@@ -122,20 +123,34 @@ def flat_shifts(input_hw, kernel, pads, out_hw, dilation=(1, 1)):
 
 def im2col_same_width(x, kernel, pads, out_hw, dilation=(1, 1)):
     """``im2col(pad_images(x, pads), ...)`` for stride 1 when the output is as wide as the input (OW = W),
-    NumPy: (N, C, H, W) -> (C*KH*KW, N*OH*OW), the same values, without padding x first: each tap one copy
-    of long contiguous rows (``flat_shifts``), then the entries that read the padding set to 0.
+    NumPy: (N, C, H, W) -> (C*KH*KW, N*OH*OW), the same values, in one copy of one strided view.
+
+    Each (sample, channel) image is laid as one flat row of H*W pixels between runs of zeros (the padding
+    above and below it), so tap (i, j) of output position q reads that row at q + i*W + j from the row's
+    start: one view (C, KH, KW, N, OH*OW) with strides (row, W, 1, row, 1) covers every tap. A tap shifted
+    sideways carries a row's last (or first) pixels across the image's edge: exactly the output columns
+    whose tap reads the left or right padding (``flat_shifts``), set to 0 after the copy, one kernel
+    column at a time. (One call per kernel column instead of four per tap: lenet's second convolution at
+    batch 32 0.21-0.26 -> 0.17-0.19 ms.)
     """
     N, C, H, W = x.shape
-    (kh, kw), (OH, OW) = kernel, out_hw
-    cols = np.empty((C, kh * kw, N, OH * OW), dtype=x.dtype)
-    cols_by_tap = cols.reshape(C, kh * kw, N, OH, OW)
-    x_by_channel = x.reshape(N, C, H * W).transpose(1, 0, 2)                   # (C, N, H*W) view
-    for k, shift, first, end, padding_columns in flat_shifts((H, W), kernel, pads, out_hw, dilation):
-        cols[:, k, :, :first] = 0                    # rows above the image
-        cols[:, k, :, end:] = 0                      # rows below it
-        cols[:, k, :, first:end] = x_by_channel[:, :, first + shift:end + shift]
-        if padding_columns is not None:
-            cols_by_tap[:, k, :, :, padding_columns] = 0
+    (kh, kw), (OH, OW), (dh, dw) = kernel, out_hw, dilation
+    top, _, left, _ = pads
+    before = top * W + left                                  # zeros a row starts with: tap (0, 0) of q = 0
+    length = max(before + H * W, OH * OW + (kh - 1) * dh * W + (kw - 1) * dw)    # the last pixel any tap reads + 1
+    rows = np.empty((N, C, length), dtype=x.dtype)
+    rows[:, :, :before] = 0
+    rows[:, :, before + H * W:] = 0
+    rows[:, :, before:before + H * W] = x.reshape(N, C, H * W)
+    step = x.itemsize
+    by_sample, by_channel = rows.strides[:2]
+    by_tap = as_strided(rows, (C, kh, kw, N, OH * OW), (by_channel, dh * W * step, dw * step, by_sample, step),
+                      writeable=False)
+    cols = np.empty((C, kh, kw, N, OH, OW), dtype=x.dtype)
+    cols.reshape(C, kh, kw, N, OH * OW)[...] = by_tap
+    for k, _, _, _, padding_columns in flat_shifts((H, W), kernel, pads, out_hw, dilation)[:kw]:
+        if padding_columns is not None:              # kernel column k, the same for every kernel row
+            cols[:, :, k, :, :, padding_columns] = 0
     return cols.reshape(C * kh * kw, N * OH * OW)
 
 
