@@ -73,6 +73,35 @@ def test_grouped_dilated_conv_matches_torch(backend, cin, cout, kernel, stride, 
     assert run.out.shape[1:] == conv.output_shape(x.shape[1:])
 
 
+@pytest.mark.parametrize("block_values", [5, 900, 1 << 15])
+@pytest.mark.parametrize("stride, dilation, padding", [(1, 1, 1), (2, 1, 1), (3, 2, (2, 1)), ((2, 1), (1, 2), 0),
+                                                       (1, 2, "same")])
+def test_depthwise_rows_match_torch_whatever_the_block(monkeypatch, block_values, stride, dilation, padding):
+    # NumPy, one filter per channel: the channels' phase rows (depthwise.py) cut into blocks of whole rows
+    # (900: one to a few channels), of pieces of one row (5) or of everything (1 << 15)
+    from glassnet.nn.layers import depthwise
+    from glassnet.nn.layers.windows import pad_images
+    monkeypatch.setattr(depthwise, "BLOCK_VALUES", block_values)
+    rng = np.random.default_rng(zlib.crc32(repr((stride, dilation, padding)).encode()))
+    conv = gn.Conv2D(5, 5, 3, stride=stride, padding=padding, dilation=dilation, groups=5, rng=rng)
+    weight, bias = conv.params["weight"].copy(), conv.params["bias"].copy()
+    x = rng.standard_normal((3, 5, 10, 9))
+    out = conv.forward(x)
+    dy = rng.standard_normal(out.shape)
+    dx = conv.backward(dy)
+    ref_out, ref_dx, (ref_dw, ref_db) = torch_forward_backward(
+        lambda a, w, b: F.conv2d(a, w, b, stride=stride, padding=torch_padding(padding), dilation=dilation,
+                                 groups=5), x, dy, [weight, bias])
+    assert_matches(out, ref_out)
+    assert_matches(dx, ref_dx)
+    assert_matches(conv.grads["weight"], ref_dw)
+    assert_matches(conv.grads["bias"], ref_db)
+    # the forward pass: the same products summed in the same order as the per-tap views of the padded input
+    per_tap = depthwise.depthwise_forward(pad_images(x, conv.pads), weight, 1, conv.stride, conv.dilation,
+                                          out.shape[2:]) + bias.reshape(1, 5, 1, 1)
+    np.testing.assert_array_equal(out, per_tap)
+
+
 @pytest.mark.parametrize("keep", ["keep", "input"])
 def test_grouped_conv_gives_the_same_gradients_whether_it_keeps_columns_or_input(monkeypatch, keep):
     from glassnet.nn.layers import conv as conv_module

@@ -7,7 +7,8 @@ from ...errors import GlassnetError
 from ...validation import as_float_array, as_gradient, check_batch, int_pair, make_rng, positive_int
 from .base import Layer
 from .conv_blocks import blocked_backward, blocked_forward
-from .depthwise import depthwise_forward, depthwise_input_grad, depthwise_weight_grad
+from .depthwise import (DepthwiseRows, depthwise_forward, depthwise_input_grad, depthwise_weight_grad, dy_on_grid,
+                        phase_forward, phase_input_grad, phase_rows, phase_weight_grad)
 from .pointwise import pointwise_forward, pointwise_input_grad, pointwise_weight_grad, strided_input
 from .windows import (col2im, col2im_by_sample, col2im_same_width, crop_padding, im2col, im2col_by_sample,
                       im2col_same_width, output_size, pad_images, span)
@@ -205,6 +206,13 @@ class Conv2D(Layer):
             out = self._add_bias(pointwise_forward(x_read, weight))
             self._cache = (x_read, tuple(x.shape), (N, OH, OW))
             return out
+        if DEPTHWISE_ROWS and self.depthwise and xp is NUMPY and F == self.groups:
+            # one filter per channel: each channel's pixels as flat rows (depthwise.py)
+            kept = phase_rows(x, self.pads, self.stride, self.kernel_size, self.dilation)
+            out = phase_forward(kept, weight, self.kernel_size, self.stride, self.dilation, (OH, OW))
+            top, bottom, left, right = self.pads
+            self._cache = (kept, (N, x.shape[1], x.shape[2] + top + bottom, x.shape[3] + left + right), (N, OH, OW))
+            return self._add_bias(out)
         route = "depthwise" if self.depthwise else self._route(xp, x, (OH, OW))   # (x's N, C and dtype: the
         # padded input's); the columns as flat shifts of x need no padded copy
         x_padded = None if route == "columns" and self._flat_columns(x, (OH, OW)) else pad_images(x, self.pads)
@@ -364,8 +372,21 @@ class Conv2D(Layer):
         or sample-by-sample forward), else None: ``method(dy, input_grad)``."""
         kept = None if self._cache is None else self._cache[0]
         paths = {WinogradInput: self._winograd_backward, BlockedInput: self._blocked_backward,
-                 SampleColumns: self._by_sample_backward}
+                 SampleColumns: self._by_sample_backward, DepthwiseRows: self._depthwise_rows_backward}
         return paths.get(type(kept))
+
+    def _depthwise_rows_backward(self, dy, input_grad):
+        """Backward after ``phase_rows`` (NumPy, one filter per channel): dL/dx (N, C, H, W) or None."""
+        kept, _, (N, OH, OW) = self._cache
+        dy = as_gradient(dy, self.dtype)
+        self._check_grad_shape(dy, (N, self.out_channels, OH, OW))
+        dy_grid = dy_on_grid(kept, dy)                                          # (C, N*Hq*Wq)
+        self.grads["weight"] = phase_weight_grad(kept, dy_grid, self.kernel_size, self.stride, self.dilation)
+        if self.use_bias:
+            self.grads["bias"] = np.sum(dy, axis=(0, 2, 3))
+        if not input_grad:
+            return None
+        return phase_input_grad(kept, dy_grid, self.params["weight"], self.kernel_size, self.stride, self.dilation)
 
     def _blocked_backward(self, dy, input_grad):
         """Backward after a forward made block by block (conv_blocks.py): the columns block by block again."""
@@ -507,6 +528,7 @@ def full_correlation_input(dy, pads):
 # 17.8, resnet_mini b64 121 / 158 / 141; peak memory of resnet_mini's step 194 / 106 / 119 MB (PyTorch: 138).
 COLUMN_MEMORY = "auto"
 DEPTHWISE_TAPS = True     # depthwise convolutions tap by tap (depthwise.py) rather than through columns
+DEPTHWISE_ROWS = True     # ... and on NumPy with one filter per channel, over each channel's phase rows
 POINTWISE_PRODUCTS = True  # 1x1 convolutions as a product per sample (pointwise.py) rather than through columns
 KEPT_COLUMN_BYTES = 8 << 20
 SAMPLE_COLUMN_ROWS = 32   # convolutions with at most this many rows of columns (C*kh*kw) run sample by sample

@@ -5,17 +5,20 @@ strided view of the padded input at that tap times one weight per channel, summe
 multiply-add over (N, C, OH, OW) per tap, no Python loop over channels and no kh*kw-times copy of the
 input (``glassnet bench --layers`` times it against PyTorch; docs/layers.md has the figures).
 
-On NumPy arrays with one filter per channel (MobileNet's case) the taps run over *blocks* of about
-``BLOCK_VALUES`` output values (whole (sample, channel) maps, ``blocked_*`` below): all the taps of one
-block are summed while it is in the CPU's cache, rather than each tap streaming the whole batch through
-memory. The same products are summed in the same order (the forward pass gives the same bits).
+On NumPy arrays with one filter per channel (MobileNet's case, ``phase_*`` below) each channel's padded
+pixels are first laid out as one flat row per stride phase, every sample after the other, so that a tap
+is one contiguous slice of those rows for all the channel's outputs at once: NumPy's per-row cost is paid
+once per channel instead of once per image row of every sample (a 14x14 map's rows are 14 values long),
+and a stride-2 tap reads contiguous memory instead of every other pixel. The taps run block by block
+(``BLOCK_VALUES``) while the block is in the CPU's cache. The forward pass gives the same bits as the
+per-tap views.
 """
 import numpy as np
 
-from ...backend import NUMPY, add_into, device_of, namespace
+from ...backend import add_into, device_of, namespace
 from .windows import kernel_offsets, offset_key, offset_view
 
-BLOCK_VALUES = 1 << 15     # output values per block: 128 KiB in float32 (A/B figures in issue 28's note)
+BLOCK_VALUES = 1 << 15     # grid values per block: 128 KiB in float32 (A/B figures in issue 28's note)
 
 
 def depthwise_forward(x_padded, weight, multiplier, stride, dilation, out_hw):
@@ -23,8 +26,6 @@ def depthwise_forward(x_padded, weight, multiplier, stride, dilation, out_hw):
     xp = namespace(x_padded)
     N, C = x_padded.shape[:2]
     kh, kw = weight.shape[2:]
-    if xp is NUMPY and multiplier == 1:
-        return blocked_forward(x_padded, weight, stride, dilation, out_hw)
     taps = xp.reshape(weight, (C, multiplier, kh * kw))
     copies = () if multiplier == 1 else (multiplier,)
     out = xp.zeros((N, C) + copies + tuple(out_hw), dtype=x_padded.dtype, device=device_of(x_padded))
@@ -52,8 +53,6 @@ def depthwise_weight_grad(x_padded, dy, multiplier, kernel, stride, dilation):
     xp = namespace(dy)
     N, C = x_padded.shape[:2]
     out_hw = tuple(dy.shape[2:])
-    if xp is NUMPY and multiplier == 1:
-        return blocked_weight_grad(x_padded, dy, kernel, stride, dilation)
     dy5 = dy if multiplier == 1 else xp.reshape(dy, (N, C, multiplier) + out_hw)
     axes = (0, 2, 3) if multiplier == 1 else (0, 3, 4)
     grads = []
@@ -71,8 +70,6 @@ def depthwise_input_grad(dy, weight, multiplier, padded_shape, stride, dilation)
     N, C = padded_shape[:2]
     out_hw = tuple(dy.shape[2:])
     kh, kw = weight.shape[2:]
-    if xp is NUMPY and multiplier == 1:
-        return blocked_input_grad(dy, weight, padded_shape, stride, dilation)
     taps = xp.reshape(weight, (C, multiplier, kh * kw))
     dy5 = dy if multiplier == 1 else xp.reshape(dy, (N, C, multiplier) + out_hw)
     dx_padded = xp.zeros(tuple(padded_shape), dtype=dy.dtype, device=device_of(dy))
@@ -83,120 +80,138 @@ def depthwise_input_grad(dy, weight, multiplier, padded_shape, stride, dilation)
     return dx_padded
 
 
-# -- NumPy, one filter per channel: the taps block by block -------------------------------------------------
+# -- NumPy, one filter per channel: each channel's pixels as one flat row per phase --------------------------
 
-def _blocks(maps, map_values):
-    """Slices of ``maps`` (sample, channel) maps of ``map_values`` values each, about BLOCK_VALUES per slice."""
-    step = max(1, BLOCK_VALUES // max(map_values, 1))
-    return [slice(start, min(start + step, maps)) for start in range(0, maps, step)]
-
-
-def _map_view(maps, i, j, stride, out_hw):
-    """The pixel each window reads at tap offset (i, j), on (maps, Hp, Wp) -> (maps, OH, OW)."""
-    (sh, sw), (OH, OW) = stride, out_hw
-    return maps[:, i:i + sh * (OH - 1) + 1:sh, j:j + sw * (OW - 1) + 1:sw]
+class DepthwiseRows(tuple):
+    """What a depthwise Conv2D keeps for backward on the NumPy path (``phase_rows``): (rows, the grid's
+    (Hq, Wq), the input's shape (N, C, H, W), the pads)."""
 
 
-def _tap_weights(weight, samples):
-    """(C, 1, kh, kw) -> (samples * C, kh * kw, 1, 1): map n*C + c's weight for each tap, ready to broadcast."""
-    C = weight.shape[0]
-    return np.tile(weight.reshape(C, -1), (samples, 1))[:, :, None, None]
+def phase_rows(x, pads, stride, kernel, dilation):
+    """x (N, C, H, W) zero-padded and laid out channel by channel: (sh*sw, C, N*Hq*Wq + tail).
 
-
-def blocked_forward(x_padded, weight, stride, dilation, out_hw):
-    """``depthwise_forward`` for NumPy and multiplier 1: (N, C, Hp, Wp) -> (N, C, OH, OW)."""
-    N, C, Hp, Wp = x_padded.shape
-    OH, OW = out_hw
-    maps = np.ascontiguousarray(x_padded).reshape(N * C, Hp, Wp)
-    taps, tap_weights = kernel_offsets(weight.shape[2:], dilation), _tap_weights(weight, N)
-    if tuple(stride) == (1, 1):
-        return _flat_forward(maps, taps, tap_weights, out_hw).reshape(N, C, OH, OW)
-    out = np.empty((N * C, OH, OW), dtype=x_padded.dtype)
-    for block in _blocks(N * C, OH * OW):
-        total, product = out[block], np.empty_like(out[block])
-        for k, i, j in taps:
-            # y[map] = sum over taps of x_pad[map, tap view] * w[channel, tap], summed in tap order
-            view, w = _map_view(maps[block], i, j, stride, out_hw), tap_weights[block, k]
-            if k == 0:
-                np.multiply(view, w, out=total)
-            else:
-                np.multiply(view, w, out=product)
-                total += product
-    return out.reshape(N, C, OH, OW)
-
-
-def _flat_forward(maps, taps, tap_weights, out_hw):
-    """Stride 1: each map read as one flat row of Hp*Wp pixels, where tap (i, j) is the shift i*Wp + j.
-
-    Output (oh, ow) sits at oh*Wp + ow of a flat (OH, Wp) grid: the Wp - OW columns past OW are computed
-    too (from the next row's pixels) and dropped, so every product runs over one long contiguous slice
-    instead of OH rows of OW pixels (14 for a 14x14 map), which is where NumPy's per-row cost went.
-    The same products are summed in the same order. (maps, Hp, Wp) -> (maps, OH, OW).
+    With stride (sh, sw) the padded image is cut into sh*sw *phases*, phase (p, q) holding the pixels at
+    rows p, p + sh, ... and columns q, q + sw, ... (one phase for stride 1): output (oh, ow) reads, at
+    tap offset (i, j), pixel (oh*sh + i, ow*sw + j), which is pixel (oh + i // sh, ow + j // sw) of phase
+    (i % sh, j % sw). A phase of every sample of channel c is one flat row, sample after sample on a grid
+    of Hq x Wq (the padded size over the stride, rounded up): that tap is then, for every output of the
+    channel at once, one contiguous slice of that row shifted by (i // sh) * Wq + j // sw. The outputs sit
+    at (n, oh, ow) of the same grid; the grid's positions past OH or OW are computed too and dropped (they
+    read the next row or sample; ``tail`` zeros end the row for the last one).
     """
-    count, Hp, Wp = maps.shape
+    N, C, H, W = x.shape
+    (sh, sw), (kh, kw), (dh, dw) = stride, kernel, dilation
+    top, bottom, left, right = pads
+    Hq, Wq = -(-(H + top + bottom) // sh), -(-(W + left + right) // sw)
+    tail = ((kh - 1) * dh // sh) * Wq + (kw - 1) * dw // sw
+    rows = np.zeros((sh * sw, C, N * Hq * Wq + tail), dtype=x.dtype)
+    grid = rows[:, :, :N * Hq * Wq].reshape(sh, sw, C, N, Hq, Wq)
+    for p, q, pixels, places in _phase_places(x.shape, pads, stride):
+        grid[p, q][places] = x.transpose(1, 0, 2, 3)[pixels]                  # (C, N, ...) views
+    return DepthwiseRows((rows, (Hq, Wq), (N, C, H, W), tuple(pads)))
+
+
+def _phase_places(shape, pads, stride):
+    """[(p, q, pixels, places)]: the pixels of an image (N, C, H, W) in phase (p, q) (``pixels``, a key of
+    its (C, N, H, W) transpose) and where they lie on that phase's (C, N, Hq, Wq) grid (``places``)."""
+    H, W = shape[2:]
+    (sh, sw), (top, _, left, _) = stride, pads
+    found = []
+    for p in range(sh):
+        for q in range(sw):
+            # pixel row h is padded row h + top, which lies in phase (h + top) % sh at phase row (h + top) // sh
+            h0, w0 = (p - top) % sh, (q - left) % sw
+            r0, c0 = (h0 + top) // sh, (w0 + left) // sw
+            count_h, count_w = len(range(h0, H, sh)), len(range(w0, W, sw))
+            found.append((p, q, (slice(None), slice(None), slice(h0, None, sh), slice(w0, None, sw)),
+                          (slice(None), slice(None), slice(r0, r0 + count_h), slice(c0, c0 + count_w))))
+    return found
+
+
+def _phase_taps(kernel, stride, dilation, Wq):
+    """[(k, phase, shift)]: the row and the shift each kernel tap reads (``phase_rows``), in tap order."""
+    (sh, sw) = stride
+    return [(k, (i % sh) * sw + j % sw, (i // sh) * Wq + j // sw) for k, i, j in kernel_offsets(kernel, dilation)]
+
+
+def _blocks(channels, length):
+    """(channel slice, grid slice) pieces of about BLOCK_VALUES values: whole rows of several channels, or
+    pieces of one channel's row when a row alone is longer."""
+    if length >= BLOCK_VALUES:
+        return [(slice(c, c + 1), slice(start, min(start + BLOCK_VALUES, length)))
+                for c in range(channels) for start in range(0, length, BLOCK_VALUES)]
+    step = BLOCK_VALUES // length
+    return [(slice(start, min(start + step, channels)), slice(0, length)) for start in range(0, channels, step)]
+
+
+def phase_forward(kept, weight, kernel, stride, dilation, out_hw):
+    """The depthwise convolution (multiplier 1) of ``phase_rows``' rows: -> (N, C, OH, OW).
+
+    Block by block (a few channels' rows, about BLOCK_VALUES values, summed while in the CPU's cache), each
+    tap one multiply of a shifted slice by the channel's weight and one add: the same products summed in
+    the same (tap) order as ``depthwise_forward``'s other path, so the same bits.
+    """
+    rows, (Hq, Wq), (N, C, _, _), _ = kept
     OH, OW = out_hw
-    flat, length = maps.reshape(count, Hp * Wp), (OH - 1) * Wp + OW                  # the last output + 1
-    grid = np.empty((count, OH * Wp), dtype=maps.dtype)
-    for block in _blocks(count, OH * Wp):
-        total, product = grid[block, :length], np.empty((grid[block].shape[0], length), dtype=maps.dtype)
-        for k, i, j in taps:
-            shift, w = i * Wp + j, tap_weights[block, k, :, 0]                       # w: (maps, 1)
+    length = N * Hq * Wq
+    taps, tap_weights = _phase_taps(kernel, stride, dilation, Wq), weight.reshape(C, -1)
+    grid = np.empty((C, length), dtype=rows.dtype)
+    for channels, span in _blocks(C, length):
+        total = grid[channels, span]
+        product = np.empty_like(total)
+        first, end = span.start, span.stop
+        for k, phase, shift in taps:
+            # y[c, position] = sum over taps of x_phase[c, position + shift] * w[c, tap], in tap order
+            source, w = rows[phase, channels, first + shift:end + shift], tap_weights[channels, k:k + 1]
             if k == 0:
-                np.multiply(flat[block, shift:shift + length], w, out=total)
+                np.multiply(source, w, out=total)
             else:
-                np.multiply(flat[block, shift:shift + length], w, out=product)
+                np.multiply(source, w, out=product)
                 total += product
-    return np.ascontiguousarray(grid.reshape(count, OH, Wp)[:, :, :OW])
+    return np.ascontiguousarray(grid.reshape(C, N, Hq, Wq)[:, :, :OH, :OW].transpose(1, 0, 2, 3))
 
 
-def blocked_weight_grad(x_padded, dy, kernel, stride, dilation):
-    """``depthwise_weight_grad`` for NumPy and multiplier 1: dL/dweight (C, 1, kh, kw)."""
-    N, C, Hp, Wp = x_padded.shape
-    OH, OW = dy.shape[2:]
-    maps = np.ascontiguousarray(x_padded).reshape(N * C, Hp, Wp)
-    dy_maps = np.ascontiguousarray(dy).reshape(N * C, OH, OW)
-    taps = kernel_offsets(kernel, dilation)
-    per_map = np.empty((N * C, len(taps)), dtype=dy.dtype)
-    for block in _blocks(N * C, OH * OW):
-        product = np.empty_like(dy_maps[block])
-        for k, i, j in taps:
-            # y = sum over taps of x_view * w_tap  =>  dL/dw_tap = sum over samples and pixels of dy * x_view
-            np.multiply(dy_maps[block], _map_view(maps[block], i, j, stride, (OH, OW)), out=product)
-            per_map[block, k] = product.reshape(product.shape[0], -1).sum(axis=1)
-    return per_map.reshape(N, C, len(taps)).sum(axis=0).reshape((C, 1) + tuple(kernel))
+def dy_on_grid(kept, dy):
+    """dy (N, C, OH, OW) placed on the (C, N*Hq*Wq) grid of ``phase_rows``, 0 at the positions dropped
+    (what both gradients below read)."""
+    N, C, OH, OW = dy.shape
+    Hq, Wq = kept[1]
+    grid = np.zeros((C, N, Hq, Wq), dtype=dy.dtype)
+    grid[:, :, :OH, :OW] = dy.transpose(1, 0, 2, 3)
+    return grid.reshape(C, N * Hq * Wq)
 
 
-def blocked_input_grad(dy, weight, padded_shape, stride, dilation):
-    """``depthwise_input_grad`` for NumPy and multiplier 1: dL/dx_padded (N, C, Hp, Wp)."""
-    N, C, Hp, Wp = padded_shape
-    OH, OW = dy.shape[2:]
-    dy_maps = np.ascontiguousarray(dy).reshape(N * C, OH, OW)
-    taps, tap_weights = kernel_offsets(weight.shape[2:], dilation), _tap_weights(weight, N)
-    dx = np.zeros((N * C, Hp, Wp), dtype=dy.dtype)
-    if tuple(stride) == (1, 1):
-        return _flat_input_grad(dy_maps, taps, tap_weights, dx).reshape(N, C, Hp, Wp)
-    for block in _blocks(N * C, Hp * Wp):
-        product = np.empty_like(dy_maps[block])
-        for k, i, j in taps:
-            # x_pad[tap view] feeds y with weight w_tap  =>  it receives dy * w_tap
-            np.multiply(dy_maps[block], tap_weights[block, k], out=product)
-            _map_view(dx[block], i, j, stride, (OH, OW))[...] += product
-    return dx.reshape(N, C, Hp, Wp)
+def phase_weight_grad(kept, dy_grid, kernel, stride, dilation):
+    """dL/dweight (C, 1, kh, kw) from ``phase_rows``' rows and ``dy_on_grid``'s dy (C, N*Hq*Wq)."""
+    rows, grid_hw, (_, C, _, _), _ = kept
+    length = dy_grid.shape[1]
+    grads = np.empty((C, kernel[0] * kernel[1]), dtype=dy_grid.dtype)
+    for k, phase, shift in _phase_taps(kernel, stride, dilation, grid_hw[1]):
+        # y = sum over taps of x_view * w_tap  =>  dL/dw_tap = sum over samples and positions of dy * x_view
+        # (the dropped positions hold dy = 0)
+        grads[:, k] = np.vecdot(dy_grid, rows[phase, :, shift:shift + length])    # one dot per channel
+    return grads.reshape((C, 1) + tuple(kernel))
 
 
-def _flat_input_grad(dy_maps, taps, tap_weights, dx):
-    """Stride 1, as ``_flat_forward``: dy laid on the flat (OH, Wp) grid (0 in the columns past OW), and
-    each tap's product added onto one shifted slice of the flat padded gradient. dx: (maps, Hp, Wp) zeros."""
-    count, Hp, Wp = dx.shape
-    OH, OW = dy_maps.shape[1:]
-    grid = np.zeros((count, OH, Wp), dtype=dy_maps.dtype)
-    grid[:, :, :OW] = dy_maps
-    grid, flat, length = grid.reshape(count, OH * Wp), dx.reshape(count, Hp * Wp), (OH - 1) * Wp + OW
-    for block in _blocks(count, Hp * Wp):
-        product = np.empty((grid[block].shape[0], length), dtype=dy_maps.dtype)
-        for k, i, j in taps:
-            # x_pad[tap view] feeds y with weight w_tap  =>  it receives dy * w_tap (0 from the dropped columns)
-            shift = i * Wp + j
-            np.multiply(grid[block, :length], tap_weights[block, k, :, 0], out=product)
-            flat[block, shift:shift + length] += product
+def phase_input_grad(kept, dy_grid, weight, kernel, stride, dilation):
+    """dL/dx (N, C, H, W) of ``phase_rows``' input from ``dy_on_grid``'s dy: each tap's shifted slice of
+    the rows receives dy times the tap's weight (tap after tap: the same sums in the same order as the
+    other path when a block holds whole rows), then the phases are put back in place."""
+    rows_shape, (Hq, Wq), (N, C, H, W), pads = kept[0].shape, kept[1], kept[2], kept[3]
+    length = dy_grid.shape[1]
+    taps, tap_weights = _phase_taps(kernel, stride, dilation, Wq), weight.reshape(C, -1)
+    drows = np.zeros(rows_shape, dtype=dy_grid.dtype)
+    for channels, span in _blocks(C, length):
+        product = np.empty_like(dy_grid[channels, span])
+        first, end = span.start, span.stop
+        for k, phase, shift in taps:
+            # x_phase[c, position + shift] feeds y[c, position] with weight w[c, tap]  =>  it receives dy * w
+            np.multiply(dy_grid[channels, span], tap_weights[channels, k:k + 1], out=product)
+            target = drows[phase, channels, first + shift:end + shift]
+            target += product
+    (sh, sw) = stride
+    grid = drows[:, :, :N * Hq * Wq].reshape(sh, sw, C, N, Hq, Wq)
+    dx = np.empty((N, C, H, W), dtype=dy_grid.dtype)
+    for p, q, pixels, places in _phase_places(dx.shape, pads, stride):
+        dx.transpose(1, 0, 2, 3)[pixels] = grid[p, q][places]
     return dx
