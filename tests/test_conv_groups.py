@@ -82,6 +82,7 @@ def test_depthwise_rows_match_torch_whatever_the_block(monkeypatch, block_values
     from glassnet.nn.layers import depthwise
     from glassnet.nn.layers.windows import pad_images
     monkeypatch.setattr(depthwise, "BLOCK_VALUES", block_values)
+    monkeypatch.setattr(depthwise, "COPY_VALUES", block_values)            # the phases copied by channels too
     rng = np.random.default_rng(zlib.crc32(repr((stride, dilation, padding)).encode()))
     conv = gn.Conv2D(5, 5, 3, stride=stride, padding=padding, dilation=dilation, groups=5, rng=rng)
     weight, bias = conv.params["weight"].copy(), conv.params["bias"].copy()

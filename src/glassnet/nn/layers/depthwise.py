@@ -19,6 +19,7 @@ from ...backend import add_into, device_of, namespace
 from .windows import kernel_offsets, offset_key, offset_view
 
 BLOCK_VALUES = 1 << 15     # grid values per block: 128 KiB in float32 (A/B figures in issue 28's note)
+COPY_VALUES = 1 << 19      # input values per block of the phase copies (``_copy_blocks``)
 
 
 def depthwise_forward(x_padded, weight, multiplier, stride, dilation, out_hw):
@@ -106,9 +107,21 @@ def phase_rows(x, pads, stride, kernel, dilation):
     tail = ((kh - 1) * dh // sh) * Wq + (kw - 1) * dw // sw
     rows = np.zeros((sh * sw, C, N * Hq * Wq + tail), dtype=x.dtype)
     grid = rows[:, :, :N * Hq * Wq].reshape(sh, sw, C, N, Hq, Wq)
-    for p, q, pixels, places in _phase_places(x.shape, pads, stride):
-        grid[p, q][places] = x.transpose(1, 0, 2, 3)[pixels]                  # (C, N, ...) views
+    places = _phase_places(x.shape, pads, stride)
+    for channels in _copy_blocks(x.shape):
+        block = x[:, channels].transpose(1, 0, 2, 3)                          # (channels, N, H, W) view
+        for p, q, pixels, place in places:
+            grid[p, q, channels][place] = block[pixels]
     return DepthwiseRows((rows, (Hq, Wq), (N, C, H, W), tuple(pads)))
+
+
+def _copy_blocks(shape):
+    """Channel slices of an image batch (N, C, H, W) of about COPY_VALUES values each: the phases are copied
+    a few channels at a time (the (N, C) -> (C, N) reorder then writes near what it just read: a stride-2
+    layer's phases, (64, 96, 28, 28), 11.2 -> 6.4 ms; stride 1 unchanged)."""
+    N, C, H, W = shape
+    step = max(1, COPY_VALUES // max(N * H * W, 1))
+    return [slice(start, min(start + step, C)) for start in range(0, C, step)]
 
 
 def _phase_places(shape, pads, stride):
@@ -212,6 +225,9 @@ def phase_input_grad(kept, dy_grid, weight, kernel, stride, dilation):
     (sh, sw) = stride
     grid = drows[:, :, :N * Hq * Wq].reshape(sh, sw, C, N, Hq, Wq)
     dx = np.empty((N, C, H, W), dtype=dy_grid.dtype)
-    for p, q, pixels, places in _phase_places(dx.shape, pads, stride):
-        dx.transpose(1, 0, 2, 3)[pixels] = grid[p, q][places]
+    places = _phase_places(dx.shape, pads, stride)
+    for channels in _copy_blocks(dx.shape):
+        block = dx[:, channels].transpose(1, 0, 2, 3)
+        for p, q, pixels, place in places:
+            block[pixels] = grid[p, q, channels][place]
     return dx
