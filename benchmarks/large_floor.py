@@ -74,7 +74,7 @@ def kinds_of_conv(kinds, layer, samples, input_shape, output_shape, rng):
         kinds["columns"].append(lambda w=weight, c=cols, out=out: grouped(w, c, out))
 
 
-BLOCK = 1 << 15                   # output values per block (depthwise.py's BLOCK_VALUES: 128 KiB in float32)
+BLOCK = 1 << 15                   # output values per block (128 KiB in float32: depthwise.py's block until session 15)
 _block = [np.ones(BLOCK, dtype=np.float32) for _ in range(3)]
 
 

@@ -18,7 +18,8 @@ import numpy as np
 from ...backend import add_into, device_of, namespace
 from .windows import kernel_offsets, offset_key, offset_view
 
-BLOCK_VALUES = 1 << 15     # grid values per block: 128 KiB in float32 (A/B figures in issue 28's note)
+BLOCK_VALUES = 1 << 18     # grid values per block (1 MiB in float32): few NumPy calls, for the GIL when threads split
+                           # the batch (A/B in docs/accuracy-and-speed.md, session 15)
 COPY_VALUES = 1 << 19      # input values per block of the phase copies (``_copy_blocks``)
 
 
