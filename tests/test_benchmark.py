@@ -111,6 +111,24 @@ def test_reference_ratios_script_prints_both_speeds_per_setting(capsys):
     assert all(line.count("speed") == 2 and "train: glassnet" in line and "infer: glassnet" in line for line in lines)
 
 
+def test_toggle_script_times_both_values_and_leaves_the_new_one_set(capsys):
+    """benchmarks/toggle.py: one module setting switched in turn inside one process."""
+    from glassnet.nn.layers import depthwise
+    before = depthwise.BLOCK_VALUES
+    try:
+        benchmark_script("toggle").main(["glassnet.nn.layers.depthwise.BLOCK_VALUES", "64", "4096",
+                                         "lenet:2", "--rounds", "2", "--steps", "1", "--infer"])
+        line = capsys.readouterr().out.strip().splitlines()[-1]
+        assert line.startswith("lenet:2 inference: glassnet.nn.layers.depthwise.BLOCK_VALUES = 64:")
+        assert "= 4096:" in line and float(line.rsplit(" ", 1)[1]) > 0
+        assert depthwise.BLOCK_VALUES == 4096
+    finally:
+        depthwise.BLOCK_VALUES = before
+    with pytest.raises(SystemExit):
+        benchmark_script("toggle").main(["glassnet.nn.layers.depthwise.NO_SUCH", "1", "2", "lenet:2"])
+    assert "has no attribute NO_SUCH" in capsys.readouterr().err
+
+
 def test_gpu_check_runs_on_the_cpu_and_says_what_it_left_out():
     """benchmarks/gpu_check.py on a machine with no GPU: NumPy rows only, each missing framework named."""
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
