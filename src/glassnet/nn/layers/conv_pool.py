@@ -82,14 +82,23 @@ def columns_by_window_place(x_padded, kernel, stride, dilation, window, pooled_h
     """im2col_by_sample's columns with the output positions in pool order: (N, C, Hp, Wp) ->
     (N, C*kh*kw, ph*pw*PH*PW), position (a, b, r, c) the output at row r*ph + a, column c*pw + b.
 
-    One copy of one strided view (N, C, kh, kw, ph, pw, PH, PW) of the padded input: output (oh, ow)
-    at tap (i, j) reads pixel (oh*sh + i*dh, ow*sw + j*dw), and oh = r*ph + a.
+    Output (oh, ow) at tap (i, j) reads pixel (oh*sh + i*dh, ow*sw + j*dw), and oh = r*ph + a: the pixel
+    at row offset a' = i*dh + a*sh and column offset b' = j*dw + b*sw from the pooled grid's (r*sh*ph,
+    c*sw*pw). So the (PH, PW) grid of every offset (a', b') is copied once, in one strided copy, and the
+    columns are then one copy of whole contiguous (PH*PW) grids from it: the strided reads touch each
+    (a', b') once instead of once per (tap, window place) that reaches it (simple's first layer, batch 50:
+    0.43 -> 0.28 ms).
     """
     N, C = x_padded.shape[:2]
     (kh, kw), (sh, sw), (dh, dw), (ph, pw), (PH, PW) = kernel, stride, dilation, window, pooled_hw
     bn, bc, bh, bw = x_padded.strides
-    view = as_strided(x_padded, (N, C, kh, kw, ph, pw, PH, PW),
-                      (bn, bc, bh * dh, bw * dw, bh * sh, bw * sw, bh * sh * ph, bw * sw * pw), writeable=False)
+    rows, columns = (kh - 1) * dh + (ph - 1) * sh + 1, (kw - 1) * dw + (pw - 1) * sw + 1     # a', b'
+    grids = np.empty((N, C, rows, columns, PH, PW), dtype=x_padded.dtype)
+    grids[...] = as_strided(x_padded, grids.shape, (bn, bc, bh, bw, bh * sh * ph, bw * sw * pw), writeable=False)
+    by_sample, by_channel, by_row, by_column = grids.strides[:4]
+    view = as_strided(grids, (N, C, kh, kw, ph, pw, PH * PW),
+                      (by_sample, by_channel, by_row * dh, by_column * dw, by_row * sh, by_column * sw, grids.itemsize),
+                      writeable=False)
     cols = np.empty(view.shape, dtype=x_padded.dtype)
     cols[...] = view
     return np.reshape(cols, (N, C * kh * kw, ph * pw * PH * PW))
