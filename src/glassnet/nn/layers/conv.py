@@ -210,8 +210,7 @@ class Conv2D(Layer):
             # one filter per channel: each channel's pixels as flat rows (depthwise.py)
             kept = phase_rows(x, self.pads, self.stride, self.kernel_size, self.dilation)
             out = phase_forward(kept, weight, self.kernel_size, self.stride, self.dilation, (OH, OW))
-            top, bottom, left, right = self.pads
-            self._cache = (kept, (N, x.shape[1], x.shape[2] + top + bottom, x.shape[3] + left + right), (N, OH, OW))
+            self._cache = (kept, self._padded_shape(x), (N, OH, OW))
             return self._add_bias(out)
         route = "depthwise" if self.depthwise else self._route(xp, x, (OH, OW))   # (x's N, C and dtype: the
         # padded input's); the columns as flat shifts of x need no padded copy
@@ -249,9 +248,7 @@ class Conv2D(Layer):
         keep = COLUMN_MEMORY == "keep" or (COLUMN_MEMORY == "auto" and cols_bytes(cols) <= KEPT_COLUMN_BYTES)
         if not keep and x_padded is None:
             x_padded = pad_images(x, self.pads)
-        top, bottom, left, right = self.pads
-        padded_shape = (N, x.shape[1], x.shape[2] + top + bottom, x.shape[3] + left + right)
-        self._cache = (cols if keep else x_padded, padded_shape, (N, OH, OW))
+        self._cache = (cols if keep else x_padded, self._padded_shape(x), (N, OH, OW))
         return contiguous(xp, xp.permute_dims(xp.reshape(out, (F, N, OH, OW)), (1, 0, 2, 3)))  # (N, F, OH, OW)
 
     def columns(self, x, x_padded, out_hw):
@@ -267,6 +264,11 @@ class Conv2D(Layer):
         OW = W (W: ``width``, else the array's, an input (N, C, H, W))."""
         return (namespace(array) is NUMPY and self.stride == (1, 1)
                 and out_hw[1] == (array.shape[3] if width is None else width))
+
+    def _padded_shape(self, x):
+        """The shape of x (N, C, H, W) once padded: (N, C, H + top + bottom, W + left + right)."""
+        top, bottom, left, right = self.pads
+        return (x.shape[0], x.shape[1], x.shape[2] + top + bottom, x.shape[3] + left + right)
 
     def checked_input(self, x):
         """x as an array of this layer's dtype, checked to be (N, C, H, W) where the weights are."""

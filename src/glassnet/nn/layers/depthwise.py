@@ -107,13 +107,25 @@ def phase_rows(x, pads, stride, kernel, dilation):
     Hq, Wq = -(-(H + top + bottom) // sh), -(-(W + left + right) // sw)
     tail = ((kh - 1) * dh // sh) * Wq + (kw - 1) * dw // sw
     rows = np.zeros((sh * sw, C, N * Hq * Wq + tail), dtype=x.dtype)
+    kept = DepthwiseRows((rows, (Hq, Wq), (N, C, H, W), tuple(pads)))
+    _move_phases(x, kept, rows, stride, into_rows=True)
+    return kept
+
+
+def _move_phases(image, kept, rows, stride, into_rows):
+    """Every pixel of ``image`` (N, C, H, W) copied to its place in ``rows`` (sh*sw, C, N*Hq*Wq + tail),
+    laid out as ``kept``'s (``into_rows``), or from there back into ``image``; a few channels at a time."""
+    (Hq, Wq), (N, C, _, _), pads = kept[1], kept[2], kept[3]
+    (sh, sw) = stride
     grid = rows[:, :, :N * Hq * Wq].reshape(sh, sw, C, N, Hq, Wq)
-    places = _phase_places(x.shape, pads, stride)
-    for channels in _copy_blocks(x.shape):
-        block = x[:, channels].transpose(1, 0, 2, 3)                          # (channels, N, H, W) view
+    places = _phase_places(image.shape, pads, stride)
+    for channels in _copy_blocks(image.shape):
+        block = image[:, channels].transpose(1, 0, 2, 3)                      # (channels, N, H, W) view
         for p, q, pixels, place in places:
-            grid[p, q, channels][place] = block[pixels]
-    return DepthwiseRows((rows, (Hq, Wq), (N, C, H, W), tuple(pads)))
+            if into_rows:
+                grid[p, q, channels][place] = block[pixels]
+            else:
+                block[pixels] = grid[p, q, channels][place]
 
 
 def _copy_blocks(shape):
@@ -211,7 +223,7 @@ def phase_input_grad(kept, dy_grid, weight, kernel, stride, dilation):
     """dL/dx (N, C, H, W) of ``phase_rows``' input from ``dy_on_grid``'s dy: each tap's shifted slice of
     the rows receives dy times the tap's weight (tap after tap: the same sums in the same order as the
     other path when a block holds whole rows), then the phases are put back in place."""
-    rows_shape, (Hq, Wq), (N, C, H, W), pads = kept[0].shape, kept[1], kept[2], kept[3]
+    rows_shape, (_, Wq), (N, C, H, W) = kept[0].shape, kept[1], kept[2]
     length = dy_grid.shape[1]
     taps, tap_weights = _phase_taps(kernel, stride, dilation, Wq), weight.reshape(C, -1)
     drows = np.zeros(rows_shape, dtype=dy_grid.dtype)
@@ -223,12 +235,6 @@ def phase_input_grad(kept, dy_grid, weight, kernel, stride, dilation):
             np.multiply(dy_grid[channels, span], tap_weights[channels, k:k + 1], out=product)
             target = drows[phase, channels, first + shift:end + shift]
             target += product
-    (sh, sw) = stride
-    grid = drows[:, :, :N * Hq * Wq].reshape(sh, sw, C, N, Hq, Wq)
     dx = np.empty((N, C, H, W), dtype=dy_grid.dtype)
-    places = _phase_places(dx.shape, pads, stride)
-    for channels in _copy_blocks(dx.shape):
-        block = dx[:, channels].transpose(1, 0, 2, 3)
-        for p, q, pixels, place in places:
-            block[pixels] = grid[p, q, channels][place]
+    _move_phases(dx, kept, drows, stride, into_rows=False)
     return dx
