@@ -144,6 +144,23 @@ def test_columns_by_window_place_are_im2col_by_samples_columns_reordered():
                 for c in range(2):
                     position = ((a * 2 + b) * 3 + r) * 2 + c
                     np.testing.assert_array_equal(ours[:, :, position], columns[:, :, r * 2 + a, c * 2 + b])
+    with_ones = columns_by_window_place(x, kernel, stride, dilation, (2, 2), (3, 2), ones=True)
+    assert with_ones.shape == (2, 19, 24)
+    np.testing.assert_array_equal(with_ones[:, :18], ours)
+    np.testing.assert_array_equal(with_ones[:, 18], np.ones((2, 24)))
+
+
+def test_a_relu_before_the_pool_comes_into_the_convolutions_step(monkeypatch):
+    """The ReLU between a first convolution and its pool is the pool's starting value 0 there: it does not
+    run by itself, and the numbers are forward's (bias inside the product: up to summation order)."""
+    calls = fused_calls(monkeypatch)
+    model = gn.Sequential([gn.Conv2D(1, 4, 3, rng=0), gn.ReLU(), gn.MaxPool2D(2)])
+    monkeypatch.setattr(gn.ReLU, "infer", lambda *args, **kwargs: pytest.fail("the ReLU ran by itself"))
+    x = np.random.default_rng(3).standard_normal((5, 1, 10, 10))
+    expected = model.forward(x)
+    assert (expected == 0).any() and (expected > 0).any()
+    assert_same_up_to_summation_order(model.infer(x), expected)
+    assert calls == [True]
 
 
 def assert_same_up_to_summation_order(ours, expected):
@@ -159,8 +176,8 @@ def fused_calls(monkeypatch):
     import glassnet.models.graph as graph_module
     calls, original = [], graph_module.conv_then_max_pool
 
-    def spy(conv, pool, x):
-        out = original(conv, pool, x)
+    def spy(conv, pool, x, rectify=False):
+        out = original(conv, pool, x, rectify)
         calls.append(out is not None)
         return out
     monkeypatch.setattr(graph_module, "conv_then_max_pool", spy)

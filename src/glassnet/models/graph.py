@@ -156,8 +156,9 @@ class Graph:
           instead, in place on the pool's new output: max(f(a), f(b)) = f(max(a, b)) for a non-decreasing
           f, so the numbers are the same, on a quarter of the values behind a 2x2 pool;
         - a convolution whose one reader is that max pool (or that activation) runs with the pool in one
-          step where it can (``conv_then_max_pool``: first layers, windows that tile): the same products,
-          which the BLAS may sum in another order, so equal up to the last bit or two;
+          step where it can (``conv_then_max_pool``: first layers, windows that tile; a ReLU between them
+          comes into that step too): the same products, which the BLAS may sum in another order, so equal
+          up to the last bit or two;
         - an activation whose input is a new array that nothing else reads (the output of a layer marked
           ``fresh_output``: a convolution, BatchNorm, Dense) works in place: no new array to fill.
         """
@@ -174,7 +175,11 @@ class Graph:
                 if conv is not None:
                     runners[conv].clear_cache()          # nothing of an earlier forward stays (as infer)
                     runner.clear_cache()
-                    pooled = conv_then_max_pool(runners[conv], runner, arguments[0])
+                    # a ReLU comes into the step (its max(v, 0) is the pool's starting value)
+                    rectify = activation is not None and getattr(runners[activation], "applied_by_max_pool", False)
+                    pooled = conv_then_max_pool(runners[conv], runner, arguments[0], rectify)
+                    if pooled is not None and rectify:
+                        return pooled
                 if pooled is None:
                     pooled = runner.infer(arguments[0] if conv is None else runners[conv].infer(arguments[0]))
                 return pooled if activation is None else runners[activation].infer(pooled, in_place=True)

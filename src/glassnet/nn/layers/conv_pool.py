@@ -3,18 +3,22 @@
 The bias is the same number over a pool's window (one per channel) and rounding is monotone, so
 max(a + b, c + b) = max(a, c) + b exactly: the bias is added after the pool, to kh*kw times fewer values
 behind a pool of kh x kw windows that tile the image (a monotone activation moves there too, as
-``Graph.infer`` already does). Beyond that, each of the convolution's own ways gains its own step:
+``Graph.infer`` already does, and a ReLU after the pool comes with it: ``rectify``). Beyond that, each of
+the convolution's own ways gains its own step:
 
 - through columns (``Conv2D._route`` "columns": one im2col, one product (F, N*OH*OW)): the product is
   pooled as it lies, (F, N, OH, OW), and only the pooled values are put in (N, F, PH, PW) order, not the
   whole output. The same product as ``forward``'s, so the same bits.
 - sample by sample (first layers, a few rows of columns), where the pool's windows tile the image
   (kernel = stride, no padding, no dilation): the output positions are put in the order (a, b, pooled
-  row, pooled column), (a, b) the place in the window, so the pool is a running maximum over kh*kw
-  contiguous slabs instead of strided views, and what the pool drops at the image's edge is never
-  computed. The products are the same, but the BLAS may sum a dot product's terms in another order when a
-  column sits elsewhere in the matrix: the numbers are ``forward``'s up to the last bit or two (float64
-  differs by ~1e-16 relative where it does; tests/test_infer.py).
+  row, pooled column), (a, b) the place in the window, so the pool is one maximum over kh*kw contiguous
+  slabs (one reduction, not kh*kw - 1 passes), and what the pool drops at the image's edge is never
+  computed. The bias rides in the product itself (a row of ones under the columns, the bias a column
+  beside the weights), and a ReLU is the reduction's starting value 0: max(0, m) = relu(m). So the
+  product is the whole step and the pool one pass: no pass for the bias, none for the ReLU (simple's first
+  layer, inference b100: 0.90-0.91 of the time, in-process toggle). The BLAS may sum a dot product's
+  terms in another order than ``forward``'s product and bias add: the numbers are ``forward``'s up to the
+  last bit or two (float64 differs by ~1e-16 relative where it does; tests/test_infer.py).
 
 Other convolutions (Winograd, blocked, pointwise, depthwise, other array libraries) run by themselves.
 """
@@ -26,9 +30,10 @@ from .conv import grouped_matmul
 from .windows import pad_images
 
 
-def conv_then_max_pool(conv, pool, x):
-    """pool(conv(x)) for inference: x (N, C, H, W) -> (N, F, PH, PW), a new array; None where this way
-    does not apply (then run the two layers one after the other)."""
+def conv_then_max_pool(conv, pool, x, rectify=False):
+    """pool(conv(x)) for inference, and with ``rectify`` the ReLU after it (max(v, 0)): x (N, C, H, W) ->
+    (N, F, PH, PW), a new array; None where this way does not apply (then run the layers one after the
+    other)."""
     if namespace(x) is not NUMPY or conv.pointwise or conv.depthwise:
         return None
     x = conv.checked_input(x)
@@ -36,11 +41,11 @@ def conv_then_max_pool(conv, pool, x):
     route = conv._route(NUMPY, x, conv_hw)                # (x's N, C and dtype: the padded input's)
     if route == "columns":
         x_padded = None if conv._flat_columns(x, conv_hw) else pad_images(x, conv.pads)
-        return _through_columns(conv, pool, x, x_padded, conv_hw)
+        return _rectified(_through_columns(conv, pool, x, x_padded, conv_hw), rectify)
     x_padded = pad_images(x, conv.pads)
     window = tiling_window(pool, conv_hw)
     if route == "by_sample" and window is not None:
-        return _by_window_place(conv, window, x_padded, conv_hw)
+        return _by_window_place(conv, window, x_padded, conv_hw, rectify)
     return None
 
 
@@ -53,17 +58,24 @@ def _through_columns(conv, pool, x, x_padded, conv_hw):
     return conv._add_bias(np.ascontiguousarray(np.transpose(pooled, (1, 0, 2, 3))))
 
 
-def _by_window_place(conv, window, x_padded, conv_hw):
-    """The sample-by-sample way, the output positions in pool order: (N, F, PH, PW)."""
+def _rectified(out, rectify):
+    """out, a new array, with max(v, 0) applied in place when ``rectify``."""
+    return np.maximum(out, 0.0, out=out) if rectify else out
+
+
+def _by_window_place(conv, window, x_padded, conv_hw, rectify):
+    """The sample-by-sample way, the output positions in pool order, the bias inside the product and the
+    ReLU (``rectify``) as the pool's starting value: (N, F, PH, PW)."""
     (ph, pw), N, F = window, x_padded.shape[0], conv.out_channels
     PH, PW = conv_hw[0] // ph, conv_hw[1] // pw
-    cols = columns_by_window_place(x_padded, conv.kernel_size, conv.stride, conv.dilation, window, (PH, PW))
-    out = np.matmul(np.reshape(conv.params["weight"], (F, -1)), cols)           # (N, F, ph*pw*PH*PW)
-    slabs = np.reshape(out, (N, F, ph * pw, PH * PW))
-    pooled = np.maximum(slabs[:, :, 0], slabs[:, :, 1]) if ph * pw > 1 else slabs[:, :, 0].copy()
-    for place in range(2, ph * pw):
-        np.maximum(pooled, slabs[:, :, place], out=pooled)
-    return conv._add_bias(np.reshape(pooled, (N, F, PH, PW)))
+    cols = columns_by_window_place(x_padded, conv.kernel_size, conv.stride, conv.dilation, window, (PH, PW),
+                                   ones=conv.use_bias)                          # (N, C*kh*kw [+ 1], ph*pw*PH*PW)
+    weight = np.reshape(conv.params["weight"], (F, -1))
+    if conv.use_bias:
+        weight = np.concatenate([weight, np.reshape(conv.params["bias"], (F, 1))], axis=1)
+    slabs = np.reshape(np.matmul(weight, cols), (N, F, ph * pw, PH * PW))     # (conv + bias) by window place
+    pooled = np.max(slabs, axis=2, initial=0.0) if rectify else np.max(slabs, axis=2)
+    return np.reshape(pooled, (N, F, PH, PW))
 
 
 def tiling_window(pool, conv_hw):
@@ -78,9 +90,10 @@ def tiling_window(pool, conv_hw):
     return kernel
 
 
-def columns_by_window_place(x_padded, kernel, stride, dilation, window, pooled_hw):
+def columns_by_window_place(x_padded, kernel, stride, dilation, window, pooled_hw, ones=False):
     """im2col_by_sample's columns with the output positions in pool order: (N, C, Hp, Wp) ->
-    (N, C*kh*kw, ph*pw*PH*PW), position (a, b, r, c) the output at row r*ph + a, column c*pw + b.
+    (N, C*kh*kw, ph*pw*PH*PW), position (a, b, r, c) the output at row r*ph + a, column c*pw + b; with
+    ``ones`` a last row of ones under each sample's columns (N, C*kh*kw + 1, ...), for a bias in the product.
 
     Output (oh, ow) at tap (i, j) reads pixel (oh*sh + i*dh, ow*sw + j*dw), and oh = r*ph + a: the pixel
     at row offset a' = i*dh + a*sh and column offset b' = j*dw + b*sw from the pooled grid's (r*sh*ph,
@@ -99,6 +112,11 @@ def columns_by_window_place(x_padded, kernel, stride, dilation, window, pooled_h
     view = as_strided(grids, (N, C, kh, kw, ph, pw, PH * PW),
                       (by_sample, by_channel, by_row * dh, by_column * dw, by_row * sh, by_column * sw, grids.itemsize),
                       writeable=False)
-    cols = np.empty(view.shape, dtype=x_padded.dtype)
-    cols[...] = view
-    return np.reshape(cols, (N, C * kh * kw, ph * pw * PH * PW))
+    rows_of_columns, positions = C * kh * kw, ph * pw * PH * PW
+    cols = np.empty((N, rows_of_columns + ones, positions), dtype=x_padded.dtype)
+    row, position = cols.strides[1:]                          # the first C*kh*kw rows, in the view's shape
+    as_strided(cols, view.shape, (cols.strides[0], kh * kw * row, kw * row, row, pw * PH * PW * position,
+                                  PH * PW * position, position))[...] = view
+    if ones:
+        cols[:, rows_of_columns] = 1
+    return cols
