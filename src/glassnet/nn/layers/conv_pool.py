@@ -74,7 +74,7 @@ def _by_window_place(conv, window, x_padded, conv_hw, rectify):
     if conv.use_bias:
         weight = np.concatenate([weight, np.reshape(conv.params["bias"], (F, 1))], axis=1)
     slabs = np.reshape(np.matmul(weight, cols), (N, F, ph * pw, PH * PW))     # (conv + bias) by window place
-    pooled = np.max(slabs, axis=2, initial=0.0) if rectify else np.max(slabs, axis=2)
+    pooled = np.maximum.reduce(slabs, axis=2, initial=0.0 if rectify else None)
     return np.reshape(pooled, (N, F, PH, PW))
 
 
@@ -114,9 +114,7 @@ def columns_by_window_place(x_padded, kernel, stride, dilation, window, pooled_h
                       writeable=False)
     rows_of_columns, positions = C * kh * kw, ph * pw * PH * PW
     cols = np.empty((N, rows_of_columns + ones, positions), dtype=x_padded.dtype)
-    row, position = cols.strides[1:]                          # the first C*kh*kw rows, in the view's shape
-    as_strided(cols, view.shape, (cols.strides[0], kh * kw * row, kw * row, row, pw * PH * PW * position,
-                                  PH * PW * position, position))[...] = view
+    cols[:, :rows_of_columns].reshape(view.shape)[...] = view      # (only splits axes: a view of cols, no copy)
     if ones:
         cols[:, rows_of_columns] = 1
     return cols
