@@ -86,6 +86,38 @@ def test_whole_batch_and_by_sample_columns_both_match_torch(monkeypatch, rows, k
     conv.forward(x)
     conv.backward_parameters(dy)
     assert_matches(conv.grads["weight"], ref_dw)
+    assert_matches(conv.grads["bias"], ref_db)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_by_sample_columns_carry_the_bias_in_the_product(bias):
+    """Sample by sample, the bias rides in the product: a row of ones under each sample's columns, the bias a
+    last column of the weights; its gradient comes out of the weight gradient's product. With and without a
+    bias, against PyTorch (float64), and the columns are im2col_by_sample's with that row added."""
+    from glassnet.nn.layers import conv as conv_module
+    from glassnet.nn.layers.windows import im2col_by_sample
+    rng = np.random.default_rng(21)
+    conv = gn.Conv2D(2, 5, 3, stride=(1, 2), padding=1, bias=bias, rng=rng)
+    x, weight = rng.standard_normal((3, 2, 7, 8)), conv.params["weight"].copy()
+    out = conv.forward(x)
+    cols = conv._cache[0][0]
+    assert isinstance(conv._cache[0], conv_module.SampleColumns) and cols.shape == (3, 18 + bias, 4 * 7)
+    plain = im2col_by_sample(np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))), (3, 3), (1, 2), (7, 4))
+    np.testing.assert_array_equal(cols[:, :18], plain)
+    if bias:
+        np.testing.assert_array_equal(cols[:, 18], np.ones((3, 28)))
+    dy = rng.standard_normal(out.shape)
+    dx = conv.backward(dy)
+    parameters = [weight] + ([conv.params["bias"].copy()] if bias else [])
+    ref_out, ref_dx, ref_grads = torch_forward_backward(
+        lambda x_t, w_t, *b_t: F.conv2d(x_t, w_t, *b_t, stride=(1, 2), padding=1), x, dy, parameters)
+    assert_matches(out, ref_out)
+    assert_matches(dx, ref_dx)
+    assert_matches(conv.grads["weight"], ref_grads[0])
+    assert conv.grads["weight"].flags.c_contiguous
+    assert sorted(conv.grads) == (["bias", "weight"] if bias else ["weight"])
+    if bias:
+        assert_matches(conv.grads["bias"], ref_grads[1])
 
 
 @pytest.mark.parametrize("kernel, stride, padding, cin, cout, batch, height, width", GRID[::7])

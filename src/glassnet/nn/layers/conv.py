@@ -227,11 +227,14 @@ class Conv2D(Layer):
             self._cache = (WinogradInput((x_padded,)), tuple(x_padded.shape), (N, OH, OW))
             return out
         if route == "by_sample":
-            # a few column rows (a first layer): one product per sample, already in (N, F, OH*OW) order
-            cols = im2col_by_sample(x_padded, self.kernel_size, self.stride, (OH, OW), self.dilation)
-            out = np.matmul(np.reshape(weight, (F, -1)), cols)                      # (N, F, OH*OW)
+            # a few column rows (a first layer): one product per sample, already in (N, F, OH*OW) order; the
+            # bias rides in it (a row of ones under the columns, the bias a last column of the weights): no
+            # pass over the output to add it, and its gradient comes out of the weight gradient's product
+            cols = im2col_by_sample(x_padded, self.kernel_size, self.stride, (OH, OW), self.dilation,
+                                    ones=self.use_bias)                             # (N, C*kh*kw [+ 1], OH*OW)
+            out = np.matmul(self._weight_rows_with_bias(), cols)                    # (N, F, OH*OW)
             self._cache = (SampleColumns((cols,)), tuple(x_padded.shape), (N, OH, OW))
-            return self._add_bias(np.reshape(out, (N, F, OH, OW)))
+            return np.reshape(out, (N, F, OH, OW))
         if route == "blocked":
             # columns too large to make at once: made and multiplied block by block (conv_blocks.py)
             multiply = None if self.groups == 1 else (lambda w, c: grouped_matmul(w, c, self.groups))
@@ -283,6 +286,14 @@ class Conv2D(Layer):
         (``pointwise.py``) when POINTWISE_PRODUCTS is on."""
         return (POINTWISE_PRODUCTS and self.kernel_size == (1, 1) and self.groups == 1
                 and not any(self.pads))
+
+    def _weight_rows_with_bias(self):
+        """The weights as rows (F, C/groups*kh*kw), the bias beside them as a last column when the layer
+        has one: (F, C/groups*kh*kw + 1), for columns with a row of ones under them."""
+        rows = np.reshape(self.params["weight"], (self.out_channels, -1))
+        if not self.use_bias:
+            return rows
+        return np.concatenate([rows, np.reshape(self.params["bias"], (self.out_channels, 1))], axis=1)
 
     def _add_bias(self, out):
         """out (N, F, OH, OW), a new array: the bias added in place (when the layer has one)."""
@@ -414,11 +425,11 @@ class Conv2D(Layer):
         dy = as_gradient(dy, self.dtype)
         self._check_grad_shape(dy, (N, F, OH, OW))
         dy_rows = np.reshape(dy, (N, F, OH * OW))
-        # y[n] = W @ cols[n] + b  =>  dW = sum over n of dy[n] @ cols[n]^T, db = sum of dy
-        self.grads["weight"] = np.reshape(np.sum(np.matmul(dy_rows, np.transpose(cols, (0, 2, 1))), axis=0),
-                                          (F, C, kh, kw))
+        # y[n] = [W b] @ [cols[n]; 1]  =>  [dW db] = sum over n of dy[n] @ [cols[n]; 1]^T (db: the sum of dy)
+        both = np.sum(np.matmul(dy_rows, np.transpose(cols, (0, 2, 1))), axis=0)    # (F, C*kh*kw [+ 1])
+        self.grads["weight"] = np.ascontiguousarray(np.reshape(both[:, :C * kh * kw], (F, C, kh, kw)))
         if self.use_bias:
-            self.grads["bias"] = np.sum(dy, axis=(0, 2, 3))
+            self.grads["bias"] = both[:, -1].copy()
         if not input_grad:
             return None
         # dcols[n] = W^T @ dy[n], each entry back onto the pixel it was read from

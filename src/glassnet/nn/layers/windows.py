@@ -177,19 +177,31 @@ def col2im_same_width(dcols, input_shape, kernel, pads, out_hw, dilation=(1, 1))
     return dx.reshape(N, C, H, W)
 
 
-def im2col_by_sample(x_padded, kernel, stride, out_hw, dilation=(1, 1)):
-    """Every window as a column, sample by sample: (N, C, Hp, Wp) -> (N, C*KH*KW, OH*OW), one copy.
+def im2col_by_sample(x_padded, kernel, stride, out_hw, dilation=(1, 1), ones=False):
+    """Every window as a column, sample by sample: (N, C, Hp, Wp) -> (N, C*KH*KW, OH*OW), one copy; with
+    ``ones`` (NumPy) a last row of ones under each sample's columns: (N, C*KH*KW + 1, OH*OW).
 
     ``cols[n]`` is sample n's columns (rows as in ``im2col``), so ``weight.reshape(F, -1) @ cols`` (a
-    matmul broadcast over the samples) is the convolution already in (N, F, OH*OW) order.
+    matmul broadcast over the samples) is the convolution already in (N, F, OH*OW) order; with the ones,
+    the weights with the bias as a last column give the bias too.
     """
     xp = namespace(x_padded)
     N, C = x_padded.shape[:2]
     (kh, kw), (OH, OW) = kernel, out_hw
-    cols = xp.empty((N, C, kh * kw, OH, OW), dtype=x_padded.dtype, device=device_of(x_padded))
+    if ones:
+        cols = np.empty((N, C * kh * kw + 1, OH * OW), dtype=x_padded.dtype)
+        cols[:, -1] = 1
+        _copy_taps(cols[:, :-1].reshape((N, C, kh * kw, OH, OW)), x_padded, kernel, stride, out_hw, dilation)
+        return cols                                   # (the reshape only splits axes: a view of cols)
+    taps = xp.empty((N, C, kh * kw, OH, OW), dtype=x_padded.dtype, device=device_of(x_padded))
+    _copy_taps(taps, x_padded, kernel, stride, out_hw, dilation)
+    return xp.reshape(taps, (N, C * kh * kw, OH * OW))
+
+
+def _copy_taps(taps, x_padded, kernel, stride, out_hw, dilation):
+    """taps (N, C, kh*kw, OH, OW)[:, :, k] = what tap k reads of x_padded at every output position."""
     for k, i, j in kernel_offsets(kernel, dilation):
-        cols[:, :, k, ...] = offset_view(x_padded, i, j, stride, out_hw)
-    return xp.reshape(cols, (N, C * kh * kw, OH * OW))
+        taps[:, :, k, ...] = offset_view(x_padded, i, j, stride, out_hw)
 
 
 def col2im_by_sample(dcols, padded_shape, kernel, stride, out_hw, dilation=(1, 1)):
