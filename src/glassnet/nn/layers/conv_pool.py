@@ -70,10 +70,7 @@ def _by_window_place(conv, window, x_padded, conv_hw, rectify):
     PH, PW = conv_hw[0] // ph, conv_hw[1] // pw
     cols = columns_by_window_place(x_padded, conv.kernel_size, conv.stride, conv.dilation, window, (PH, PW),
                                    ones=conv.use_bias)                          # (N, C*kh*kw [+ 1], ph*pw*PH*PW)
-    weight = np.reshape(conv.params["weight"], (F, -1))
-    if conv.use_bias:
-        weight = np.concatenate([weight, np.reshape(conv.params["bias"], (F, 1))], axis=1)
-    slabs = np.reshape(np.matmul(weight, cols), (N, F, ph * pw, PH * PW))     # (conv + bias) by window place
+    slabs = np.reshape(np.matmul(conv._weight_rows_with_bias(), cols), (N, F, ph * pw, PH * PW))   # by place
     pooled = np.maximum.reduce(slabs, axis=2, initial=0.0 if rectify else None)
     return np.reshape(pooled, (N, F, PH, PW))
 
