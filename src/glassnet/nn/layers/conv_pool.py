@@ -27,7 +27,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ...backend import NUMPY, namespace
 from .conv import grouped_matmul
-from .windows import pad_images
+from .windows import columns_with_ones, pad_images
 
 
 def conv_then_max_pool(conv, pool, x, rectify=False):
@@ -110,8 +110,9 @@ def columns_by_window_place(x_padded, kernel, stride, dilation, window, pooled_h
                       (by_sample, by_channel, by_row * dh, by_column * dw, by_row * sh, by_column * sw, grids.itemsize),
                       writeable=False)
     rows_of_columns, positions = C * kh * kw, ph * pw * PH * PW
-    cols = np.empty((N, rows_of_columns + ones, positions), dtype=x_padded.dtype)
-    cols[:, :rows_of_columns].reshape(view.shape)[...] = view      # (only splits axes: a view of cols, no copy)
     if ones:
-        cols[:, rows_of_columns] = 1
+        cols = columns_with_ones(N, rows_of_columns, positions, x_padded.dtype)
+    else:
+        cols = np.empty((N, rows_of_columns, positions), dtype=x_padded.dtype)
+    cols[:, :rows_of_columns].reshape(view.shape)[...] = view      # (only splits axes: a view of cols, no copy)
     return cols

@@ -189,13 +189,21 @@ def im2col_by_sample(x_padded, kernel, stride, out_hw, dilation=(1, 1), ones=Fal
     N, C = x_padded.shape[:2]
     (kh, kw), (OH, OW) = kernel, out_hw
     if ones:
-        cols = np.empty((N, C * kh * kw + 1, OH * OW), dtype=x_padded.dtype)
-        cols[:, -1] = 1
+        cols = columns_with_ones(N, C * kh * kw, OH * OW, x_padded.dtype)
         _copy_taps(cols[:, :-1].reshape((N, C, kh * kw, OH, OW)), x_padded, kernel, stride, out_hw, dilation)
         return cols                                   # (the reshape only splits axes: a view of cols)
     taps = xp.empty((N, C, kh * kw, OH, OW), dtype=x_padded.dtype, device=device_of(x_padded))
     _copy_taps(taps, x_padded, kernel, stride, out_hw, dilation)
     return xp.reshape(taps, (N, C * kh * kw, OH * OW))
+
+
+def columns_with_ones(samples, rows, positions, dtype):
+    """Room for each sample's columns (``rows`` of ``positions`` values) with a last row of ones under them,
+    already written: (samples, rows + 1, positions). With the bias as a last column of the weights, the
+    product then adds the bias itself."""
+    cols = np.empty((samples, rows + 1, positions), dtype=dtype)
+    cols[:, rows] = 1
+    return cols
 
 
 def _copy_taps(taps, x_padded, kernel, stride, out_hw, dilation):
