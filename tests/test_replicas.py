@@ -127,4 +127,5 @@ def test_infer_gives_forwards_outputs_and_keeps_nothing_for_backward(batch, monk
         model.backward(np.ones_like(expected))
     graph = gn.presets.build("resnet_mini", (1, 12, 12), 3, seed=1)
     images = np.random.default_rng(5).standard_normal((batch, 1, 12, 12))
-    np.testing.assert_array_equal(graph.eval().infer(images), graph.forward(images))
+    # its BatchNorm folded into the convolution before it (conv_norm.py): equal up to rounding
+    np.testing.assert_allclose(graph.eval().infer(images), graph.forward(images), rtol=1e-13, atol=1e-15)

@@ -21,6 +21,7 @@ gradients are summed into the layer's ``grads``: one optimizer step updates the 
 import numpy as np
 
 from ..errors import GlassnetError
+from ..nn.layers.conv_norm import conv_then_batch_norm
 from ..nn.layers.conv_pool import conv_then_max_pool
 from ..training.replicas import replica
 
@@ -159,16 +160,26 @@ class Graph:
           step where it can (``conv_then_max_pool``: first layers, windows that tile; a ReLU between them
           comes into that step too): the same products, which the BLAS may sum in another order, so equal
           up to the last bit or two;
+        - a convolution whose one reader is a BatchNorm2D in evaluation runs with it in one step
+          (``conv_then_batch_norm``: the normalisation folded into the weights and bias where that is
+          cheaper, else in place on the convolution's output): equal up to rounding where folded;
         - an activation whose input is a new array that nothing else reads (the output of a layer marked
           ``fresh_output``: a convolution, BatchNorm, Dense) works in place: no new array to fill.
         """
         plans = self.max_pool_plans()
-        deferred = {k for plan in plans.values() for k in plan if k is not None}
+        norms = self.batch_norm_plans()
+        deferred = {k for plan in plans.values() for k in plan if k is not None} | set(norms.values())
 
         def run(k, sources, arguments, remaining):
             runner = runners[k]
             if k in deferred:
-                return arguments[0]                      # passed on as it is: run by the max pool after it
+                return arguments[0]                      # passed on as it is: run by the node after it
+            if k in norms:
+                conv = runners[norms[k]]
+                conv.clear_cache()                       # nothing of an earlier forward stays (as infer)
+                runner.clear_cache()
+                out = conv_then_batch_norm(conv, runner, arguments[0])
+                return runner.infer(conv.infer(arguments[0])) if out is None else out
             if k in plans:
                 conv, activation = plans[k]
                 pooled = None
@@ -226,6 +237,13 @@ class Graph:
             if (conv, activation) != (None, None):
                 plans[p] = (conv, activation)
         return plans
+
+    def batch_norm_plans(self):
+        """{BatchNorm node p: convolution node p - 1} where the convolution's value only p reads, for
+        ``infer`` to run them in one step."""
+        return {p: p - 1 for p in range(1, len(self.nodes))
+                if hasattr(self._layer(p), "scale_and_shift") and self._read_only_by(p - 1, p)
+                and getattr(self._layer(p - 1), "takes_batch_norm", False)}
 
     def rectified_max_pools(self):
         """{max pool node p: its ReLU node, ReLU node: None} for each ReLU whose value only a max pool reads

@@ -134,6 +134,7 @@ class Conv2D(Layer):
     """
 
     fresh_output = True       # forward returns a new array, never a view of its input (Graph.infer)
+    takes_batch_norm = True   # Graph.infer may run it with the BatchNorm2D after it (conv_norm.py)
     pools_with_max = True     # runs with a max pool after it in one step (conv_pool.py, Graph.infer)
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,

@@ -134,10 +134,10 @@ class BatchNorm2D(Layer):
         if not self.training:
             # fixed statistics: y = x * scale + shift, two passes over x (PyTorch's CPU evaluation formula);
             # x is kept and x_hat made in backward, where only gradients need it
-            scale = self.params["weight"] * inv_std
+            scale, shift = self.scale_and_shift()
             self._cache = (x, inv_std, False, mean)
             out = x * per_channel(scale)
-            out += per_channel(self.params["bias"] - mean * scale)
+            out += per_channel(shift)
             return out
         x_hat = x - per_channel(mean)
         x_hat *= per_channel(inv_std)
@@ -145,6 +145,13 @@ class BatchNorm2D(Layer):
         out = x_hat * per_channel(self.params["weight"])
         out += per_channel(self.params["bias"])
         return out
+
+    def scale_and_shift(self):
+        """Evaluation's y = x * scale + shift per channel, from the running statistics: scale = weight /
+        sqrt(running_var + eps), shift = bias - running_mean * scale; both (C,)."""
+        xp = namespace(self.params["weight"])
+        scale = self.params["weight"] * (1.0 / xp.sqrt(self.buffers["running_var"] + self.eps))
+        return scale, self.params["bias"] - self.buffers["running_mean"] * scale
 
     def _batch_statistics(self, x):
         """(mean, biased variance, count) per channel over the batch (over every rank's share of it
