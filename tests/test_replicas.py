@@ -39,8 +39,14 @@ def test_the_batch_is_cut_when_it_is_large_and_every_layer_is_per_sample(monkeyp
     assert parts_for(network().layers, x[:48]) == 2
     assert parts_for(network().layers, x) == 3                           # over 64 a part: more parts than
     assert parts_for(network().layers, np.concatenate([x, x])) == 5      # threads, each thread takes the next
-    with_bn = gn.Sequential([gn.Conv2D(2, 2, 3, rng=0), gn.BatchNorm2D(2)])
-    assert parts_for(with_bn.layers, x) == 1                             # batch statistics couple samples
+    with_bn = gn.Sequential([gn.Conv2D(2, 2, 3, rng=0), gn.BatchNorm2D(2), gn.Dropout(0.5, rng=0)])
+    assert parts_for(with_bn.layers, x) == 1             # batch statistics couple samples, one mask generator
+    assert parts_for(with_bn.eval().layers, x) == 3      # evaluation: running statistics, the identity
+    large = np.zeros((2, 3, 200, 200))                   # 120,000 values a sample: a part of one is worth it
+    assert parts_for(network().layers, large) == 2
+    assert parts_for(network().layers, large[:1]) == 1
+    assert parts_for(network().layers, np.zeros((8, 3, 64, 64))) == 1      # 12,288 values: parts of 9 at least
+    assert parts_for(network().layers, np.zeros((18, 3, 64, 64))) == 2
     monkeypatch.setenv("GLASSNET_THREADS", "1")
     assert parts_for(network().layers, x) == 1
 
@@ -129,3 +135,41 @@ def test_infer_gives_forwards_outputs_and_keeps_nothing_for_backward(batch, monk
     images = np.random.default_rng(5).standard_normal((batch, 1, 12, 12))
     # its BatchNorm folded into the convolution before it (conv_norm.py): equal up to rounding
     np.testing.assert_allclose(graph.eval().infer(images), graph.forward(images), rtol=1e-13, atol=1e-15)
+
+
+def every_per_sample_layer():
+    """One of each layer the split now runs (activations, padding, resampling, shuffles, LRN, a transposed
+    convolution, BatchNorm and Dropout in evaluation), as a chain whose samples are 3x40x40 (4,800 values)."""
+    from glassnet.nn.layers import (ELU, GELU, LRN, SELU, ChannelShuffle, ConvTranspose2D, Hardsigmoid, Hardswish,
+                                    LogSoftmax, Pad2D, PixelShuffle, PReLU, ReLU6, Rescaling, Reshape, SiLU,
+                                    Softplus, Softsign, Upsample2D)
+    return gn.Sequential([
+        Rescaling(0.5, 0.1), gn.Conv2D(3, 8, 3, rng=0), gn.BatchNorm2D(8), ReLU6(), Pad2D(1, mode="reflect"),
+        ChannelShuffle(2), LRN(3), ELU(), gn.Conv2D(8, 8, 3, stride=2, groups=8, rng=1), SELU(), PixelShuffle(2),
+        GELU(), ConvTranspose2D(2, 4, 2, stride=2, rng=2), SiLU(), gn.MaxPool2D(4), Hardswish(),
+        Upsample2D(2), Hardsigmoid(), gn.AvgPool2D(4), PReLU(4), Softplus(), gn.Dropout(0.3, rng=3), Softsign(),
+        Reshape((-1,)), gn.Dense(4 * 9 * 9, 5, rng=4), LogSoftmax(),
+    ]).eval()
+
+
+def test_every_per_sample_layer_split_computes_what_one_pass_computes(monkeypatch):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((100, 3, 40, 40))
+    model = every_per_sample_layer()
+    norm = model[2]
+    norm.buffers["running_mean"], norm.buffers["running_var"] = rng.standard_normal(8), rng.uniform(0.5, 2, 8)
+    dy = rng.standard_normal((100, 5))
+    monkeypatch.setenv("GLASSNET_THREADS", "1")
+    expected_infer = model.infer(x)
+    expected = model.forward(x)
+    expected_dx = model.backward(dy)
+    expected_grads = {name: grad.copy() for name, grad in model.gradients().items()}
+    monkeypatch.setenv("GLASSNET_THREADS", "2")
+    assert parts_for(model.layers, x) == 2
+    np.testing.assert_allclose(model.infer(x), expected_infer, rtol=1e-12, atol=1e-14)
+    out = model.forward(x)
+    assert isinstance(model._pass, BatchSplit)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(model.backward(dy), expected_dx, rtol=1e-12, atol=1e-14)
+    for name, grad in model.gradients().items():
+        np.testing.assert_allclose(grad, expected_grads[name], rtol=1e-12, atol=1e-14, err_msg=name)

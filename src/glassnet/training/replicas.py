@@ -18,10 +18,12 @@ A thread's share of more than ``MAX_PART`` samples is cut again: the parts outnu
 each thread runs its share of them one after the other (lenet b512 training 0.73-0.91 of the time, simple
 b512 0.75-0.79).
 
-Used for NumPy models in which every layer treats samples independently (no BatchNorm2D, whose
-statistics couple the batch, and no Dropout, whose masks come from one generator), on batches of at
-least ``MIN_PART`` samples per part, when threadpoolctl is installed and more than one CPU is usable.
-``GLASSNET_THREADS=1`` turns it off.
+Used for NumPy models in which every layer treats samples independently (BatchNorm2D and Dropout only
+in evaluation: in training the batch statistics couple the samples and the masks come from one
+generator), on batches of at least ``MIN_PART`` samples per part, or fewer where a sample is large (at
+least ``MIN_PART_VALUES`` input values a part: ImageNet-sized images go one to a part; inference b8,
+in-process toggle: ResNet-50 0.75-0.89, VGG-16 0.82, MobileNetV2 0.76; ResNet-50 b2 0.90-0.93), when
+threadpoolctl is installed and more than one CPU is usable. ``GLASSNET_THREADS=1`` turns it off.
 """
 import copy
 import os
@@ -35,9 +37,16 @@ MIN_PART = 24          # samples per part at least: below, thread hand-offs and 
                        # separate processes, docs/accuracy-and-speed.md: lenet b64 0.71-0.88 of 48's time)
 MAX_PART = 64          # samples per part at most: a lenet step costs 257 us a sample at 64, 294 at 128 (one
                        # thread, interleaved): a part's arrays stay nearer the caches
+MIN_PART_VALUES = 100_000  # ... or at least this many input values per part: a sample this large (an image of
+                           # 3x224x224 has 150,528) is worth a thread by itself (ResNet-50 inference b8 ~0.75)
 # glassnet's layers that treat every sample on its own and keep their state in attributes
 PER_SAMPLE = {"Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
-              "Identity", "Softmax", "Add", "Concatenate", "Multiply", "GlobalAvgPool2D", "GlobalMaxPool2D"}
+              "Identity", "Softmax", "Add", "Concatenate", "Multiply", "GlobalAvgPool2D", "GlobalMaxPool2D",
+              "ReLU6", "ELU", "SELU", "GELU", "SiLU", "Hardsigmoid", "Hardswish", "Softplus", "Softsign", "PReLU",
+              "LogSoftmax", "ConvTranspose2D", "Pad2D", "Upsample2D", "PixelShuffle", "ChannelShuffle", "LRN",
+              "Rescaling", "Reshape"}
+# ... and those that do so in evaluation: BatchNorm2D with its running statistics, Dropout as the identity
+PER_SAMPLE_IN_EVALUATION = {"BatchNorm2D", "Dropout"}
 _pool = None
 _controller = None
 _threads = None        # set by use_threads (an MPI rank's share of the cores)
@@ -146,16 +155,23 @@ def replica(layer):
     return twin
 
 
+def treats_samples_apart(layer):
+    """Whether ``layer`` computes each sample's output from that sample alone (in its present mode)."""
+    name = type(layer).__name__
+    return name in PER_SAMPLE or (name in PER_SAMPLE_IN_EVALUATION and not layer.training)
+
+
 def parts_for(layers, x):
     """How many parts to cut the batch ``x`` into (1: run as usual): one per thread, and more where a
     thread's share passes ``MAX_PART`` samples (each thread then runs several parts one after the other)."""
-    if type(x) is not np.ndarray or x.shape[0] < 2 * MIN_PART:     # checked first: runs on every forward
+    if type(x) is not np.ndarray or x.shape[0] < 2:     # checked first: runs on every forward
         return 1
-    threads = min(thread_count(), x.shape[0] // MIN_PART)
+    min_part = min(MIN_PART, -(-MIN_PART_VALUES // max(1, x.size // x.shape[0])))     # samples a part needs
+    threads = min(thread_count(), x.shape[0] // min_part)
     if threads < 2 or _blas_controller() is None:
         return 1
     parts = max(threads, -(-x.shape[0] // MAX_PART))
-    if any(type(layer).__name__ not in PER_SAMPLE for layer in layers):
+    if not all(treats_samples_apart(layer) for layer in layers):
         return 1
     if any(type(value) is not np.ndarray for layer in layers for value in layer.params.values()):
         return 1
