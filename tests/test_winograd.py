@@ -106,3 +106,24 @@ def test_small_layers_keep_columns():
     big = gn.Conv2D(128, 128, 3, padding=1, dtype=np.float32)
     big.forward(np.zeros((2, 128, 56, 56), dtype=np.float32))
     assert isinstance(big._cache[0], conv_module.WinogradInput)
+
+
+def test_a_part_of_a_batch_split_takes_winograd_for_less_work(monkeypatch):
+    """Inside a batch split's part the BLAS runs on one thread, where Winograd pays from less work on: its
+    threshold is WINOGRAD_MIN_WORK_ONE_THREAD there (ResNet-50's 256@14 with parts of 4 samples)."""
+    assert not conv_module.winograd_pays(256, 256, 4, 14, 14)                 # 256 * 196 tiles = 50,176
+    conv_module.BATCH_PART.one_thread = True
+    try:
+        assert conv_module.winograd_pays(256, 256, 4, 14, 14) and not conv_module.winograd_pays(512, 512, 4, 7, 7)
+    finally:
+        conv_module.BATCH_PART.one_thread = False
+    in_part, original = [], conv_module.winograd_pays
+    monkeypatch.setattr(conv_module, "winograd_pays", lambda *shape: in_part.append(
+        getattr(conv_module.BATCH_PART, "one_thread", False)) or original(*shape))
+    monkeypatch.setenv("GLASSNET_THREADS", "2")
+    network = gn.Sequential([gn.Conv2D(256, 4, 3, padding=1, rng=0), gn.Flatten()])
+    x = np.random.default_rng(0).standard_normal((8, 256, 14, 14))           # 50,176 values a sample
+    network.infer(x[:1])
+    network.infer(x)                                                          # two parts of four
+    assert in_part == [False, True, True]
+    assert not getattr(conv_module.BATCH_PART, "one_thread", False)           # reset after the split

@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..nn.layers.activations import PartCaches
+from ..nn.layers.conv import BATCH_PART
 
 MIN_PART = 24          # samples per part at least: below, thread hand-offs and the GIL eat the gain (A/B in
                        # separate processes, docs/accuracy-and-speed.md: lenet b64 0.71-0.88 of 48's time)
@@ -98,8 +99,12 @@ def _run(parts, work):
         _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="glassnet")
 
     def take_parts(first):
-        for k in range(first, parts, threads):
-            work(k)
+        BATCH_PART.one_thread = True            # (conv.winograd_pays: the BLAS is on one thread here)
+        try:
+            for k in range(first, parts, threads):
+                work(k)
+        finally:
+            BATCH_PART.one_thread = False
     with _blas_controller().limit(limits=1, user_api="blas"):
         pending = [_pool.submit(take_parts, t) for t in range(1, threads)]
         take_parts(0)

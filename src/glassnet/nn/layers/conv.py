@@ -1,4 +1,6 @@
 """2-D convolution (cross-correlation, as in PyTorch and Keras)."""
+import threading
+
 import numpy as np
 
 from .. import init
@@ -498,7 +500,9 @@ def columns_weight_grad(dy_rows, cols, samples, groups):
 
 def winograd_pays(in_channels, out_channels, samples, out_h, out_w):
     """Whether Winograd beats columns for this layer and batch: at least WINOGRAD_MIN_CHANNELS channels
-    on both sides and ``min(channels) * tiles`` at least WINOGRAD_MIN_WORK (2x2 output tiles over the batch).
+    on both sides and ``min(channels) * tiles`` at least WINOGRAD_MIN_WORK (2x2 output tiles over the batch),
+    or WINOGRAD_MIN_WORK_ONE_THREAD inside a part of a batch split (``replicas.py``: the BLAS on one thread,
+    where the products Winograd saves weigh more against its transforms).
 
     Its transforms cost memory passes in proportion to C + K, the products it saves C * K, and its 16
     products are small when the tiles are few; the rule follows issue 28's per-layer A/B (float32, ms,
@@ -511,7 +515,8 @@ def winograd_pays(in_channels, out_channels, samples, out_h, out_w):
     """
     tiles = samples * ((out_h + 1) // 2) * ((out_w + 1) // 2)
     channels = min(in_channels, out_channels)
-    return channels >= WINOGRAD_MIN_CHANNELS and channels * tiles >= WINOGRAD_MIN_WORK
+    least = WINOGRAD_MIN_WORK_ONE_THREAD if getattr(BATCH_PART, "one_thread", False) else WINOGRAD_MIN_WORK
+    return channels >= WINOGRAD_MIN_CHANNELS and channels * tiles >= least
 
 
 class BlockedInput(tuple):
@@ -549,6 +554,9 @@ SAMPLE_COLUMN_ROWS = 32   # convolutions with at most this many rows of columns 
 WINOGRAD = True           # 3x3 stride-1 convolutions between many channels by Winograd's F(2x2, 3x3) (winograd.py)
 WINOGRAD_MIN_CHANNELS = 128   # see winograd_pays
 WINOGRAD_MIN_WORK = 200_000
+WINOGRAD_MIN_WORK_ONE_THREAD = 50_000   # one thread, float32, ms Winograd / columns: 128@28 b4 0.76, 256@14 b4
+                                        # 0.91, 256@28 b1 0.76, 128@28 b1 0.88; 512@7 b4 1.39, 256@14 b1 1.30
+BATCH_PART = threading.local()          # .one_thread: this thread runs parts of a batch split (replicas.py)
 # columns beyond this are made block by block (conv_blocks.py); under glibc's largest mmap threshold (32 MiB),
 # so that each block's arrays come from memory the heap keeps (heap.py). Measured (vgg16 b8 inference, ms,
 # interleaved, median of 5): budget 8 MiB 2,678, 16 MiB 2,836, 30 MiB 2,511, no blocks 4,974.
