@@ -26,6 +26,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ...backend import NUMPY, namespace
+from .activations import rectified
 from .conv import grouped_matmul
 from .windows import columns_with_ones, pad_images
 
@@ -60,7 +61,7 @@ def _through_columns(conv, pool, x, x_padded, conv_hw):
 
 def _rectified(out, rectify):
     """out, a new array, with max(v, 0) applied in place when ``rectify``."""
-    return np.maximum(out, 0.0, out=out) if rectify else out
+    return rectified(out, out=out) if rectify else out
 
 
 def _by_window_place(conv, window, x_padded, conv_hw, rectify):

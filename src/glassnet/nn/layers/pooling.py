@@ -4,6 +4,7 @@ import numpy as np
 from ...backend import NUMPY, add_into, device_of, float_dtype, namespace
 from ...errors import GlassnetError
 from ...validation import as_float_array, as_gradient, check_batch, int_pair
+from .activations import rectified
 from .base import Layer
 from .windows import crop_padding, kernel_offsets, offset_key, offset_view, output_size, pad_images, span
 
@@ -149,7 +150,7 @@ class MaxPool2D(_Pool2D):
         returns dL/dx itself (the ReLU's derivative included); the ReLU passes it on.
         """
         out = self.forward(x)
-        np.maximum(out, 0.0, out=out)        # out is the cached maximum: backward compares the taps to it
+        rectified(out, out=out)              # out is the cached maximum: backward compares the taps to it
         self._rectified = True
         return out
 
