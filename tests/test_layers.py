@@ -189,7 +189,8 @@ def test_relu_by_clip_gives_pytorchs_values_signed_zeros_and_nans_included(dtype
     from glassnet.nn.layers.activations import rectified
     x = np.array([-2.5, -0.0, 0.0, 1e-30, -1e-30, 3.0, np.inf, -np.inf, np.nan], dtype=dtype)
     expected = torch.relu(torch.tensor(x)).numpy()
-    for ours in (rectified(x), gn.ReLU(dtype=dtype).forward(x[None]).ravel(), gn.ReLU(dtype=dtype).infer(x[None]).ravel()):
+    relu = gn.ReLU(dtype=dtype)
+    for ours in (rectified(x), relu.forward(x[None]).ravel(), relu.infer(x[None]).ravel()):
         assert ours.dtype == dtype
         np.testing.assert_array_equal(ours, expected)                     # NaN where NaN
         np.testing.assert_array_equal(np.signbit(ours), np.signbit(expected))
