@@ -109,7 +109,7 @@ def large_net(package, arch, batch_size, dtype, image_size):
 
     def infer():
         model.eval()
-        return model.forward(x)
+        return model.infer(x)
     return train_step, infer
 
 
@@ -120,8 +120,16 @@ def steps(package, arch, batch_size, dtype, image_size):
         return large_net(package, arch, batch_size, dtype, image_size)
     case = dataclasses.replace(cases.CASES[arch], batch_size=batch_size)
     x, y = cases.batch(case, dtype)
-    _, train_step, infer = cases.glassnet_trainer(case, dtype)
-    return lambda: train_step(x, y), lambda: infer(x)
+    model, train_step, infer = cases.glassnet_trainer(case, dtype)
+
+    def train():
+        model.train()
+        train_step(x, y)
+
+    def evaluate():
+        model.eval()             # inference as a user runs it: BatchNorm on its running statistics
+        return infer(x)
+    return train, evaluate
 
 
 def compare(packages, arch, batch_size, dtype, repeats, image_size=224):

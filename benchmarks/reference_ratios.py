@@ -28,11 +28,12 @@ def main(argv, repeats=7, seconds=0.4):
     for arch, size in settings:
         case = dataclasses.replace(cases.CASES[arch], batch_size=size)
         x, y = cases.batch(case, np.float32)
-        _, glass_train, glass_infer = cases.glassnet_trainer(case, np.float32)
+        model, glass_train, glass_infer = cases.glassnet_trainer(case, np.float32)
         twin, torch_train, torch_infer = cases.torch_trainer(case, np.float32)
         tx, ty = torch.from_numpy(x), torch.from_numpy(y)
         train = measure.side_by_side({"g": lambda: glass_train(x, y), "t": lambda: torch_train(tx, ty)}, size,
                                     repeats, seconds)
+        model.eval()
         twin.eval()
         infer = measure.side_by_side({"g": lambda: glass_infer(x), "t": lambda: torch_infer(tx)}, size, repeats,
                                       seconds)

@@ -44,6 +44,8 @@ def main(argv=None):
         arch, batch = case.split(":")
         model = presets.build(arch, (1, 28, 28), 10, seed=0, dtype=np.float32)
         x = np.random.default_rng(0).standard_normal((int(batch), 1, 28, 28)).astype(np.float32)
+        if args.infer:
+            model.eval()          # inference as a user runs it: BatchNorm on its running statistics
 
         def step():
             if args.infer:

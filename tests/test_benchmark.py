@@ -52,6 +52,29 @@ def test_bench_smoke_run_writes_json_and_markdown(tmp_path, capsys):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
+def test_bench_times_inference_in_evaluation_mode_on_both_sides(monkeypatch):
+    """The inference figure is taken as a user infers: glassnet's model and PyTorch's twin in evaluation
+    (BatchNorm on its running statistics), the training figure in training."""
+    from glassnet.apps.benchmark import cases, measure
+    run = importlib.import_module("glassnet.apps.benchmark.run")
+    modes = []
+    trainer = cases.glassnet_trainer
+
+    def recording_trainer(case, dtype, seed=0):
+        model, train_step, infer = trainer(case, dtype, seed)
+        return (model, lambda x, y: modes.append(("train", model.training)) or train_step(x, y),
+                lambda x: modes.append(("infer", model.training)) or infer(x))
+    monkeypatch.setattr(run, "glassnet_trainer", recording_trainer)
+
+    def once(steps, n, repeats, seconds):                 # each step run once instead of timed
+        for step in steps.values():
+            step()
+        return {name: {"median": 1.0} for name in steps}
+    monkeypatch.setattr(measure, "side_by_side", once)
+    run.time_case(CASES["resnet_mini"], np.float32, torch, repeats=1, seconds=0.01, batch_size=4)
+    assert modes == [("train", True), ("infer", False)]
+
+
 def test_bench_rejects_bad_settings(tmp_path, capsys):
     assert cli.main(["bench", "--smoke", "--threads", "0", "--out", str(tmp_path)]) == 1
     assert "--threads" in capsys.readouterr().err

@@ -118,7 +118,7 @@ def time_case(case, dtype, torch, repeats, seconds, batch_size=None):
     """Training and inference images/s of glassnet (and PyTorch) on one case."""
     x, y = batch(case, dtype, batch_size=batch_size)
     n = x.shape[0]
-    _, glass_train, glass_infer = glassnet_trainer(case, dtype)
+    model, glass_train, glass_infer = glassnet_trainer(case, dtype)
     train_steps = {"glassnet": lambda: glass_train(x, y)}
     infer_steps = {"glassnet": lambda: glass_infer(x)}
     if torch is not None:
@@ -127,6 +127,7 @@ def time_case(case, dtype, torch, repeats, seconds, batch_size=None):
         train_steps["pytorch"] = lambda: torch_train(tx, ty)
         infer_steps["pytorch"] = lambda: torch_infer(tx)
     train = measure.side_by_side(train_steps, n, repeats, seconds)
+    model.eval()                  # inference in evaluation mode on both sides (BatchNorm's running statistics)
     if torch is not None:
         twin.eval()
     infer = measure.side_by_side(infer_steps, n, repeats, seconds)
