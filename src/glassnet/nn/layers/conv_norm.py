@@ -15,7 +15,7 @@ small batches: 3x3x512x512 weights against 512x7x7 outputs a sample) the normali
 convolution's new output, the same two passes as ``BatchNorm2D.forward`` on no new array, with its bits.
 
 Folded, the products are of other numbers (scale W, rounded), so the output is the unfolded one up to
-rounding (float64: ~1e-15 relative; tests/test_infer.py checks against the layers one after the other and
+rounding (float64: ~1e-15 relative; tests/test_conv_norm.py checks against the layers one after the other and
 against PyTorch).
 """
 import copy
