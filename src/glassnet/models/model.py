@@ -91,8 +91,10 @@ class Model:
     def infer(self, x):
         """``forward`` keeping nothing for backward (PyTorch's ``no_grad``): each node's cache is let go as
         soon as it has run, so one layer's activations are freed for the next to reuse instead of all of
-        them staying alive; the same outputs as ``forward``. ``predict`` and ``evaluate`` use it;
-        ``backward`` after it is refused (call ``forward`` for gradients)."""
+        them staying alive; the same outputs as ``forward`` (up to rounding where a convolution's
+        BatchNorm in evaluation is folded into it or a convolution runs with its max pool: ``Graph.infer``).
+        ``predict`` and ``evaluate`` use it; ``backward`` after it is refused (call ``forward`` for
+        gradients)."""
         return self._run(x, keep=False)
 
     def _run(self, x, keep):
