@@ -40,8 +40,12 @@ def test_the_batch_is_cut_when_it_is_large_and_every_layer_is_per_sample(monkeyp
     assert parts_for(network().layers, x) == 3                           # over 64 a part: more parts than
     assert parts_for(network().layers, np.concatenate([x, x])) == 5      # threads, each thread takes the next
     with_bn = gn.Sequential([gn.Conv2D(2, 2, 3, rng=0), gn.BatchNorm2D(2), gn.Dropout(0.5, rng=0)])
-    assert parts_for(with_bn.layers, x) == 1             # batch statistics couple samples, one mask generator
+    assert parts_for(with_bn.layers, x) == 1             # Dropout's masks come from one generator
     assert parts_for(with_bn.eval().layers, x) == 3      # evaluation: running statistics, the identity
+    only_bn = gn.Sequential([gn.Conv2D(2, 2, 3, rng=0), gn.BatchNorm2D(2)])
+    assert parts_for(only_bn.layers, x) == 2             # batch statistics summed over parts side by side
+    only_bn[1].group_sum = lambda arrays: arrays         # (MPI's ranks share them: not split then)
+    assert parts_for(only_bn.layers, x) == 1
     large = np.zeros((2, 3, 200, 200))                   # 120,000 values a sample: a part of one is worth it
     assert parts_for(network().layers, large) == 2
     assert parts_for(network().layers, large[:1]) == 1
@@ -173,3 +177,51 @@ def test_every_per_sample_layer_split_computes_what_one_pass_computes(monkeypatc
     np.testing.assert_allclose(model.backward(dy), expected_dx, rtol=1e-12, atol=1e-14)
     for name, grad in model.gradients().items():
         np.testing.assert_allclose(grad, expected_grads[name], rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+def test_batch_norm_in_training_split_over_threads_equals_one_pass_and_pytorch(monkeypatch):
+    """BatchNorm2D's batch statistics summed over the parts (PartSums): the same loss, gradients and running
+    statistics as one pass (float64, 1e-12) and as PyTorch in training mode (1e-10)."""
+    rng = np.random.default_rng(7)
+    x, y = rng.standard_normal((150, 1, 12, 12)), rng.integers(0, 3, 150)
+    results = {}
+    for threads in ("1", "2"):
+        monkeypatch.setenv("GLASSNET_THREADS", threads)
+        model = gn.presets.build("resnet_mini", (1, 12, 12), 3, seed=1)
+        assert parts_for(model.layers, x) == int(threads)      # two parts of 75: never more than threads
+        results[threads] = one_step(model, x, y) + (model,)
+    (value_1, dx_1, grads_1, alone), (value_2, dx_2, grads_2, split) = results["1"], results["2"]
+    assert value_2 == pytest.approx(value_1, rel=1e-12)
+    assert_matches(dx_2, dx_1, rtol=1e-12)
+    for name, grad in grads_1.items():
+        assert_matches(grads_2[name], grad, rtol=1e-12)
+    norms = [(a, b) for a, b in zip(alone.layers, split.layers) if isinstance(a, gn.BatchNorm2D)]
+    for a, b in norms:                                            # updated once, from the whole batch
+        for key in ("running_mean", "running_var"):
+            assert_matches(b.buffers[key], a.buffers[key], rtol=1e-12)
+    twin = gn.to_torch(gn.presets.build("resnet_mini", (1, 12, 12), 3, seed=1)).train()
+    x_t = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.cross_entropy(twin(x_t), torch.tensor(y)).backward()
+    assert_matches(dx_2, x_t.grad)
+    torch_norms = [m for m in twin.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(torch_norms) == len(norms)
+    for (_, ours), theirs in zip(norms, torch_norms):
+        assert_matches(ours.buffers["running_mean"], theirs.running_mean)
+        assert_matches(ours.buffers["running_var"], theirs.running_var)
+
+
+def test_a_failing_part_breaks_the_other_parts_wait_and_its_own_error_is_raised(monkeypatch):
+    monkeypatch.setenv("GLASSNET_THREADS", "2")
+    model = gn.Sequential([gn.Conv2D(2, 3, 3, rng=0), gn.BatchNorm2D(3), gn.ReLU(), gn.Flatten()])
+    x = np.random.default_rng(8).standard_normal((60, 2, 6, 6))
+    original = gn.BatchNorm2D.forward
+
+    def fails_in_the_second_part(self, inputs):
+        if inputs.shape[0] == 30 and self.group_sum is not None and self.buffers is not model[1].buffers:
+            raise gn.GlassnetError("part 2 failed")
+        return original(self, inputs)
+    monkeypatch.setattr(gn.BatchNorm2D, "forward", fails_in_the_second_part)
+    with pytest.raises(gn.GlassnetError, match="part 2 failed"):        # not the broken barrier, no hang
+        model.forward(x)
+    monkeypatch.setattr(gn.BatchNorm2D, "forward", original)
+    assert model.forward(x).shape == (60, 48)                              # the next pass runs

@@ -18,15 +18,19 @@ A thread's share of more than ``MAX_PART`` samples is cut again: the parts outnu
 each thread runs its share of them one after the other (lenet b512 training 0.73-0.91 of the time, simple
 b512 0.75-0.79).
 
-Used for NumPy models in which every layer treats samples independently (BatchNorm2D and Dropout only
-in evaluation: in training the batch statistics couple the samples and the masks come from one
-generator), on batches of at least ``MIN_PART`` samples per part, or fewer where a sample is large (at
+Used for NumPy models in which every layer treats samples independently (Dropout only in evaluation: in
+training its masks come from one generator), or is a BatchNorm2D, whose batch statistics in training are
+summed over the parts running side by side (``PartSums``: then no more parts than threads; training
+steps, in-process toggle: resnet_mini b64 0.73, mobilenet_mini b64 0.57, ResNet-50 b8 0.86), on batches
+of at least ``MIN_PART`` samples per part, or fewer where a sample is large (at
 least ``MIN_PART_VALUES`` input values a part: ImageNet-sized images go one to a part; inference b8,
 in-process toggle: ResNet-50 0.75-0.89, VGG-16 0.82, MobileNetV2 0.76; ResNet-50 b2 0.90-0.93), when
 threadpoolctl is installed and more than one CPU is usable. ``GLASSNET_THREADS=1`` turns it off.
 """
 import copy
+import functools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -40,6 +44,7 @@ MAX_PART = 64          # samples per part at most: a lenet step costs 257 us a s
                        # thread, interleaved): a part's arrays stay nearer the caches
 MIN_PART_VALUES = 100_000  # ... or at least this many input values per part: a sample this large (an image of
                            # 3x224x224 has 150,528) is worth a thread by itself (ResNet-50 inference b8 ~0.75)
+PART_WAIT_SECONDS = 600    # a part waits this long at most for the others' batch statistics (PartSums)
 # glassnet's layers that treat every sample on its own and keep their state in attributes
 PER_SAMPLE = {"Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
               "Identity", "Softmax", "Add", "Concatenate", "Multiply", "GlobalAvgPool2D", "GlobalMaxPool2D",
@@ -105,11 +110,41 @@ def _run(parts, work):
                 work(k)
         finally:
             BATCH_PART.one_thread = False
+    errors = []
     with _blas_controller().limit(limits=1, user_api="blas"):
         pending = [_pool.submit(take_parts, t) for t in range(1, threads)]
-        take_parts(0)
+        try:
+            take_parts(0)
+        except BaseException as error:          # the other threads are still waited for
+            errors.append(error)
         for future in pending:
-            future.result()                     # a thread's exception is raised here
+            try:
+                future.result()                 # a thread's exception is raised here
+            except BaseException as error:
+                errors.append(error)
+    if errors:   # the part's own error, not the broken barrier it left the other parts at (PartSums)
+        raise next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)), errors[0])
+
+
+class PartSums:
+    """Sums of arrays over the parts of a batch split that run side by side, one per thread: BatchNorm2D's
+    batch statistics in training (its ``group_sum``, as MPI's ranks share theirs in distributed.py). Each
+    part hands in its arrays and waits for the others (a barrier); every part then adds them up in part
+    order, so every part gets the same sums, bits included."""
+
+    def __init__(self, parts):
+        self.barrier = threading.Barrier(parts, timeout=PART_WAIT_SECONDS)
+        self.handed_in = [None] * parts
+
+    def for_part(self, k):
+        """Part k's ``group_sum(arrays) -> [the sum over the parts of each array]``."""
+        def group_sum(arrays):
+            self.handed_in[k] = list(arrays)
+            self.barrier.wait()                                 # every part's arrays are in
+            sums = [functools.reduce(np.add, [part[i] for part in self.handed_in]) for i in range(len(arrays))]
+            self.barrier.wait()                                 # every part has read them: reusable
+            return sums
+        return group_sum
 
 
 class BatchSplit:
@@ -122,6 +157,7 @@ class BatchSplit:
         self.slices = [slice(bounds[k], bounds[k + 1]) for k in range(parts)]
         self.graph = graph
         self.runners = [[replica(graph.layers[index]) for index, _ in graph.nodes] for _ in range(parts)]
+        self.sums = self._share_batch_statistics(parts)
         outputs = [None] * parts
 
         def forward(k):
@@ -129,7 +165,7 @@ class BatchSplit:
             part = [x[self.slices[k]]]
             # keep=False (Model.infer): nothing kept for backward (Graph.infer)
             outputs[k] = (graph.forward(part, runners) if keep else graph.infer(part, runners))[0]
-        _run(parts, forward)
+        _run(parts, self._aborting(forward))
         self.output = np.concatenate(outputs)
         if not keep:                                          # nothing of an earlier pass stays either
             for layer in graph.layers:
@@ -140,6 +176,32 @@ class BatchSplit:
             if hasattr(layer, "positive_mask"):     # joined when read (positive_mask): fit reads them, a step not
                 layer._cache = PartCaches(runners[uses[0]]._cache for runners in self.runners)
 
+    def _share_batch_statistics(self, parts):
+        """PartSums for the replicas of BatchNorm2D in training (None without one): their batch statistics
+        are summed over the parts; only part 0's replica writes the running statistics into the layer."""
+        norms = [k for k, (index, _) in enumerate(self.graph.nodes)
+                 if shares_batch_statistics(self.graph.layers[index])]
+        if not norms:
+            return None
+        sums = PartSums(parts)
+        for part, runners in enumerate(self.runners):
+            for k in norms:
+                runners[k].group_sum = sums.for_part(part)
+                if part > 0:
+                    runners[k].buffers = dict(runners[k].buffers)    # its updates go nowhere
+        return sums
+
+    def _aborting(self, work):
+        """``work(k)``, breaking the parts' barrier when it fails, so no other part waits for it forever."""
+        def run(k):
+            try:
+                work(k)
+            except BaseException:
+                if self.sums is not None:
+                    self.sums.barrier.abort()
+                raise
+        return run
+
     def backward(self, dy, input_grad):
         """dy: dL/d(output) of the whole batch -> dL/dx (or None); the layers' grads summed over the parts."""
         parts = len(self.slices)
@@ -148,7 +210,7 @@ class BatchSplit:
         def backward(k):
             grads = self.graph.backward([dy[self.slices[k]]], self.runners[k], input_grad)
             inputs[k] = grads[0] if input_grad else None
-        _run(parts, backward)
+        _run(parts, self._aborting(backward))
         self.graph.gather_shared_gradients(*self.runners)
         return np.concatenate(inputs) if input_grad else None
 
@@ -166,9 +228,17 @@ def treats_samples_apart(layer):
     return name in PER_SAMPLE or (name in PER_SAMPLE_IN_EVALUATION and not layer.training)
 
 
+def shares_batch_statistics(layer):
+    """Whether ``layer`` is a BatchNorm2D in training on one process (no MPI ``group_sum``): its statistics
+    couple the samples, which the split handles by summing them over the parts (``PartSums``)."""
+    return type(layer).__name__ == "BatchNorm2D" and layer.training and layer.group_sum is None
+
+
 def parts_for(layers, x):
     """How many parts to cut the batch ``x`` into (1: run as usual): one per thread, and more where a
-    thread's share passes ``MAX_PART`` samples (each thread then runs several parts one after the other)."""
+    thread's share passes ``MAX_PART`` samples (each thread then runs several parts one after the other),
+    but never more than threads when BatchNorm's batch statistics are summed over the parts (they wait for
+    each other)."""
     if type(x) is not np.ndarray or x.shape[0] < 2:     # checked first: runs on every forward
         return 1
     min_part = min(MIN_PART, -(-MIN_PART_VALUES // max(1, x.size // x.shape[0])))     # samples a part needs
@@ -176,8 +246,10 @@ def parts_for(layers, x):
     if threads < 2 or _blas_controller() is None:
         return 1
     parts = max(threads, -(-x.shape[0] // MAX_PART))
-    if not all(treats_samples_apart(layer) for layer in layers):
+    if not all(treats_samples_apart(layer) or shares_batch_statistics(layer) for layer in layers):
         return 1
+    if any(shares_batch_statistics(layer) for layer in layers):
+        parts = threads
     if any(type(value) is not np.ndarray for layer in layers for value in layer.params.values()):
         return 1
     return parts
