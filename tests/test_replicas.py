@@ -44,6 +44,7 @@ def test_the_batch_is_cut_when_it_is_large_and_every_layer_is_per_sample(monkeyp
     assert parts_for(with_bn.eval().layers, x) == 3      # evaluation: running statistics, the identity
     only_bn = gn.Sequential([gn.Conv2D(2, 2, 3, rng=0), gn.BatchNorm2D(2)])
     assert parts_for(only_bn.layers, x) == 2             # batch statistics summed over parts side by side
+    assert parts_for(only_bn.layers, np.zeros((8, 2, 224, 224))) == 1   # large samples, few parts: memory
     only_bn[1].group_sum = lambda arrays: arrays         # (MPI's ranks share them: not split then)
     assert parts_for(only_bn.layers, x) == 1
     large = np.zeros((2, 3, 200, 200))                   # 120,000 values a sample: a part of one is worth it

@@ -20,8 +20,9 @@ b512 0.75-0.79).
 
 Used for NumPy models in which every layer treats samples independently (Dropout only in evaluation: in
 training its masks come from one generator), or is a BatchNorm2D, whose batch statistics in training are
-summed over the parts running side by side (``PartSums``: then no more parts than threads; training
-steps, in-process toggle: resnet_mini b64 0.73, mobilenet_mini b64 0.57, ResNet-50 b8 0.86), on batches
+summed over the parts running side by side (``PartSums``: then no more parts than threads, each of at
+least ``MIN_PART`` samples; training steps, in-process toggle: resnet_mini b64 0.73, mobilenet_mini b64
+0.57), on batches
 of at least ``MIN_PART`` samples per part, or fewer where a sample is large (at
 least ``MIN_PART_VALUES`` input values a part: ImageNet-sized images go one to a part; inference b8,
 in-process toggle: ResNet-50 0.75-0.89, VGG-16 0.82, MobileNetV2 0.76; ResNet-50 b2 0.90-0.93), when
@@ -249,6 +250,10 @@ def parts_for(layers, x):
     if not all(treats_samples_apart(layer) or shares_batch_statistics(layer) for layer in layers):
         return 1
     if any(shares_batch_statistics(layer) for layer in layers):
+        if x.shape[0] < 2 * MIN_PART:
+            # large samples in few parts: ResNet-50 b8's training step took 0.86 of the time but peaked at
+            # 886 MiB against 760 (PyTorch's 848): each part's weight gradients live until they are summed
+            return 1
         parts = threads
     if any(type(value) is not np.ndarray for layer in layers for value in layer.params.values()):
         return 1
