@@ -22,11 +22,10 @@ Used for NumPy models in which every layer treats samples independently (Dropout
 training its masks come from one generator), or is a BatchNorm2D, whose batch statistics in training are
 summed over the parts running side by side (``PartSums``: then no more parts than threads, each of at
 least ``MIN_PART`` samples; training steps, in-process toggle: resnet_mini b64 0.73, mobilenet_mini b64
-0.57), on batches
-of at least ``MIN_PART`` samples per part, or fewer where a sample is large (at
-least ``MIN_PART_VALUES`` input values a part: ImageNet-sized images go one to a part; inference b8,
-in-process toggle: ResNet-50 0.75-0.89, VGG-16 0.82, MobileNetV2 0.76; ResNet-50 b2 0.90-0.93), when
-threadpoolctl is installed and more than one CPU is usable. ``GLASSNET_THREADS=1`` turns it off.
+0.57), on batches of at least ``MIN_PART`` samples per part, or fewer where a sample is large (at least
+``MIN_PART_VALUES`` input values a part: ImageNet-sized images go one to a part; inference b8, in-process
+toggle: ResNet-50 0.75-0.89, VGG-16 0.82, MobileNetV2 0.76; ResNet-50 b2 0.90-0.93), when threadpoolctl is
+installed and more than one CPU is usable. ``GLASSNET_THREADS=1`` turns it off.
 """
 import copy
 import functools
@@ -247,9 +246,13 @@ def parts_for(layers, x):
     if threads < 2 or _blas_controller() is None:
         return 1
     parts = max(threads, -(-x.shape[0] // MAX_PART))
-    if not all(treats_samples_apart(layer) or shares_batch_statistics(layer) for layer in layers):
-        return 1
-    if any(shares_batch_statistics(layer) for layer in layers):
+    coupled = False                          # a BatchNorm2D in training: statistics summed over the parts
+    for layer in layers:
+        if shares_batch_statistics(layer):
+            coupled = True
+        elif not treats_samples_apart(layer):
+            return 1
+    if coupled:
         if x.shape[0] < 2 * MIN_PART:
             # large samples in few parts: ResNet-50 b8's training step took 0.86 of the time but peaked at
             # 886 MiB against 760 (PyTorch's 848): each part's weight gradients live until they are summed
