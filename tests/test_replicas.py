@@ -1,12 +1,15 @@
 """A batch cut into parts over threads (replicas.py) computes what one pass computes: float64 against
 the one-thread pass (1e-12) and PyTorch (1e-10), float32 against the float64 reference to float32
 precision, and the ReLU masks fit reads afterwards."""
+import tracemalloc
+import weakref
+
 import numpy as np
 import pytest
 import torch
 
 import glassnet as gn
-from glassnet.training.replicas import BatchSplit, parts_for
+from glassnet.training.replicas import BatchSplit, GradientFold, parts_for
 from reference import assert_matches
 
 
@@ -44,7 +47,7 @@ def test_the_batch_is_cut_when_it_is_large_and_every_layer_is_per_sample(monkeyp
     assert parts_for(with_bn.eval().layers, x) == 3      # evaluation: running statistics, the identity
     only_bn = gn.Sequential([gn.Conv2D(2, 2, 3, rng=0), gn.BatchNorm2D(2)])
     assert parts_for(only_bn.layers, x) == 2             # batch statistics summed over parts side by side
-    assert parts_for(only_bn.layers, np.zeros((8, 2, 224, 224))) == 1   # large samples, few parts: memory
+    assert parts_for(only_bn.layers, np.zeros((8, 2, 224, 224))) == 2   # large samples: one part a thread
     only_bn[1].group_sum = lambda arrays: arrays         # (MPI's ranks share them: not split then)
     assert parts_for(only_bn.layers, x) == 1
     large = np.zeros((2, 3, 200, 200))                   # 120,000 values a sample: a part of one is worth it
@@ -226,3 +229,106 @@ def test_a_failing_part_breaks_the_other_parts_wait_and_its_own_error_is_raised(
         model.forward(x)
     monkeypatch.setattr(gn.BatchNorm2D, "forward", original)
     assert model.forward(x).shape == (60, 48)                              # the next pass runs
+
+
+class Runner:
+    def __init__(self, **grads):
+        self.grads = grads
+
+
+def test_the_gradient_fold_sums_in_part_and_call_order_whichever_part_finishes_first():
+    """GradientFold: layer 0 called by nodes 0 and 2 (shared), layer 1 by node 1; three parts. Its sums go
+    part by part, call by call (as gather_shared_gradients adds them), so values whose sum depends on the
+    order (1e16 + 1 - 1e16) come out the same bits in whatever order the parts hand them in."""
+    terms = {(0, 0): 1e16, (0, 2): 1.0, (1, 0): -1e16, (1, 2): 1.0, (2, 0): 1.0, (2, 2): 0.5}
+    in_order = ((((1e16 + 1.0) + -1e16) + 1.0) + 1.0) + 0.5                  # 2.5: in this order, by hand
+    assert in_order == 2.5 and sum(reversed(list(terms.values()))) != in_order
+    orders = [sorted(terms), sorted(terms, reverse=True), [(1, 2), (2, 0), (0, 2), (1, 0), (2, 2), (0, 0)]]
+    for order in orders:
+        fold = GradientFold(uses=[[0, 2], [1]], parts=3)
+        runners = {key: Runner(weight=np.array([value])) for key, value in terms.items()}
+        dense = {part: Runner(weight=np.array([float(part)]), bias=np.array([2.0 * part])) for part in range(3)}
+        for part, k in order:
+            fold.add(part, k, runners[part, k])
+            assert runners[part, k].grads == {}                              # let go of at once
+        for part in (2, 0, 1):
+            fold.add(part, 1, dense[part])
+        layers = [Runner(), Runner()]
+        layers[0].params, layers[1].params = {"weight": None}, {"weight": None, "bias": None}
+        fold.write_into(layers)
+        assert layers[0].grads["weight"][0] == in_order
+        assert layers[1].grads["weight"][0] == 3.0 and layers[1].grads["bias"][0] == 6.0
+
+
+def test_large_images_with_batch_norm_in_training_split_one_or_two_a_part_equal_one_pass(monkeypatch):
+    """3x160x160 images (76,800 values: two make a part): resnet_mini's training step at batch 4 runs as two
+    parts of two side by side, BatchNorm's statistics summed over them, and gives one pass's loss, dL/dx,
+    gradients and running statistics (float64, 1e-12)."""
+    rng = np.random.default_rng(9)
+    x, y = rng.standard_normal((4, 3, 160, 160)), rng.integers(0, 3, 4)
+    results = {}
+    for threads in ("1", "2"):
+        monkeypatch.setenv("GLASSNET_THREADS", threads)
+        model = gn.presets.build("resnet_mini", (3, 160, 160), 3, seed=2)
+        assert parts_for(model.layers, x) == int(threads)
+        results[threads] = one_step(model, x, y) + (model,)
+    (value_1, dx_1, grads_1, alone), (value_2, dx_2, grads_2, split) = results["1"], results["2"]
+    assert value_2 == pytest.approx(value_1, rel=1e-12)
+    assert_matches(dx_2, dx_1, rtol=1e-12)
+    for name, grad in grads_1.items():
+        assert_matches(grads_2[name], grad, rtol=1e-12)
+    for a, b in zip(alone.layers, split.layers):
+        if isinstance(a, gn.BatchNorm2D):
+            for key in ("running_mean", "running_var"):
+                assert_matches(b.buffers[key], a.buffers[key], rtol=1e-12)
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])               # one pass, and the batch split
+def test_backward_lets_the_last_gradients_go_before_it_makes_new_ones(monkeypatch, batch, threads):
+    """Two sets of gradients are never held together: when the last layer's backward (the first to run)
+    starts, the first layer's gradients of the last step are already gone."""
+    monkeypatch.setenv("GLASSNET_THREADS", threads)
+    x, y = batch
+    model = network()
+    one_step(model, x, y)
+    last_weights = weakref.ref(model.layers[0].grads["weight"])
+    seen = []
+    last = model.layers[-1]
+    original = type(last).backward
+
+    def backward(self, dy):
+        seen.append(last_weights() is None)
+        return original(self, dy)
+    monkeypatch.setattr(type(last), "backward", backward)
+    one_step(model, x, y)
+    assert seen and all(seen)
+
+
+def test_a_split_forward_does_not_hold_an_earlier_forwards_caches(monkeypatch):
+    """A forward with no backward after it (a look at the outputs) leaves its caches in the layers; the next
+    forward lets them go before it makes its own (a batch split's parts never read them): its peak is the
+    same with or without that earlier forward."""
+    monkeypatch.setenv("GLASSNET_THREADS", "2")
+    rng = np.random.default_rng(10)
+    model = gn.Sequential([gn.Conv2D(3, 16, 3, padding=1, rng=0), gn.ReLU(), gn.Conv2D(16, 16, 3, padding=1, rng=1),
+                           gn.ReLU(), gn.Flatten(), gn.Dense(16 * 24 * 24, 3, rng=2)])
+    big, look = rng.standard_normal((96, 3, 24, 24)), rng.standard_normal((47, 3, 24, 24))
+    assert parts_for(model.layers, big) == 2 and parts_for(model.layers, look) == 1
+
+    def peak_of_a_forward():                    # the traced peak, counted from the start of the test
+        tracemalloc.reset_peak()
+        model.forward(big)
+        peak = tracemalloc.get_traced_memory()[1]
+        model._pass = None
+        for layer in model.layers:
+            layer.clear_cache()
+        return peak
+    tracemalloc.start()
+    try:
+        model.forward(big)
+        alone = peak_of_a_forward()
+        model.forward(look)                     # ~4 MB of caches kept (47 x 16 x 24 x 24 x 8 bytes, twice)
+        after_a_look = peak_of_a_forward()
+    finally:
+        tracemalloc.stop()
+    assert after_a_look < alone + 1_000_000, (alone, after_a_look)

@@ -264,7 +264,7 @@ class Graph:
         value = self.input_count + k
         return k >= 0 and self.nodes[reader][1] == (value,) and self.consumers[value] == 1
 
-    def backward(self, output_grads, runners, input_grad=True, watch=None):
+    def backward(self, output_grads, runners, input_grad=True, watch=None, took_gradients=None):
         """output_grads: dL/d(each model output) -> dL/d(each model input) (None when ``input_grad`` is
         False: a node that reads only model inputs then fills its parameter gradients only).
 
@@ -275,6 +275,8 @@ class Graph:
 
         ``watch(k, dL/d(output), [dL/d(each input)], parts)`` is called after each node; ``parts`` is the
         list of gradients that were summed into the node's output gradient (one when it has one reader).
+        ``took_gradients(k, runner)`` is called as soon as node k's parameter gradients are in its runner's
+        ``grads`` (a batch split sums them over its parts there: ``replicas.GradientFold``).
         """
         sums = GradientSums(watch is not None)
         for output, grad in zip(self.outputs, output_grads):
@@ -292,6 +294,8 @@ class Graph:
                 input_grads = list(input_grads) if runner.merges else [input_grads]
                 for source, source_grad in zip(sources, input_grads):
                     sums.add(source, source_grad)
+            if took_gradients is not None:
+                took_gradients(k, runner)
             if not getattr(runner, "cache_read_after_backward", False):
                 runner.clear_cache()
             if watch is not None:

@@ -7,7 +7,7 @@ part through its own *replicas* of the layers: shallow copies that share the par
 gradients. Each thread's BLAS runs single-threaded meanwhile (threadpoolctl), so the threads do
 not fight over the cores. Backward sums the replicas' gradients into the layers' ``grads``: a
 GEMM over the whole batch, written as a sum of two GEMMs over its halves (the same numbers up to
-the order of floating-point sums).
+the order of floating-point sums), added up while the parts' backward passes run (``GradientFold``).
 
 Measured on this 2-core machine (float32, interleaved A/B against one pass, ms per training step):
 simple, batch 100: 18.2 -> 15.0; lenet, batch 256: 70.2 -> 59.3. Batches under ``2 * MIN_PART`` stay
@@ -20,12 +20,12 @@ b512 0.75-0.79).
 
 Used for NumPy models in which every layer treats samples independently (Dropout only in evaluation: in
 training its masks come from one generator), or is a BatchNorm2D, whose batch statistics in training are
-summed over the parts running side by side (``PartSums``: then no more parts than threads, each of at
-least ``MIN_PART`` samples; training steps, in-process toggle: resnet_mini b64 0.73, mobilenet_mini b64
-0.57), on batches of at least ``MIN_PART`` samples per part, or fewer where a sample is large (at least
-``MIN_PART_VALUES`` input values a part: ImageNet-sized images go one to a part; inference b8, in-process
-toggle: ResNet-50 0.75-0.89, VGG-16 0.82, MobileNetV2 0.76; ResNet-50 b2 0.90-0.93), when threadpoolctl is
-installed and more than one CPU is usable. ``GLASSNET_THREADS=1`` turns it off.
+summed over the parts running side by side (``PartSums``: then no more parts than threads; training
+steps, in-process toggle: resnet_mini b64 0.73, mobilenet_mini b64 0.57, ResNet-50 b8 0.73), on batches
+of at least ``MIN_PART`` samples per part, or fewer where a sample is large (at least ``MIN_PART_VALUES``
+input values a part: ImageNet-sized images go one to a part; inference b8, in-process toggle: ResNet-50
+0.75-0.89, VGG-16 0.82, MobileNetV2 0.76; ResNet-50 b2 0.90-0.93), when threadpoolctl is installed and
+more than one CPU is usable. ``GLASSNET_THREADS=1`` turns it off.
 """
 import copy
 import functools
@@ -207,12 +207,60 @@ class BatchSplit:
         parts = len(self.slices)
         inputs = [None] * parts
 
+        fold = GradientFold(self.graph.uses, parts)
+
         def backward(k):
-            grads = self.graph.backward([dy[self.slices[k]]], self.runners[k], input_grad)
+            grads = self.graph.backward([dy[self.slices[k]]], self.runners[k], input_grad,
+                                        took_gradients=functools.partial(fold.add, k))
             inputs[k] = grads[0] if input_grad else None
         _run(parts, self._aborting(backward))
-        self.graph.gather_shared_gradients(*self.runners)
+        fold.write_into(self.graph.layers)
         return np.concatenate(inputs) if input_grad else None
+
+
+class GradientFold:
+    """Each layer's parameter gradients summed over its calls in every part of a batch split while the
+    parts' backward passes run: a part's gradients are let go as soon as they are added, instead of every
+    part holding a whole set until the end (a set is ResNet-50's 98 MiB, VGG-16's 528).
+
+    The sums go in a fixed order, part by part and within a part call by call (``Graph.uses``), as
+    ``Graph.gather_shared_gradients`` adds them: the same numbers whichever part finishes first. A call's
+    gradients that come before those of an earlier call wait for them.
+    """
+
+    def __init__(self, uses, parts):
+        self.place = {}                  # (part, node) -> (layer, its place in the layer's order)
+        for layer, nodes in enumerate(uses):
+            for place, (part, k) in enumerate((part, k) for part in range(parts) for k in nodes):
+                self.place[part, k] = (layer, place)
+        self.sums = {}                   # layer -> {name: the sum so far}
+        self.added = [0] * len(uses)     # layer -> calls in its sum so far
+        self.waiting = {}                # (layer, place) -> a call's gradients that came early
+        self.lock = threading.Lock()
+
+    def add(self, part, k, runner):
+        """Take part ``part``'s node ``k``'s gradients out of its runner (``Graph.backward``'s
+        ``took_gradients``) and add them to the sums, with any that waited for them."""
+        grads, runner.grads = runner.grads, {}
+        if not grads:
+            return
+        layer, place = self.place[part, k]
+        with self.lock:
+            self.waiting[layer, place] = grads
+            while (layer, self.added[layer]) in self.waiting:
+                grads = self.waiting.pop((layer, self.added[layer]))
+                if layer not in self.sums:
+                    self.sums[layer] = grads              # its own arrays now: added into in place
+                else:
+                    for name, total in self.sums[layer].items():
+                        np.add(total, grads[name], out=total)
+                self.added[layer] += 1
+
+    def write_into(self, layers):
+        """Every layer's ``grads`` the sums over all its calls."""
+        for index, layer in enumerate(layers):
+            for name in layer.params:
+                layer.grads[name] = self.sums[index][name]
 
 
 def replica(layer):
@@ -253,10 +301,6 @@ def parts_for(layers, x):
         elif not treats_samples_apart(layer):
             return 1
     if coupled:
-        if x.shape[0] < 2 * MIN_PART:
-            # large samples in few parts: ResNet-50 b8's training step took 0.86 of the time but peaked at
-            # 886 MiB against 760 (PyTorch's 848): each part's weight gradients live until they are summed
-            return 1
         parts = threads
     if any(type(value) is not np.ndarray for layer in layers for value in layer.params.values()):
         return 1
