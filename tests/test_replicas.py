@@ -238,8 +238,8 @@ class Runner:
 
 def test_the_gradient_fold_sums_in_part_and_call_order_whichever_part_finishes_first():
     """GradientFold: layer 0 called by nodes 0 and 2 (shared), layer 1 by node 1; three parts. Its sums go
-    part by part, call by call (as gather_shared_gradients adds them), so values whose sum depends on the
-    order (1e16 + 1 - 1e16) come out the same bits in whatever order the parts hand them in."""
+    part by part, call by call, so values whose sum depends on the order (1e16 + 1 - 1e16) come out the
+    same bits in whatever order the parts hand them in."""
     terms = {(0, 0): 1e16, (0, 2): 1.0, (1, 0): -1e16, (1, 2): 1.0, (2, 0): 1.0, (2, 2): 0.5}
     in_order = ((((1e16 + 1.0) + -1e16) + 1.0) + 1.0) + 0.5                  # 2.5: in this order, by hand
     assert in_order == 2.5 and sum(reversed(list(terms.values()))) != in_order

@@ -304,11 +304,11 @@ class Graph:
             return None
         return [sums.take(index)[0] for index in range(first)]
 
-    def gather_shared_gradients(self, *runner_lists):
-        """Sum each layer's gradients over every runner of its calls (in every list of runners: one list
-        per part of a batch split) into the layer's ``grads``; a layer run once by itself is left as is."""
+    def gather_shared_gradients(self, runners):
+        """Sum each layer's gradients over the runners of its calls into the layer's ``grads``; a layer run
+        once by itself is left as is. (A batch split sums its parts' as they come: ``replicas.GradientFold``.)"""
         for layer, uses in zip(self.layers, self.uses):
-            calls = [runners[k] for runners in runner_lists for k in uses]
+            calls = [runners[k] for k in uses]
             if len(calls) == 1 and calls[0] is layer:
                 continue
             for key in layer.params:

@@ -223,9 +223,8 @@ class GradientFold:
     parts' backward passes run: a part's gradients are let go as soon as they are added, instead of every
     part holding a whole set until the end (a set is ResNet-50's 98 MiB, VGG-16's 528).
 
-    The sums go in a fixed order, part by part and within a part call by call (``Graph.uses``), as
-    ``Graph.gather_shared_gradients`` adds them: the same numbers whichever part finishes first. A call's
-    gradients that come before those of an earlier call wait for them.
+    The sums go in a fixed order, part by part and within a part call by call (``Graph.uses``): the same
+    numbers whichever part finishes first. A call's gradients that come before an earlier call's wait for them.
     """
 
     def __init__(self, uses, parts):
