@@ -43,7 +43,7 @@ def test_the_batch_is_cut_when_it_is_large_and_every_layer_is_per_sample(monkeyp
     assert parts_for(network().layers, x) == 3                           # over 64 a part: more parts than
     assert parts_for(network().layers, np.concatenate([x, x])) == 5      # threads, each thread takes the next
     with_bn = gn.Sequential([gn.Conv2D(2, 2, 3, rng=0), gn.BatchNorm2D(2), gn.Dropout(0.5, rng=0)])
-    assert parts_for(with_bn.layers, x) == 1             # Dropout's masks come from one generator
+    assert parts_for(with_bn.layers, x) == 2             # Dropout's masks drawn for the batch, then split
     assert parts_for(with_bn.eval().layers, x) == 3      # evaluation: running statistics, the identity
     only_bn = gn.Sequential([gn.Conv2D(2, 2, 3, rng=0), gn.BatchNorm2D(2)])
     assert parts_for(only_bn.layers, x) == 2             # batch statistics summed over parts side by side
@@ -55,6 +55,9 @@ def test_the_batch_is_cut_when_it_is_large_and_every_layer_is_per_sample(monkeyp
     assert parts_for(network().layers, large[:1]) == 1
     assert parts_for(network().layers, np.zeros((8, 3, 64, 64))) == 1      # 12,288 values: parts of 9 at least
     assert parts_for(network().layers, np.zeros((18, 3, 64, 64))) == 2
+    monkeypatch.setattr("glassnet.training.replicas.MAX_SPLIT_WEIGHT_BYTES", 7 * 12 * 8 - 1)   # the first Dense
+    assert parts_for(network().layers, x) == 1                           # training: a part's copy of its gradient
+    assert parts_for(network().layers, x, backward=False) == 3           # inference: no gradients
     monkeypatch.setenv("GLASSNET_THREADS", "1")
     assert parts_for(network().layers, x) == 1
 
@@ -332,3 +335,35 @@ def test_a_split_forward_does_not_hold_an_earlier_forwards_caches(monkeypatch):
     finally:
         tracemalloc.stop()
     assert after_a_look < alone + 1_000_000, (alone, after_a_look)
+
+
+def dropout_network(seed):
+    x = gn.Input((2, 10, 10))
+    shared = gn.Dropout(0.3, rng=np.random.default_rng(seed))             # one generator, two calls
+    a = shared(gn.ReLU()(gn.Conv2D(2, 4, 3, padding=1, rng=0)(x)))
+    b = gn.Dropout(0.5, rng=seed + 1, noise_shape=(4, 1, 1))(a)            # whole channels
+    c = shared(gn.Flatten()(gn.Add()([a, b])))
+    return gn.Model(x, gn.Dense(400, 3, rng=1)(c))
+
+
+def test_dropout_in_training_split_over_threads_draws_one_pass_masks(monkeypatch, batch):
+    """Dropout in training joins the split: the batch's masks are drawn before the parts run, in node order
+    (a generator shared by two calls, a noise_shape), so two steps in a row give one pass's loss (bit for
+    bit), dL/dx and gradients (1e-12), and the generators end where one pass leaves them."""
+    x, y = batch
+    results = {}
+    for threads in ("1", "2"):
+        monkeypatch.setenv("GLASSNET_THREADS", threads)
+        model = dropout_network(seed=11)
+        assert parts_for(model.layers, x) == (1 if threads == "1" else 3)
+        steps = [one_step(model, x, y) for _ in range(2)]
+        draws = [layer.rng.random(3) for layer in model.layers if isinstance(layer, gn.Dropout)]
+        results[threads] = steps, draws
+    (steps_1, draws_1), (steps_2, draws_2) = results["1"], results["2"]
+    for (value_1, dx_1, grads_1), (value_2, dx_2, grads_2) in zip(steps_1, steps_2):
+        assert value_2 == value_1                                # the same masks: the same loss, bit for bit
+        np.testing.assert_allclose(dx_2, dx_1, rtol=1e-12, atol=1e-15)
+        for name, grad in grads_1.items():
+            np.testing.assert_allclose(grads_2[name], grad, rtol=1e-12, atol=1e-15, err_msg=name)
+    for a, b in zip(draws_1, draws_2):
+        np.testing.assert_array_equal(a, b)

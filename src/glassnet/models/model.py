@@ -109,7 +109,7 @@ class Model:
             layer.clear_cache()
         keep_freed_memory()                       # once per process: see heap.py
         if len(inputs) == 1:
-            parts = parts_for(self.layers, inputs[0])
+            parts = parts_for(self.layers, inputs[0], backward=keep)
             if parts > 1:                         # both cores: see replicas.py
                 split = BatchSplit(self.graph, inputs[0], parts, keep)
                 self._pass = split if keep else None

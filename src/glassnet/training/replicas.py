@@ -18,14 +18,15 @@ A thread's share of more than ``MAX_PART`` samples is cut again: the parts outnu
 each thread runs its share of them one after the other (lenet b512 training 0.73-0.91 of the time, simple
 b512 0.75-0.79).
 
-Used for NumPy models in which every layer treats samples independently (Dropout only in evaluation: in
-training its masks come from one generator), or is a BatchNorm2D, whose batch statistics in training are
-summed over the parts running side by side (``PartSums``: then no more parts than threads; training
-steps, in-process toggle: resnet_mini b64 0.73, mobilenet_mini b64 0.57, ResNet-50 b8 0.73), on batches
-of at least ``MIN_PART`` samples per part, or fewer where a sample is large (at least ``MIN_PART_VALUES``
-input values a part: ImageNet-sized images go one to a part; inference b8, in-process toggle: ResNet-50
-0.75-0.89, VGG-16 0.82, MobileNetV2 0.76; ResNet-50 b2 0.90-0.93), when threadpoolctl is installed and
-more than one CPU is usable. ``GLASSNET_THREADS=1`` turns it off.
+Used for NumPy models in which every layer treats samples independently (Dropout too: in training each
+Dropout draws the whole batch's mask before the parts run, and each part takes its rows), or is a
+BatchNorm2D, whose batch statistics in training are summed over the parts running side by side
+(``PartSums``: then no more parts than threads; training steps, in-process toggle: resnet_mini b64 0.73,
+mobilenet_mini b64 0.57, ResNet-50 b8 0.73), on batches of at least ``MIN_PART`` samples per part, or fewer
+where a sample is large (at least ``MIN_PART_VALUES`` input values a part: ImageNet-sized images go one to a
+part; inference b8, in-process toggle: ResNet-50 0.75-0.89, VGG-16 0.82, MobileNetV2 0.76; ResNet-50 b2
+0.90-0.93), when threadpoolctl is installed and more than one CPU is usable. ``GLASSNET_THREADS=1`` turns it
+off.
 """
 import copy
 import functools
@@ -44,15 +45,18 @@ MAX_PART = 64          # samples per part at most: a lenet step costs 257 us a s
                        # thread, interleaved): a part's arrays stay nearer the caches
 MIN_PART_VALUES = 100_000  # ... or at least this many input values per part: a sample this large (an image of
                            # 3x224x224 has 150,528) is worth a thread by itself (ResNet-50 inference b8 ~0.75)
+MAX_SPLIT_WEIGHT_BYTES = 64 << 20  # for training, weights at most this large a layer: each part past the first
+                                   # holds its gradient until it is added (VGG-16 b8, fc6's 392 MiB: split, the
+                                   # step peaked at 2,151 MiB against 1,930 whole, for 0.97 of the time)
 PART_WAIT_SECONDS = 600    # a part waits this long at most for the others' batch statistics (PartSums)
 # glassnet's layers that treat every sample on its own and keep their state in attributes
 PER_SAMPLE = {"Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
               "Identity", "Softmax", "Add", "Concatenate", "Multiply", "GlobalAvgPool2D", "GlobalMaxPool2D",
               "ReLU6", "ELU", "SELU", "GELU", "SiLU", "Hardsigmoid", "Hardswish", "Softplus", "Softsign", "PReLU",
               "LogSoftmax", "ConvTranspose2D", "Pad2D", "Upsample2D", "PixelShuffle", "ChannelShuffle", "LRN",
-              "Rescaling", "Reshape"}
-# ... and those that do so in evaluation: BatchNorm2D with its running statistics, Dropout as the identity
-PER_SAMPLE_IN_EVALUATION = {"BatchNorm2D", "Dropout"}
+              "Rescaling", "Reshape", "Dropout"}    # (Dropout in training: the batch's masks drawn first)
+# ... and those that do so in evaluation: BatchNorm2D with its running statistics
+PER_SAMPLE_IN_EVALUATION = {"BatchNorm2D"}
 _pool = None
 _controller = None
 _threads = None        # set by use_threads (an MPI rank's share of the cores)
@@ -158,6 +162,7 @@ class BatchSplit:
         self.graph = graph
         self.runners = [[replica(graph.layers[index]) for index, _ in graph.nodes] for _ in range(parts)]
         self.sums = self._share_batch_statistics(parts)
+        self._draw_dropout_masks(x)
         outputs = [None] * parts
 
         def forward(k):
@@ -190,6 +195,20 @@ class BatchSplit:
                 if part > 0:
                     runners[k].buffers = dict(runners[k].buffers)    # its updates go nowhere
         return sums
+
+    def _draw_dropout_masks(self, x):
+        """Each Dropout in training draws the whole batch's mask now, node by node as one pass draws them,
+        and each part's replica takes its rows of it: the parts get one pass's masks, and the generators are
+        left where one pass leaves them."""
+        drops = [k for k, (index, _) in enumerate(self.graph.nodes) if draws_masks(self.graph.layers[index])]
+        if not drops:
+            return
+        shapes = self.graph.value_shapes([x.shape[1:]])
+        for k in drops:
+            index, sources = self.graph.nodes[k]
+            keep = self.graph.layers[index].draw_keep((x.shape[0],) + shapes[sources[0]])
+            for runners, rows in zip(self.runners, self.slices):
+                runners[k].drawn_keep = keep[rows]
 
     def _aborting(self, work):
         """``work(k)``, breaking the parts' barrier when it fails, so no other part waits for it forever."""
@@ -275,17 +294,23 @@ def treats_samples_apart(layer):
     return name in PER_SAMPLE or (name in PER_SAMPLE_IN_EVALUATION and not layer.training)
 
 
+def draws_masks(layer):
+    """Whether ``layer`` is a Dropout that draws a mask on its next forward (training, p > 0)."""
+    return type(layer).__name__ == "Dropout" and layer.training and layer.p > 0
+
+
 def shares_batch_statistics(layer):
     """Whether ``layer`` is a BatchNorm2D in training on one process (no MPI ``group_sum``): its statistics
     couple the samples, which the split handles by summing them over the parts (``PartSums``)."""
     return type(layer).__name__ == "BatchNorm2D" and layer.training and layer.group_sum is None
 
 
-def parts_for(layers, x):
+def parts_for(layers, x, backward=True):
     """How many parts to cut the batch ``x`` into (1: run as usual): one per thread, and more where a
     thread's share passes ``MAX_PART`` samples (each thread then runs several parts one after the other),
     but never more than threads when BatchNorm's batch statistics are summed over the parts (they wait for
-    each other)."""
+    each other). ``backward``: a backward pass will follow (then a layer with more than
+    ``MAX_SPLIT_WEIGHT_BYTES`` of weights keeps the batch whole)."""
     if type(x) is not np.ndarray or x.shape[0] < 2:     # checked first: runs on every forward
         return 1
     min_part = min(MIN_PART, -(-MIN_PART_VALUES // max(1, x.size // x.shape[0])))     # samples a part needs
@@ -301,6 +326,9 @@ def parts_for(layers, x):
             return 1
     if coupled:
         parts = threads
-    if any(type(value) is not np.ndarray for layer in layers for value in layer.params.values()):
+    weights = [value for layer in layers for value in layer.params.values()]
+    if any(type(value) is not np.ndarray for value in weights):
+        return 1
+    if backward and max((value.nbytes for value in weights), default=0) > MAX_SPLIT_WEIGHT_BYTES:
         return 1
     return parts

@@ -30,6 +30,7 @@ class Dropout(Layer):
         self._scaled_mask = None
         self._input_shape = None
         self.batch_share = None     # data-parallel training: (this rank's first row, global batch size)
+        self.drawn_keep = None      # a batch split's part: its rows of the batch's mask (replicas.py)
 
     def get_config(self):
         return {"p": self.p} if self.noise_shape is None else {"p": self.p, "noise_shape": list(self.noise_shape)}
@@ -46,17 +47,23 @@ class Dropout(Layer):
             self._scaled_mask = None
             return x
         shape = tuple(x.shape)
+        keep, self.drawn_keep = (self.draw_keep(shape) if self.drawn_keep is None else self.drawn_keep), None
+        scaled = keep.astype(self.dtype) / self.dtype.type(1.0 - self.p)
+        self._scaled_mask, self._input_shape = beside(x, scaled), shape
+        return x * self._scaled_mask
+
+    def draw_keep(self, shape):
+        """The mask of which elements survive, for an input of ``shape`` (N, ...): (N,) + one sample's shape,
+        or + ``noise_shape``; bool, drawn on the host from ``rng`` (a batch split draws the whole batch's
+        before its parts run, so they get one pass's mask)."""
+        shape = tuple(shape)
         if self.noise_shape is not None:
             self.check_input_shape(shape[1:])
         mask = shape[1:] if self.noise_shape is None else self.noise_shape
         if self.batch_share is None:
-            keep = self.rng.random(shape[:1] + mask) >= self.p       # drawn on the host, as in a NumPy run
-        else:                                                        # the global batch's mask, this rank's rows
-            first, total = self.batch_share
-            keep = (self.rng.random((total,) + mask) >= self.p)[first:first + shape[0]]
-        scaled = keep.astype(self.dtype) / self.dtype.type(1.0 - self.p)
-        self._scaled_mask, self._input_shape = beside(x, scaled), shape
-        return x * self._scaled_mask
+            return self.rng.random(shape[:1] + mask) >= self.p
+        first, total = self.batch_share                              # the global batch's mask, this rank's rows
+        return (self.rng.random((total,) + mask) >= self.p)[first:first + shape[0]]
 
     def backward(self, dy):
         dy = as_gradient(dy, self.dtype)
