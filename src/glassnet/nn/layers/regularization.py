@@ -47,7 +47,8 @@ class Dropout(Layer):
             self._scaled_mask = None
             return x
         shape = tuple(x.shape)
-        keep, self.drawn_keep = (self.draw_keep(shape) if self.drawn_keep is None else self.drawn_keep), None
+        keep = self.draw_keep(shape) if self.drawn_keep is None else self.drawn_keep
+        self.drawn_keep = None                                       # a part's rows serve one forward
         scaled = keep.astype(self.dtype) / self.dtype.type(1.0 - self.p)
         self._scaled_mask, self._input_shape = beside(x, scaled), shape
         return x * self._scaled_mask
