@@ -186,16 +186,14 @@ def test_every_per_sample_layer_split_computes_what_one_pass_computes(monkeypatc
         np.testing.assert_allclose(grad, expected_grads[name], rtol=1e-12, atol=1e-14, err_msg=name)
 
 
-def test_batch_norm_in_training_split_over_threads_equals_one_pass_and_pytorch(monkeypatch):
-    """BatchNorm2D's batch statistics summed over the parts (PartSums): the same loss, gradients and running
-    statistics as one pass (float64, 1e-12) and as PyTorch in training mode (1e-10)."""
-    rng = np.random.default_rng(7)
-    x, y = rng.standard_normal((150, 1, 12, 12)), rng.integers(0, 3, 150)
+def resnet_mini_split_equals_one_pass(monkeypatch, x, y, seed):
+    """resnet_mini in training (BatchNorm) on x, one pass and split over two threads: the same loss, dL/dx,
+    gradients and running statistics (float64, 1e-12) -> (dL/dx of the split, [(BatchNorm alone, split)])."""
     results = {}
     for threads in ("1", "2"):
         monkeypatch.setenv("GLASSNET_THREADS", threads)
-        model = gn.presets.build("resnet_mini", (1, 12, 12), 3, seed=1)
-        assert parts_for(model.layers, x) == int(threads)      # two parts of 75: never more than threads
+        model = gn.presets.build("resnet_mini", x.shape[1:], 3, seed=seed)
+        assert parts_for(model.layers, x) == int(threads)      # never more parts than threads
         results[threads] = one_step(model, x, y) + (model,)
     (value_1, dx_1, grads_1, alone), (value_2, dx_2, grads_2, split) = results["1"], results["2"]
     assert value_2 == pytest.approx(value_1, rel=1e-12)
@@ -206,6 +204,15 @@ def test_batch_norm_in_training_split_over_threads_equals_one_pass_and_pytorch(m
     for a, b in norms:                                            # updated once, from the whole batch
         for key in ("running_mean", "running_var"):
             assert_matches(b.buffers[key], a.buffers[key], rtol=1e-12)
+    return dx_2, norms
+
+
+def test_batch_norm_in_training_split_over_threads_equals_one_pass_and_pytorch(monkeypatch):
+    """BatchNorm2D's batch statistics summed over the parts (PartSums): the same loss, gradients and running
+    statistics as one pass (float64, 1e-12) and as PyTorch in training mode (1e-10)."""
+    rng = np.random.default_rng(7)
+    x, y = rng.standard_normal((150, 1, 12, 12)), rng.integers(0, 3, 150)
+    dx_2, norms = resnet_mini_split_equals_one_pass(monkeypatch, x, y, seed=1)      # two parts of 75
     twin = gn.to_torch(gn.presets.build("resnet_mini", (1, 12, 12), 3, seed=1)).train()
     x_t = torch.tensor(x, requires_grad=True)
     torch.nn.functional.cross_entropy(twin(x_t), torch.tensor(y)).backward()
@@ -269,21 +276,7 @@ def test_large_images_with_batch_norm_in_training_split_one_or_two_a_part_equal_
     gradients and running statistics (float64, 1e-12)."""
     rng = np.random.default_rng(9)
     x, y = rng.standard_normal((4, 3, 160, 160)), rng.integers(0, 3, 4)
-    results = {}
-    for threads in ("1", "2"):
-        monkeypatch.setenv("GLASSNET_THREADS", threads)
-        model = gn.presets.build("resnet_mini", (3, 160, 160), 3, seed=2)
-        assert parts_for(model.layers, x) == int(threads)
-        results[threads] = one_step(model, x, y) + (model,)
-    (value_1, dx_1, grads_1, alone), (value_2, dx_2, grads_2, split) = results["1"], results["2"]
-    assert value_2 == pytest.approx(value_1, rel=1e-12)
-    assert_matches(dx_2, dx_1, rtol=1e-12)
-    for name, grad in grads_1.items():
-        assert_matches(grads_2[name], grad, rtol=1e-12)
-    for a, b in zip(alone.layers, split.layers):
-        if isinstance(a, gn.BatchNorm2D):
-            for key in ("running_mean", "running_var"):
-                assert_matches(b.buffers[key], a.buffers[key], rtol=1e-12)
+    resnet_mini_split_equals_one_pass(monkeypatch, x, y, seed=2)
 
 
 @pytest.mark.parametrize("threads", ["1", "2"])               # one pass, and the batch split
